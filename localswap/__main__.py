@@ -1,0 +1,5 @@
+import sys
+
+from localswap.cli import main
+
+sys.exit(main())

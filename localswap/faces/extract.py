@@ -1,0 +1,331 @@
+"""Extraction: videos and photos in, a faceset of aligned faces out.
+
+detect -> 68 landmarks -> similarity transform to the mean face -> aligned crop -> filters
+(size, sharpness, one person per frame) -> PNG + faceset.json entry. Re-running on the same
+folder skips frames already extracted.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from localswap import media
+from localswap.errors import NoFacesError, UserError
+from localswap.faces.align import transform_matrix, transform_points, warp_face
+from localswap.faces.detect import Detection, make_backend
+from localswap.faces.faceset import Faceset, FaceEntry, yaw_bin
+from localswap.faces.landmarks import estimate_pose, face_hull
+from localswap.progress import Progress, no_progress
+from localswap.settings import ExtractSettings
+
+SAVE_SECONDS = 20.0  # index saves this often, so a crash loses little
+
+
+@dataclass
+class ExtractSummary:
+    out: str
+    frames_read: int = 0
+    faces_kept: int = 0
+    faces_total: int = 0                   # in the faceset after this run
+    frames_skipped: int = 0                # already extracted on an earlier run
+    multi_face_frames: int = 0
+    rejected: dict = field(default_factory=dict)
+    yaw: dict = field(default_factory=lambda: {"frontal": 0, "three_quarter": 0, "profile": 0})
+    seconds: float = 0.0
+
+    @property
+    def fps(self) -> float:
+        return self.frames_read / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "fps": round(self.fps, 2)}
+
+    def report(self) -> str:
+        rej = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(self.rejected.items())
+                        if v) or "none"
+        yaw = ", ".join(f"{k.replace('_', '-')} {v}" for k, v in self.yaw.items())
+        return (f"faceset {self.out}: kept {self.faces_kept} faces from {self.frames_read} frames "
+                f"({self.faces_total} in the faceset)\n"
+                f"rejected: {rej}\n"
+                f"frames with several faces: {self.multi_face_frames} (kept the main person)\n"
+                f"poses: {yaw}\n"
+                f"time: {self.seconds:.1f} s, {self.fps:.1f} frames/s"
+                + (f"\nskipped {self.frames_skipped} frames extracted earlier"
+                   if self.frames_skipped else ""))
+
+
+SHARPNESS_SIZE = 128  # sharpness is measured on a crop of this size, whatever --size is
+
+
+def sharpness(frame: np.ndarray, mat: np.ndarray, size: int, landmarks: np.ndarray,
+              crop: np.ndarray | None = None) -> float:
+    """Variance of the Laplacian inside the face hull of a 128 px aligned crop.
+
+    `mat`, `size` and `landmarks` describe the real crop; rescaling them keeps the score
+    independent of the crop size the user picked. Measured on H.264 video: a sharp 100 px
+    face scores 400-600, a 50 px face 140-280; blurred by a Gaussian of sigma 2 about 50,
+    of sigma 3 about 20.
+    """
+    k = SHARPNESS_SIZE / size
+    if crop is not None and size >= SHARPNESS_SIZE:
+        small = cv2.resize(crop, (SHARPNESS_SIZE, SHARPNESS_SIZE), interpolation=cv2.INTER_AREA)
+    else:
+        small = warp_face(frame, mat * k, SHARPNESS_SIZE)
+    gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    mask = np.zeros(gray.shape, np.uint8)
+    cv2.fillConvexPoly(mask, np.round(face_hull(landmarks * k)).astype(np.int32), 1)
+    sel = cv2.Laplacian(gray, cv2.CV_32F)[mask > 0]
+    return float(sel.var()) if sel.size > 16 else 0.0
+
+
+def face_width(landmarks: np.ndarray) -> float:
+    """Face size in pixels: the jaw's ear-to-ear span, steadier than a box under rotation."""
+    return float(np.linalg.norm(landmarks[16] - landmarks[0]))
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+class _Tracks:
+    """Greedy IoU tracking: which detections are the same person from frame to frame."""
+
+    def __init__(self):
+        self.last: dict[int, np.ndarray] = {}
+        self.count: Counter = Counter()
+
+    def assign(self, dets: list[Detection]) -> list[int]:
+        ids, taken = [], set()
+        for d in dets:
+            best, best_iou = None, 0.3
+            for tid, box in self.last.items():
+                iou = _iou(d.bbox, box)
+                if tid not in taken and iou > best_iou:
+                    best, best_iou = tid, iou
+            if best is None:
+                best = max([0, *self.last.keys()]) + 1
+            taken.add(best)
+            self.last[best] = d.bbox
+            self.count[best] += 1
+            ids.append(best)
+        return ids
+
+
+def _source_tag(path: Path) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", path.stem)[:32] or "src"
+    return f"{stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:6]}"
+
+
+def collect_inputs(inputs: list[str | Path]) -> list[tuple[Path, media.MediaInfo | None]]:
+    """(path, MediaInfo for videos / None for images) for every input, checked readable
+    before anything is written."""
+    out: list[tuple[Path, media.MediaInfo | None]] = []
+    for raw in inputs:
+        p = Path(raw).expanduser().absolute()
+        if p.is_dir():
+            imgs = sorted(q for q in p.rglob("*") if q.is_file() and media.is_image(q))
+            if not imgs:
+                raise UserError(f"{p}: the folder has no images (jpg, png, bmp, webp, tif)")
+            out += [(q, None) for q in imgs]
+        elif media.is_video(p):
+            out.append((p, media.probe(p)))  # a UserError naming the file if unreadable
+        elif media.is_image(p):
+            if not p.is_file():
+                raise UserError(f"{p}: file not found")
+            out.append((p, None))
+        elif not p.exists():
+            raise UserError(f"{p}: file not found")
+        else:
+            raise UserError(f"{p.name}: not a supported video (mp4, mov, mkv, webm, avi) or "
+                            "image (jpg, png, bmp, webp, tif)")
+    return out
+
+
+class _Extractor:
+    def __init__(self, faceset: Faceset, settings: ExtractSettings, summary: ExtractSummary):
+        self.fs, self.s, self.summary = faceset, settings, summary
+        self.rejected: Counter = Counter()
+        self.writer = ThreadPoolExecutor(max_workers=2)  # PNG encoding overlaps detection
+        self.pending = []
+        self.last_save = time.monotonic()
+
+    def make_entry(self, frame: np.ndarray, det: Detection, source: Path, index: int,
+                   timestamp: float, track: int, k: int) -> tuple[FaceEntry, np.ndarray] | None:
+        s = self.s
+        width = face_width(det.landmarks)
+        if width < s.min_face:
+            self.rejected["too_small"] += 1
+            return None
+        mat = transform_matrix(det.landmarks, s.size, s.face_type)
+        crop = warp_face(frame, mat, s.size)
+        lm = transform_points(det.landmarks, mat)
+        blur = sharpness(frame, mat, s.size, lm, crop)
+        if blur < s.blur_threshold:
+            self.rejected["blurry"] += 1
+            return None
+        h, w = frame.shape[:2]
+        yaw, pitch, roll = estimate_pose(det.landmarks, w, h)
+        name = f"{_source_tag(source)}_{index:06d}_{k}.png"
+        entry = FaceEntry(
+            image=name, source=str(source), frame=index, timestamp=round(timestamp, 4),
+            bbox=[round(float(v), 2) for v in det.bbox], landmarks=np.round(lm, 2).tolist(),
+            yaw=round(yaw, 2), pitch=round(pitch, 2), roll=round(roll, 2), blur=round(blur, 2),
+            face_size=round(width, 2), transform=np.round(mat, 6).tolist(),
+            score=round(det.score, 4), track=track)
+        return entry, crop
+
+    def keep(self, entry: FaceEntry, crop: np.ndarray) -> None:
+        self.pending.append(self.writer.submit(media.write_image, self.fs.image_path(entry), crop))
+        self.fs.add(entry)
+        self.summary.faces_kept += 1
+        if time.monotonic() - self.last_save > SAVE_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        for fut in self.pending:
+            fut.result()  # surfaces write errors (disk full) before the index names the files
+        self.pending.clear()
+        self.fs.save()
+        self.last_save = time.monotonic()
+
+    def video(self, path: Path, info: media.MediaInfo, backend, progress: Progress, done: int,
+              total: int) -> int:
+        backend.reset()
+        tracks = _Tracks()
+        multi: list[list[FaceEntry]] = []   # frames where several faces were kept
+        s = self.s
+        for n, (index, ts, frame) in enumerate(media.read_frames(path, every=s.every, info=info)):
+            if s.max_frames and n >= s.max_frames:
+                break
+            self.summary.frames_read += 1
+            done += 1
+            if self.fs.has(str(path), index):
+                self.summary.frames_skipped += 1
+            else:
+                dets = backend.detect(frame)
+                if not dets:
+                    self.rejected["no_face"] += 1
+                if len(dets) > 1:
+                    self.summary.multi_face_frames += 1
+                kept = []
+                for k, (det, tid) in enumerate(zip(dets, tracks.assign(dets))):
+                    made = self.make_entry(frame, det, path, index, ts, tid, k)
+                    if made:
+                        self.keep(*made)
+                        kept.append(made[0])
+                if len(kept) > 1:
+                    multi.append(kept)
+            if done % 5 == 0 or done == total:
+                progress(done, total, f"{path.name}: {self.summary.faces_kept} faces")
+        self.one_person(multi, tracks)
+        return done
+
+    def one_person(self, multi: list[list[FaceEntry]], tracks: _Tracks) -> None:
+        """In frames with several faces keep the main person's: the longest track."""
+        if not multi:
+            return
+        self.flush()
+        main = tracks.count.most_common(1)[0][0]
+        for faces in multi:
+            keep = next((f for f in faces if f.track == main),
+                        max(faces, key=lambda f: f.face_size))
+            for f in faces:
+                if f is not keep:
+                    self.fs.remove(f)
+                    self.summary.faces_kept -= 1
+                    self.rejected["other_person"] += 1
+
+    def image(self, path: Path, backend) -> None:
+        self.summary.frames_read += 1
+        if self.fs.has(str(path), 0):
+            self.summary.frames_skipped += 1
+            return
+        try:
+            frame = media.read_image(path)
+        except UserError:
+            self.rejected["unreadable"] += 1
+            return
+        backend.reset()
+        dets = backend.detect(frame)
+        if not dets:
+            self.rejected["no_face"] += 1
+            return
+        if len(dets) > 1:
+            self.summary.multi_face_frames += 1
+            self.rejected["other_person"] += len(dets) - 1
+        det = max(dets, key=lambda d: face_width(d.landmarks))
+        made = self.make_entry(frame, det, path, 0, 0.0, 0, 0)
+        if made:
+            self.keep(*made)
+
+
+def extract(inputs: list[str | Path], out: str | Path, settings: ExtractSettings | None = None,
+            progress: Progress = no_progress) -> ExtractSummary:
+    """Extract faces from `inputs` into the faceset folder `out`; see module doc."""
+    settings = (settings or ExtractSettings()).validate()
+    started = time.perf_counter()
+    items = collect_inputs(inputs)
+    out = Path(out)
+    created = not out.exists()
+    fs = Faceset.open_or_create(out, settings.face_type, settings.size)
+    summary = ExtractSummary(out=str(out))
+    ex = _Extractor(fs, settings, summary)
+    total = 0
+    for _, info in items:
+        n = -(-info.frames // settings.every) if info else 1
+        total += min(n, settings.max_frames) if info and settings.max_frames else n
+    video_backend = image_backend = None
+    done = 0
+    try:
+        for p, info in items:
+            if info is not None:
+                video_backend = video_backend or make_backend(
+                    settings.detector, video=True, min_confidence=settings.min_confidence,
+                    device=settings.device)
+                done = ex.video(p, info, video_backend, progress, done, total)
+            else:
+                image_backend = image_backend or make_backend(
+                    settings.detector, video=False, min_confidence=settings.min_confidence,
+                    device=settings.device)
+                ex.image(p, image_backend)
+                done += 1
+                progress(done, total, f"{p.name}: {summary.faces_kept} faces")
+        ex.flush()
+    except BaseException:
+        ex.writer.shutdown(wait=True)
+        if created and not fs.faces:
+            shutil.rmtree(out, ignore_errors=True)
+        else:
+            fs.save()
+        raise
+    finally:
+        for b in (video_backend, image_backend):
+            if b is not None:
+                b.close()
+    ex.writer.shutdown(wait=True)
+    summary.rejected = dict(ex.rejected)
+    summary.faces_total = len(fs)
+    for f in fs.faces:
+        summary.yaw[yaw_bin(f.yaw)] += 1
+    summary.seconds = time.perf_counter() - started
+    if not fs.faces:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise NoFacesError(
+            f"no usable face found in {summary.frames_read} frames ({summary.report().splitlines()[1]}): "
+            "upload a video or photos where one face is clearly visible, lit and at least "
+            f"{settings.min_face} px wide")
+    return summary

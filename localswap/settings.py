@@ -1,0 +1,98 @@
+"""Settings dataclasses: one source for CLI flags, UI widgets and validation.
+
+Each field is declared with `option(...)`, which records its help text, allowed choices and
+numeric range. The CLI builds argparse flags from them, the UI builds widgets from them, and
+`validate()` checks a filled-in instance before any stage runs.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from localswap.errors import UserError
+
+FACE_TYPES = ("face", "whole_face", "head")
+DETECTORS = ("mediapipe", "facexlib")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def option(default: Any, help: str, *, choices: tuple | None = None, low: float | None = None,
+           high: float | None = None, cli: bool = True) -> Any:
+    """A dataclass field with the metadata the CLI, UI and validation read."""
+    meta = {"help": help, "choices": choices, "low": low, "high": high, "cli": cli}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+class SettingsBase:
+    """Mixin: validation and argparse glue shared by every settings dataclass."""
+
+    def validate(self) -> "SettingsBase":
+        for f in fields(self):
+            value = getattr(self, f.name)
+            meta = f.metadata
+            if value is None:
+                continue
+            if meta.get("choices") and value not in meta["choices"]:
+                raise UserError(f"{f.name} must be one of {', '.join(map(str, meta['choices']))}, "
+                                f"not {value!r}")
+            if meta.get("low") is not None and value < meta["low"]:
+                raise UserError(f"{f.name} must be at least {meta['low']}, not {value}")
+            if meta.get("high") is not None and value > meta["high"]:
+                raise UserError(f"{f.name} must be at most {meta['high']}, not {value}")
+        return self
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+        for f in fields(cls):
+            if f.name in skip or not f.metadata.get("cli", True):
+                continue
+            flag = "--" + f.name.replace("_", "-")
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            kwargs: dict[str, Any] = {"dest": f.name, "default": None,
+                                      "help": f"{f.metadata['help']} (default: {default})"}
+            if isinstance(default, bool):
+                parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+                continue
+            if f.metadata.get("choices"):
+                kwargs["choices"] = f.metadata["choices"]
+            if isinstance(default, (int, float)) and not isinstance(default, bool):
+                kwargs["type"] = type(default)
+            elif f.type in ("int | None", "Optional[int]"):
+                kwargs["type"] = int
+            elif f.type in ("float | None", "Optional[float]"):
+                kwargs["type"] = float
+            parser.add_argument(flag, **kwargs)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, **overrides: Any):
+        """Build from parsed args; flags the user did not give keep the dataclass default."""
+        values = {f.name: getattr(args, f.name) for f in fields(cls)
+                  if getattr(args, f.name, None) is not None}
+        values.update(overrides)
+        return cls(**values).validate()
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class ExtractSettings(SettingsBase):
+    size: int = option(256, "side of the aligned face crop in pixels", low=32, high=1024)
+    face_type: str = option("whole_face", "how much of the head the crop covers",
+                            choices=FACE_TYPES)
+    detector: str = option("mediapipe", "face detector backend", choices=DETECTORS)
+    every: int = option(1, "use every Nth video frame", low=1, high=10_000)
+    min_face: int = option(48, "reject faces smaller than this many pixels across", low=8,
+                           high=4096)
+    blur_threshold: float = option(
+        30.0, "reject faces whose sharpness (Laplacian variance of a 128 px crop: sharp faces "
+        "score 150-600, a Gaussian blur of 3 px about 20) is below this; 0 keeps all",
+        low=0.0, high=100_000.0)
+    min_confidence: float = option(0.5, "detector confidence needed to accept a face",
+                                   low=0.05, high=0.99)
+    max_frames: int = option(0, "stop after this many frames per video (0 = all)", low=0)
+    device: str = option("auto", "device for backends that use torch", choices=DEVICES)

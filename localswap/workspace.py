@@ -1,0 +1,81 @@
+"""The on-disk layout of user data, and the only place user-given names become paths.
+
+    workspace/
+      facesets/<name>/     aligned crops + faceset.json
+      models/<name>/       model.safetensors, optimizer.safetensors, manifest.json, previews/
+      uploads/             uploaded media under generated names
+      outputs/             rendered videos and photos
+      localswap.db         jobs (SQLite, WAL)
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from localswap.errors import UserError
+
+KINDS = ("facesets", "models", "uploads", "outputs")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
+
+
+def check_name(name: str) -> str:
+    """Return `name` if it is safe as a single path component, else raise UserError."""
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name or name != name.strip():
+        raise UserError(f"invalid name {name!r}: use 1-64 letters, digits, spaces, '_', '-' or "
+                        "'.', starting with a letter or digit")
+    return name
+
+
+def inside(root: Path, path: Path) -> bool:
+    """True if `path` (symlinks resolved) lies within `root`."""
+    try:
+        Path(os.path.realpath(path)).relative_to(os.path.realpath(root))
+        return True
+    except ValueError:
+        return False
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same folder, fsync, then rename: never a half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=1).encode())
+
+
+class Workspace:
+    def __init__(self, root: str | os.PathLike = "workspace"):
+        self.root = Path(root).absolute()
+        for kind in KINDS:
+            (self.root / kind).mkdir(parents=True, exist_ok=True)
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / "localswap.db"
+
+    def path(self, kind: str, name: str) -> Path:
+        """The folder or file for a user-named item of `kind`, checked to stay inside."""
+        if kind not in KINDS:
+            raise ValueError(kind)
+        p = self.root / kind / check_name(name)
+        if not inside(self.root / kind, p):
+            raise UserError(f"{name!r} points outside the workspace")
+        return p
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(p.name for p in (self.root / kind).iterdir() if not p.name.startswith("."))
