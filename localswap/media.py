@@ -6,9 +6,11 @@ through pipes: nothing is written to disk frame by frame.
 from __future__ import annotations
 
 import os
+import queue
 import re
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -106,6 +108,54 @@ def read_frames(path: str | os.PathLike, every: int = 1, start: float | None = N
         raise UserError(f"{Path(path).name}: the video could not be decoded ({exc})") from exc
     finally:
         gen.close()
+
+
+def prefetch(items: Iterator, depth: int = 8) -> Iterator:
+    """Iterate `items` in a background thread, `depth` ahead.
+
+    A frame is far bigger than a pipe's buffer, so without this ffmpeg sits idle while the
+    caller works on a frame; with it, decoding overlaps the caller's work.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def pump() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    break
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put(exc)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None and stop.is_set():
+                close()
+
+    thread = threading.Thread(target=pump, daemon=True, name="prefetch")
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

@@ -207,7 +207,8 @@ class _Extractor:
         tracks = _Tracks()
         multi: list[list[FaceEntry]] = []   # frames where several faces were kept
         s = self.s
-        for n, (index, ts, frame) in enumerate(media.read_frames(path, every=s.every, info=info)):
+        for n, (index, ts, frame) in enumerate(
+                media.prefetch(media.read_frames(path, every=s.every, info=info))):
             if s.max_frames and n >= s.max_frames:
                 break
             self.summary.frames_read += 1

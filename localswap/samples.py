@@ -1,0 +1,88 @@
+"""Sample media built from face photos that ship inside installed packages (public domain:
+scikit-image's astronaut, matplotlib's Grace Hopper), for tests and `localswap bench`.
+
+Videos are encoded by the bundled ffmpeg straight from numpy frames, independently of
+localswap.media's writer, with smooth head motion (rotation, scale, shift, a perspective squeeze that
+reads as a turn of the head), lighting drift and a sine-tone audio track.
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+
+
+def astronaut() -> np.ndarray:
+    from skimage import data
+    return data.astronaut()
+
+
+def grace_hopper() -> np.ndarray:
+    import matplotlib.cbook as cbook
+    with cbook.get_sample_data("grace_hopper.jpg") as fh:
+        buf = np.frombuffer(fh.read(), np.uint8)
+    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def no_face() -> np.ndarray:
+    from skimage import data
+    return data.coffee()
+
+
+# Face centres (x, y) in the source photos, used as the centre of motion.
+FACE_CENTRES = {"astronaut": (225, 120), "grace_hopper": (256, 220), "coffee": (300, 200)}
+
+
+def moving_frames(photo: np.ndarray, centre: tuple[float, float], n: int, size=(480, 360),
+                  zoom: float = 1.0, seed: int = 0) -> list[np.ndarray]:
+    """`n` frames of `photo` moving smoothly around `centre`, rendered at `size` (w, h)."""
+    w, h = size
+    frames = []
+    for i in range(n):
+        t = i / max(n - 1, 1)
+        angle = 8 * np.sin(2 * np.pi * t + seed)
+        scale = zoom * (1 + 0.08 * np.sin(4 * np.pi * t))
+        dx, dy = 20 * np.sin(2 * np.pi * t + 1), 10 * np.cos(2 * np.pi * t)
+        m = cv2.getRotationMatrix2D(centre, angle, scale)
+        m[:, 2] += np.array([w / 2 - centre[0] + dx, h / 2 - centre[1] + dy])
+        frame = cv2.warpAffine(photo, m, (w, h), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+        # A horizontal squeeze of one side: reads as a small turn of the head.
+        squeeze = 0.06 * np.sin(2 * np.pi * t)
+        src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+        dst = np.float32([[0, h * squeeze], [w, -h * squeeze], [w, h + h * squeeze],
+                          [0, h - h * squeeze]])
+        frame = cv2.warpPerspective(frame, cv2.getPerspectiveTransform(src, dst), (w, h),
+                                    borderMode=cv2.BORDER_REPLICATE)
+        gain = 1 + 0.12 * np.sin(2 * np.pi * t * 1.5)
+        frames.append(np.clip(frame.astype(np.float32) * gain, 0, 255).astype(np.uint8))
+    return frames
+
+
+def encode(path: Path, frames: list[np.ndarray], fps: float = 24, audio: bool = True) -> Path:
+    h, w = frames[0].shape[:2]
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+           "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps), "-i", "-"]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration="
+                f"{len(frames) / fps:.3f}", "-c:a", "aac", "-b:a", "64k"]
+    cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p",
+            "-shortest", str(path)]
+    subprocess.run(cmd, input=b"".join(np.ascontiguousarray(f).tobytes() for f in frames),
+                   check=True)
+    return path
+
+
+def two_faces_frames(n: int, size=(480, 360)) -> list[np.ndarray]:
+    """The astronaut moving (main person) with a smaller, still Grace Hopper inset."""
+    main = moving_frames(astronaut(), FACE_CENTRES["astronaut"], n, size)
+    inset = cv2.resize(grace_hopper()[60:380, 96:416], (150, 150), interpolation=cv2.INTER_AREA)
+    out = []
+    for f in main:
+        f = f.copy()
+        f[10:160, size[0] - 160:size[0] - 10] = inset
+        out.append(f)
+    return out
