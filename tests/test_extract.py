@@ -143,3 +143,18 @@ def test_settings_validation():
         ExtractSettings(face_type="torso").validate()
     with pytest.raises(UserError, match="every"):
         ExtractSettings(every=0).validate()
+
+
+def test_pose_estimate_signs():
+    from localswap.faces.landmarks import estimate_pose
+    from localswap.faces.mediapipe_backend import MediaPipeBackend
+    backend = MediaPipeBackend()
+    photo = mb.astronaut()
+    lm = backend.detect(photo)[0].landmarks
+    yaw, pitch, _ = estimate_pose(lm, 512, 512)
+    assert abs(yaw) < 10 and abs(pitch) < 10          # a frontal portrait
+    turned = lm.copy()
+    turned[27:36, 0] += 8                              # nose towards the image's right
+    assert estimate_pose(turned, 512, 512)[0] > yaw + 4
+    mirrored = backend.detect(np.ascontiguousarray(photo[:, ::-1]))[0].landmarks
+    assert np.sign(estimate_pose(mirrored, 512, 512)[0]) != np.sign(yaw) or abs(yaw) < 2

@@ -68,14 +68,20 @@ MEAN_FACE = np.array([
 MEAN_FACE_FIRST = 17
 
 # A generic 3D head (mm, y up, z towards the camera) for six stable points, for pose estimates.
+# x/y of eyes and mouth follow MEAN_FACE's proportions (117.5 mm per unit); the chin's depth
+# was set so that two frontal photos (astronaut, Grace Hopper) read as |pitch| < 2 degrees.
 _POSE_IDX = [30, 8, 36, 45, 48, 54]
 _POSE_3D = np.array([
-    [0.0, 0.0, 0.0], [0.0, -63.6, -12.5], [-43.3, 32.7, -26.0], [43.3, 32.7, -26.0],
-    [-28.9, -28.9, -24.1], [28.9, -28.9, -24.1]], np.float64)
+    [0.0, 0.0, 0.0], [0.0, -70.0, -20.0], [-43.3, 35.2, -26.0], [43.3, 35.2, -26.0],
+    [-27.7, -31.1, -24.1], [27.7, -31.1, -24.1]], np.float64)
 
 
 def estimate_pose(landmarks: np.ndarray, width: int, height: int) -> tuple[float, float, float]:
-    """Yaw, pitch, roll in degrees from 68 image-space points (a pinhole camera guess)."""
+    """Yaw, pitch, roll in degrees from 68 image-space points (a pinhole camera guess).
+
+    Yaw > 0: the face turns towards the image's right; pitch > 0: it looks down. A rough
+    estimate (six points, a generic head): good for frontal / three-quarter / profile bins.
+    """
     pts = np.asarray(landmarks, np.float64)[_POSE_IDX]
     f = float(max(width, height))
     cam = np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], np.float64)
@@ -87,7 +93,7 @@ def estimate_pose(landmarks: np.ndarray, width: int, height: int) -> tuple[float
     rot, _ = cv2.Rodrigues(rvec)
     sy = np.hypot(rot[0, 0], rot[1, 0])
     pitch = np.degrees(np.arctan2(rot[2, 1], rot[2, 2]))
-    yaw = np.degrees(np.arctan2(-rot[2, 0], sy))
+    yaw = -np.degrees(np.arctan2(-rot[2, 0], sy))
     roll = np.degrees(np.arctan2(rot[1, 0], rot[0, 0]))
     pitch = (pitch + 180) % 360 - 180
     if pitch > 90:
