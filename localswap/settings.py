@@ -96,3 +96,41 @@ class ExtractSettings(SettingsBase):
                                    low=0.05, high=0.99)
     max_frames: int = option(0, "stop after this many frames per video (0 = all)", low=0)
     device: str = option("auto", "device for backends that use torch", choices=DEVICES)
+
+
+@dataclass
+class ConvertSettings(SettingsBase):
+    color: str = option("rct", "colour transfer to the original face: rct (Lab mean and "
+                        "deviation), lct (full colour covariance), hist, none",
+                        choices=("rct", "lct", "hist", "none"))
+    blend: str = option("feather", "feather (alpha blend with a soft mask) or poisson "
+                        "(seamless cloning, slower)", choices=("feather", "poisson"))
+    mask: str = option("both", "where the new face goes: the landmark hull, the model's "
+                       "learned mask, or both (their intersection)",
+                       choices=("hull", "learned", "both"))
+    erode: int | None = option(None, "shrink the mask by this many pixels (negative grows "
+                               "it); unset = 3 percent of the face width", low=-200, high=200)
+    blur: int | None = option(None, "feather the mask edge over this many pixels; unset = "
+                              "6 percent of the face width", low=0, high=400)
+    smooth: float = option(0.5, "temporal landmark smoothing, 0 (off) to 1 (steadiest)",
+                           low=0.0, high=1.0)
+    fill_gap: int = option(6, "fill a face missed for up to this many frames from its track",
+                           low=0, high=60)
+    faces: str = option("all", "swap every face or only the largest in each frame",
+                        choices=("all", "largest"))
+    start: float | None = option(None, "start at this many seconds into the video", low=0.0)
+    end: float | None = option(None, "stop at this many seconds into the video", low=0.0)
+    batch: int = option(8, "faces per model call", low=1, high=512)
+    label: bool = option(False, "draw a small visible 'AI-generated' label on the output")
+    crf: int = option(18, "H.264 quality: lower is better and bigger (17-23 is typical)",
+                      low=0, high=51)
+    detector: str = option("mediapipe", "face detector backend", choices=DETECTORS)
+    min_confidence: float = option(0.5, "detector confidence needed to accept a face",
+                                   low=0.05, high=0.99)
+    device: str = option("auto", "device the model runs on", choices=DEVICES)
+
+    def validate(self) -> "ConvertSettings":
+        super().validate()
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise UserError(f"end ({self.end} s) must come after start ({self.start} s)")
+        return self

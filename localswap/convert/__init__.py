@@ -1,0 +1,1 @@
+"""Conversion: render a video or photo with the model's swapped face (see convert.py)."""

@@ -1,0 +1,119 @@
+"""Paste a swapped face back into its frame: colour transfer in the crop, then the inverse
+transform into a region of the frame around the face, masked and blended there.
+
+`feather` is a straight alpha blend with the feathered mask. `poisson` first runs OpenCV's
+seamless cloning (gradient-domain: the face takes the frame's tones along the seam), then
+feathers that result in; it is slower and falls back to `feather` where OpenCV refuses.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from localswap.convert import color, mask as masks
+from localswap.faces.align import invert, transform_points
+
+BLENDS = ("feather", "poisson")
+
+
+@dataclass
+class Look:
+    """How a face is put back (the blending part of ConvertSettings)."""
+    color: str = "rct"
+    blend: str = "feather"
+    mask: str = "both"
+    erode: int | None = None    # px; None = auto from the face width
+    blur: int | None = None
+
+
+def face_width(landmarks: np.ndarray) -> float:
+    return float(np.linalg.norm(landmarks[16] - landmarks[0]))
+
+
+def _roi(inv: np.ndarray, size: int, frame_shape, margin: int) -> tuple[int, int, int, int]:
+    corners = transform_points(np.array([[0, 0], [size, 0], [size, size], [0, size]]), inv)
+    h, w = frame_shape[:2]
+    x0, y0 = np.floor(corners.min(0)).astype(int) - margin
+    x1, y1 = np.ceil(corners.max(0)).astype(int) + margin
+    return max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+
+
+def paste(frame: np.ndarray, crop: np.ndarray, swapped: np.ndarray,
+          learned: np.ndarray | None, landmarks: np.ndarray, mat: np.ndarray,
+          look: Look) -> tuple[int, int, np.ndarray] | None:
+    """Blend `swapped` (the model's RGB uint8 crop for aligned `crop`) into `frame` in place.
+
+    `landmarks` are in frame pixels, `mat` takes the frame to the crop, `learned` is the
+    model's mask for the crop (float 0..1) or None. Returns (x0, y0, alpha): the blend mask
+    of the region pasted at x0, y0; None if the face lies outside the frame.
+    """
+    size = crop.shape[0]
+    lm_crop = transform_points(landmarks, mat)
+    if look.color != "none":
+        swapped = color.transfer(look.color, swapped, crop, masks.hull_mask(lm_crop, size, size))
+    fw = face_width(landmarks)
+    erode, blur = masks.auto_sizes(fw)
+    erode = erode if look.erode is None else look.erode
+    blur = blur if look.blur is None else look.blur
+    inv = invert(mat)
+    x0, y0, x1, y1 = _roi(inv, size, frame.shape, max(0, -erode) + blur + 2)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    w, h = x1 - x0, y1 - y0
+    to_roi = inv.copy()
+    to_roi[:, 2] -= (x0, y0)
+    face = cv2.warpAffine(swapped, to_roi, (w, h), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+    hull = masks.hull_mask(landmarks - np.float32([x0, y0]), w, h) \
+        if look.mask != "learned" or learned is None else None
+    warped = None
+    if learned is not None and look.mask != "hull":
+        warped = cv2.warpAffine(np.ascontiguousarray(learned, np.float32), to_roi, (w, h),
+                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    alpha = masks.refine(masks.combine(look.mask, hull, warped), erode, blur)
+    region = frame[y0:y1, x0:x1]
+    if look.blend == "poisson":
+        face = _seamless(face, region, alpha)
+    a = alpha[..., None]
+    out = region.astype(np.float32) * (1 - a) + face.astype(np.float32) * a
+    frame[y0:y1, x0:x1] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    return x0, y0, alpha
+
+
+def _seamless(face: np.ndarray, region: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Poisson-blended face over the region, or `face` unchanged if OpenCV refuses."""
+    binary = (alpha > 0.5).astype(np.uint8) * 255
+    if binary.sum() == 0:
+        return face
+    pad = 4   # the clone mask must not touch the image border
+    src = cv2.copyMakeBorder(face, pad, pad, pad, pad, cv2.BORDER_REFLECT101)
+    dst = cv2.copyMakeBorder(region, pad, pad, pad, pad, cv2.BORDER_REFLECT101)
+    m = cv2.copyMakeBorder(binary, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    m[:pad + 1], m[-pad - 1:], m[:, :pad + 1], m[:, -pad - 1:] = 0, 0, 0, 0
+    ys, xs = np.nonzero(m)
+    if len(xs) == 0:
+        return face
+    # OpenCV places the mask's bounding box (width = max - min) centred on `center`.
+    cx = int(xs.min() + (xs.max() - xs.min()) // 2)
+    cy = int(ys.min() + (ys.max() - ys.min()) // 2)
+    try:
+        out = cv2.seamlessClone(src, dst, m, (cx, cy), cv2.NORMAL_CLONE)
+    except cv2.error:
+        return face
+    return out[pad:-pad, pad:-pad]
+
+
+def draw_label(frame: np.ndarray, text: str = "AI-generated") -> None:
+    """A small visible label in the bottom-right corner, in place."""
+    h, w = frame.shape[:2]
+    scale = max(0.35, h / 1080 * 0.8)
+    thick = max(1, int(round(scale * 2)))
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    pad = max(3, int(th * 0.4))
+    x1, y1 = w - pad, h - pad
+    x0, y0 = max(0, x1 - tw - 2 * pad), max(0, y1 - th - base - 2 * pad)
+    frame[y0:y1, x0:x1] = (frame[y0:y1, x0:x1].astype(np.uint16) * 2 // 5).astype(np.uint8)
+    cv2.putText(frame, text, (x0 + pad, y1 - pad - base), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (255, 255, 255), thick, cv2.LINE_AA)

@@ -1,0 +1,338 @@
+"""The streaming converter: video A (or photos) + a model -> the same footage with B's face.
+
+Four stages run at once, joined by small bounded queues, so the slowest sets the pace:
+
+    decode (ffmpeg pipe) -> analyse (detect, track + smooth, align) -> model (batches of
+    faces) -> compose + encode (mask, colour, blend, paste back; ffmpeg pipe), on the caller's
+    thread
+
+No frame touches the disk. Frames without a face are written as decoded. The output is
+written to a temp file and renamed at the end; a failure or a cancel leaves nothing.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from localswap import __version__, media
+from localswap.convert.blend import Look, draw_label, face_width, paste
+from localswap.convert.smooth import FaceTracker
+from localswap.convert.swapper import Swapper
+from localswap.errors import UserError
+from localswap.faces.align import transform_matrix, warp_face
+from localswap.faces.detect import make_backend
+from localswap.progress import Progress, no_progress
+from localswap.settings import ConvertSettings
+
+QUEUE_DEPTH = 8
+MIN_FACE = 12          # px across; smaller detections are left alone
+STAGES = ("decode", "detect", "align", "model", "compose", "encode")
+
+
+class Cancelled(UserError):
+    """The caller asked the conversion to stop; nothing was written."""
+
+
+@dataclass
+class ConvertResult:
+    out: str
+    model: str = ""
+    device: str = ""
+    frames: int = 0
+    frames_with_faces: int = 0
+    faces: int = 0
+    filled: int = 0                 # faces filled in across detection gaps
+    seconds: float = 0.0
+    stages: dict = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))  # busy seconds
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["fps"] = round(self.fps, 2)
+        d["stages"] = {k: round(v, 3) for k, v in self.stages.items()}
+        return d
+
+    def report(self) -> str:
+        busy = ", ".join(f"{k} {v:.1f} s" for k, v in self.stages.items())
+        return (f"{self.out}: {self.frames} frames, {self.faces} faces swapped in "
+                f"{self.frames_with_faces} frames ({self.filled} filled across gaps)\n"
+                f"model {self.model} on {self.device}; {self.seconds:.1f} s, "
+                f"{self.fps:.1f} frames/s\nbusy time per stage: {busy}")
+
+
+@dataclass
+class _Face:
+    landmarks: np.ndarray       # frame pixels, smoothed
+    mat: np.ndarray             # frame -> crop
+    crop: np.ndarray            # aligned RGB uint8
+    swapped: np.ndarray | None = None
+    learned: np.ndarray | None = None
+
+
+@dataclass
+class _Frame:
+    index: int
+    image: np.ndarray           # read-only decoded frame
+    faces: list[_Face]
+
+
+class _Stop(Exception):
+    """Raised inside a stage when another stage failed or the run was cancelled."""
+
+
+_END = object()
+
+
+def synthetic_tag(swapper: Swapper) -> str:
+    return (f"Synthetic media: faces replaced by localswap {__version__} using model "
+            f"'{swapper.name}' ({swapper.arch}, {swapper.resolution} px)")
+
+
+def _pick(found: list, which: str) -> list[np.ndarray]:
+    lms = [d.landmarks for d in found if face_width(d.landmarks) >= MIN_FACE]
+    if which == "largest" and lms:
+        lms = [max(lms, key=face_width)]
+    return lms
+
+
+def _align(image: np.ndarray, landmarks: list[np.ndarray], swapper: Swapper) -> list[_Face]:
+    faces = []
+    for lm in landmarks:
+        mat = transform_matrix(lm, swapper.resolution, swapper.face_type)
+        faces.append(_Face(lm, mat, warp_face(image, mat, swapper.resolution)))
+    return faces
+
+
+def _run_model(swapper: Swapper, faces: list[_Face], batch: int) -> None:
+    for i in range(0, len(faces), batch):
+        chunk = faces[i:i + batch]
+        rgb, mask = swapper(np.stack([f.crop for f in chunk]))
+        for k, f in enumerate(chunk):
+            f.swapped = rgb[k]
+            f.learned = None if mask is None else mask[k]
+
+
+def _compose(frame: _Frame, look: Look, label: bool) -> np.ndarray:
+    if not frame.faces and not label:
+        return frame.image
+    image = frame.image.copy()
+    for f in frame.faces:
+        paste(image, f.crop, f.swapped, f.learned, f.landmarks, f.mat, look)
+    if label:
+        draw_label(image)
+    return image
+
+
+class _Pipeline:
+    """The worker threads and the queues between them."""
+
+    def __init__(self, cancel: threading.Event | None):
+        self.stop = threading.Event()
+        self.cancel = cancel or threading.Event()
+        self.errors: list[BaseException] = []
+        self.busy = dict.fromkeys(STAGES, 0.0)
+        self.threads: list[threading.Thread] = []
+
+    def put(self, q: queue.Queue, item) -> None:
+        while True:
+            if self.stop.is_set():
+                raise _Stop
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def get(self, q: queue.Queue):
+        while True:
+            if self.stop.is_set():
+                raise _Stop
+            if self.cancel.is_set():
+                raise Cancelled("conversion cancelled")
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+
+    def spawn(self, name: str, target, *args) -> None:
+        def run():
+            try:
+                target(*args)
+            except _Stop:
+                pass
+            except BaseException as exc:  # handed to the caller's thread
+                self.errors.append(exc)
+                self.stop.set()
+        t = threading.Thread(target=run, name=f"convert-{name}", daemon=True)
+        self.threads.append(t)
+        t.start()
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=30)
+
+
+def _decode(p: _Pipeline, path: Path, info: media.MediaInfo, s: ConvertSettings,
+            out: queue.Queue) -> None:
+    frames = media.read_frames(path, start=s.start, end=s.end, info=info)
+    try:
+        while True:
+            t0 = time.perf_counter()
+            item = next(frames, None)
+            p.busy["decode"] += time.perf_counter() - t0
+            if item is None:
+                break
+            p.put(out, item)
+        p.put(out, _END)
+    finally:
+        frames.close()
+
+
+def _analyse(p: _Pipeline, s: ConvertSettings, swapper: Swapper, inp: queue.Queue,
+             out: queue.Queue, tracker: FaceTracker) -> None:
+    backend = make_backend(s.detector, video=True, min_confidence=s.min_confidence,
+                           device=s.device)
+    try:
+        while True:
+            item = p.get(inp)
+            ready = tracker.finish() if item is _END else None
+            if item is not _END:
+                index, ts, image = item
+                t0 = time.perf_counter()
+                found = _pick(backend.detect(image), s.faces)
+                p.busy["detect"] += time.perf_counter() - t0
+                ready = tracker.push(index, ts, image, found)
+            for index, image, tracked in ready:
+                t0 = time.perf_counter()
+                faces = _align(image, [f.landmarks for f in tracked], swapper)
+                p.busy["align"] += time.perf_counter() - t0
+                p.put(out, _Frame(index, image, faces))
+            if item is _END:
+                p.put(out, _END)
+                return
+    finally:
+        backend.close()
+
+
+def _model(p: _Pipeline, swapper: Swapper, batch: int, inp: queue.Queue,
+           out: queue.Queue) -> None:
+    while True:
+        frames, ended = [p.get(inp)], False
+        if frames[0] is _END:
+            p.put(out, _END)
+            return
+        # Take whatever else is already waiting, up to a batch: full batches when the model
+        # is the bottleneck, no waiting when it is not.
+        while sum(len(f.faces) for f in frames) < batch:
+            try:
+                nxt = inp.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is _END:
+                ended = True
+                break
+            frames.append(nxt)
+        faces = [face for f in frames for face in f.faces]
+        if faces:
+            t0 = time.perf_counter()
+            _run_model(swapper, faces, batch)
+            p.busy["model"] += time.perf_counter() - t0
+        for f in frames:
+            p.put(out, f)
+        if ended:
+            p.put(out, _END)
+            return
+
+
+def _check_paths(inp: Path, out: Path, video: bool) -> None:
+    if out.resolve() == inp.resolve():
+        raise UserError(f"{out}: the output would overwrite the input; pick another name")
+    if video and out.suffix.lower() not in (".mp4", ".m4v", ".mov"):
+        raise UserError(f"{out.name}: a video is written as H.264 mp4; name it .mp4")
+    if not video and not media.is_image(out):
+        raise UserError(f"{out.name}: a photo is written as an image; name it .png or .jpg")
+
+
+def convert(input: str | Path, model: str | Path | Swapper, out: str | Path,
+            settings: ConvertSettings | None = None, progress: Progress = no_progress,
+            cancel: threading.Event | None = None) -> ConvertResult:
+    """Render `input` (a video, a photo or a folder of photos) with the model's swapped face
+    into `out` (an .mp4, an image, or a folder for a folder). Set `cancel` to stop early."""
+    s = (settings or ConvertSettings()).validate()
+    input, out = Path(input), Path(out)
+    if not input.exists():
+        raise UserError(f"{input}: file not found")
+    if not input.is_dir() and not media.is_video(input) and not media.is_image(input):
+        raise UserError(f"{input.name}: not a supported video (mp4, mov, mkv, webm, avi) or "
+                        "image (jpg, png, bmp, webp, tif)")
+    swapper = model if isinstance(model, Swapper) else Swapper(model, s.device)
+    if input.is_dir() or media.is_image(input):
+        from localswap.convert.photos import convert_photos
+        return convert_photos(input, swapper, out, s, progress, cancel)
+    _check_paths(input, out, video=True)
+    return _convert_video(input, swapper, out, s, progress, cancel)
+
+
+def _convert_video(path: Path, swapper: Swapper, out: Path, s: ConvertSettings,
+                   progress: Progress, cancel: threading.Event | None) -> ConvertResult:
+    started = time.perf_counter()
+    info = media.probe(path)
+    if s.start is not None and s.start >= info.duration:
+        raise UserError(f"--start {s.start} s is past the end of the video "
+                        f"({info.duration:.2f} s)")
+    first = int(round((s.start or 0) * info.fps))
+    last = info.frames if s.end is None else min(info.frames, int(round(s.end * info.fps)))
+    total = max(1, last - first)
+    result = ConvertResult(out=str(out), model=swapper.name, device=str(swapper.device))
+    look = Look(s.color, s.blend, s.mask, s.erode, s.blur)
+    tracker = FaceTracker(s.smooth, s.fill_gap)
+    p = _Pipeline(cancel)
+    q_frames, q_faces, q_done = (queue.Queue(QUEUE_DEPTH) for _ in range(3))
+    writer = media.VideoWriter(out, info.width, info.height, info.fps, audio_from=path,
+                               metadata={"comment": synthetic_tag(swapper)}, crf=s.crf,
+                               audio_start=s.start, audio_end=s.end)
+    try:
+        p.spawn("decode", _decode, p, path, info, s, q_frames)
+        p.spawn("analyse", _analyse, p, s, swapper, q_frames, q_faces, tracker)
+        p.spawn("model", _model, p, swapper, s.batch, q_faces, q_done)
+        while True:
+            try:
+                frame = p.get(q_done)
+            except _Stop:
+                raise p.errors[0] if p.errors else Cancelled("conversion cancelled")
+            if frame is _END:
+                break
+            t0 = time.perf_counter()
+            image = _compose(frame, look, s.label)
+            t1 = time.perf_counter()
+            writer.write(image)
+            p.busy["compose"] += t1 - t0
+            p.busy["encode"] += time.perf_counter() - t1
+            result.frames += 1
+            result.faces += len(frame.faces)
+            result.frames_with_faces += bool(frame.faces)
+            if result.frames % 8 == 0 or result.frames == total:
+                elapsed = time.perf_counter() - started
+                progress(min(result.frames, total), total, f"{result.faces} faces",
+                         fps=result.frames / elapsed if elapsed else 0.0)
+        t0 = time.perf_counter()
+        writer.close()
+        p.busy["encode"] += time.perf_counter() - t0
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        p.shutdown()
+    result.filled = tracker.filled
+    result.stages = p.busy
+    result.seconds = time.perf_counter() - started
+    return result

@@ -1,0 +1,267 @@
+"""The model library: list the models in a workspace, export one as a single portable file,
+import such a file back, checked before anything lands in the library.
+
+An export is a zip (stored, not compressed: weights do not compress) holding
+    export.json          {"format": "localswap-model", "version": 1, "files": {name: sha256}}
+    manifest.json        the model's manifest
+    model.safetensors    the weights
+    optimizer.safetensors  (if the model has one, so training can continue after import)
+Import reads only JSON and safetensors. Pickles (.pth, .ckpt, .pkl, torch zip files) are
+refused by content, whatever their name: unpickling runs arbitrary code.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from localswap.convert.swapper import MANIFEST_FILE, MODEL_FILE, build_from_state, read_manifest
+from localswap.errors import UserError
+from localswap.workspace import Workspace, check_name
+
+FORMAT = "localswap-model"
+VERSION = 1
+EXPORT_FILE = "export.json"
+OPTIMIZER_FILE = "optimizer.safetensors"
+MEMBERS = (MANIFEST_FILE, MODEL_FILE, OPTIMIZER_FILE)
+MAX_BYTES = 16 << 30        # refuse archives that unpack to more than this (zip bombs)
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    arch: str
+    resolution: int
+    face_type: str
+    iterations: int
+    source: str
+    target: str
+    last_loss: float | None
+    size_mb: float
+    date: str
+    path: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _last_loss(manifest: dict) -> float | None:
+    """The newest loss in the history, whatever shape an entry has (a number, a list ending
+    in losses, or a dict with a 'loss' or per-side losses)."""
+    history = manifest.get("loss_history") or manifest.get("losses") or []
+    if not isinstance(history, list) or not history:
+        return manifest.get("loss") if isinstance(manifest.get("loss"), (int, float)) else None
+    last = history[-1]
+    if isinstance(last, dict):
+        if isinstance(last.get("loss"), (int, float)):
+            return float(last["loss"])
+        sides = [v for k, v in last.items() if k.startswith("loss") and
+                 isinstance(v, (int, float))]
+        return float(sum(sides) / len(sides)) if sides else None
+    if isinstance(last, (list, tuple)) and last:
+        nums = [v for v in last[1:] if isinstance(v, (int, float))] or \
+            [v for v in last if isinstance(v, (int, float))]
+        return float(sum(nums) / len(nums)) if nums else None
+    return float(last) if isinstance(last, (int, float)) else None
+
+
+def _names(manifest: dict) -> tuple[str, str]:
+    """(source B, target A) names as the manifest records them."""
+    fs = manifest.get("facesets") if isinstance(manifest.get("facesets"), dict) else {}
+    source = manifest.get("source") or fs.get("b") or fs.get("source") or ""
+    target = manifest.get("target") or fs.get("a") or fs.get("target") or ""
+    return str(Path(str(source)).name), str(Path(str(target)).name)
+
+
+def model_info(path: Path) -> ModelInfo:
+    manifest = read_manifest(path)
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    source, target = _names(manifest)
+    stamp = (path / MODEL_FILE).stat().st_mtime
+    return ModelInfo(
+        name=path.name, arch=manifest["arch"], resolution=int(manifest["resolution"]),
+        face_type=manifest.get("face_type", "whole_face"),
+        iterations=int(manifest.get("iteration", manifest.get("iterations", 0)) or 0),
+        source=source, target=target, last_loss=_last_loss(manifest),
+        size_mb=round(size / 1e6, 2),
+        date=time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp)), path=str(path))
+
+
+def list_models(ws: Workspace) -> list[ModelInfo]:
+    """Every readable model in the workspace, newest first; unreadable folders are skipped."""
+    out = []
+    for name in ws.names("models"):
+        path = ws.root / "models" / name
+        if path.is_dir():
+            try:
+                out.append(model_info(path))
+            except UserError:
+                continue
+    return sorted(out, key=lambda m: m.date, reverse=True)
+
+
+def resolve_model(value: str | Path, ws: Workspace | None = None) -> Path:
+    """A model folder given as a path, or by name from the workspace's library."""
+    path = Path(value).expanduser()
+    if path.is_dir():
+        return path
+    if ws is not None:
+        try:
+            named = ws.path("models", str(value))
+        except UserError:
+            named = None
+        if named is not None and named.is_dir():
+            return named
+        known = ", ".join(ws.names("models")) or "none yet"
+        raise UserError(f"model {str(value)!r} not found (models in {ws.root / 'models'}: "
+                        f"{known})")
+    raise UserError(f"{value}: model folder not found")
+
+
+def rename_model(ws: Workspace, old: str, new: str) -> Path:
+    src, dst = ws.path("models", old), ws.path("models", new)
+    if not src.is_dir():
+        raise UserError(f"there is no model called {old!r}")
+    if dst.exists():
+        raise UserError(f"a model called {new!r} already exists")
+    os.rename(src, dst)
+    return dst
+
+
+def delete_model(ws: Workspace, name: str) -> None:
+    path = ws.path("models", name)
+    if not path.is_dir():
+        raise UserError(f"there is no model called {name!r}")
+    # Rename first, then remove: a crash half-way leaves a hidden folder, not half a model.
+    trash = path.with_name(f".deleted-{name}-{os.getpid()}")
+    os.rename(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def export_model(ws: Workspace, name: str, file: str | Path) -> Path:
+    """Write model `name` as one portable zip at `file` (atomically)."""
+    src = ws.path("models", name)
+    if not src.is_dir():
+        raise UserError(f"model {name!r} not found in {ws.root / 'models'}")
+    read_manifest(src)
+    file = Path(file)
+    members = [m for m in MEMBERS if (src / m).is_file()]
+    index = {"format": FORMAT, "version": VERSION, "name": name,
+             "files": {m: _sha256(src / m) for m in members}}
+    file.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+            zf.writestr(EXPORT_FILE, json.dumps(index, indent=1))
+            for m in members:
+                zf.write(src / m, m)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, file)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return file
+
+
+def _refuse_pickle(file: Path, head: bytes) -> None:
+    pickle_head = len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+    torch_zip = False
+    if zipfile.is_zipfile(file):
+        with zipfile.ZipFile(file) as zf:
+            torch_zip = any(n.endswith((".pkl", "data.pkl")) for n in zf.namelist())
+    if pickle_head or torch_zip or file.suffix.lower() in (".pth", ".pt", ".ckpt", ".pkl",
+                                                          ".pickle", ".bin"):
+        raise UserError(f"{file.name} is a Python pickle (PyTorch .pth/.ckpt/.pkl) file: "
+                        "localswap never loads pickles, since opening one can run any code; "
+                        "import a file made by 'python -m localswap models --export'")
+
+
+def _check_safetensors(path: Path, label: str) -> dict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise UserError(f"{label}: {path.name} is damaged or truncated ({exc})") from exc
+
+
+def import_model(ws: Workspace, file: str | Path, name: str | None = None) -> ModelInfo:
+    """Check the export `file` and unpack it into the library as `name` (default: the name it
+    was exported under). Nothing is written unless every check passes."""
+    file = Path(file)
+    if not file.is_file():
+        raise UserError(f"{file}: file not found")
+    with open(file, "rb") as fh:
+        head = fh.read(8)
+    _refuse_pickle(file, head)
+    if not zipfile.is_zipfile(file):
+        raise UserError(f"{file.name}: not a localswap model export (expected the zip written "
+                        "by 'python -m localswap models --export')")
+    models = ws.root / "models"
+    tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=models))
+    try:
+        try:
+            with zipfile.ZipFile(file) as zf:
+                index = _check_members(zf, file.name)
+                for m in index["files"]:
+                    with zf.open(m) as src, open(tmp / m, "wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise UserError(f"{file.name}: damaged or truncated archive ({exc})") from exc
+        for m, digest in index["files"].items():
+            if digest and _sha256(tmp / m) != digest:
+                raise UserError(f"{file.name}: {m} does not match its checksum (damaged copy)")
+        manifest = read_manifest(tmp)
+        build_from_state(manifest, _check_safetensors(tmp / MODEL_FILE, file.name))
+        if (tmp / OPTIMIZER_FILE).is_file():
+            _check_safetensors(tmp / OPTIMIZER_FILE, file.name)
+        name = check_name(name or index.get("name") or file.stem)
+        dest = ws.path("models", name)
+        if dest.exists():
+            raise UserError(f"a model named {name!r} is already in the library; import with "
+                            "--name NEW_NAME")
+        os.rename(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return model_info(dest)
+
+
+def _check_members(zf: zipfile.ZipFile, label: str) -> dict:
+    """The export index, after checking the archive holds only what an export holds."""
+    infos = zf.infolist()
+    names = [i.filename for i in infos]
+    extra = [n for n in names if n not in (*MEMBERS, EXPORT_FILE)]
+    if extra or MANIFEST_FILE not in names or MODEL_FILE not in names:
+        raise UserError(f"{label}: not a localswap model export (it holds "
+                        f"{', '.join(names[:6]) or 'nothing'}; expected {MANIFEST_FILE} and "
+                        f"{MODEL_FILE})")
+    if sum(i.file_size for i in infos) > MAX_BYTES:
+        raise UserError(f"{label}: unpacks to more than {MAX_BYTES >> 30} GB; refused")
+    index = {"format": FORMAT, "files": {}}
+    if EXPORT_FILE in names:
+        try:
+            index = json.loads(zf.read(EXPORT_FILE))
+        except ValueError as exc:
+            raise UserError(f"{label}: damaged {EXPORT_FILE} ({exc})") from exc
+        if not isinstance(index, dict) or index.get("format") != FORMAT or \
+                not isinstance(index.get("files"), dict):
+            raise UserError(f"{label}: not a localswap model export")
+    files = {m: str(index["files"].get(m, "")) for m in MEMBERS if m in names}
+    return {**index, "files": files}

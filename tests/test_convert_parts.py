@@ -1,0 +1,164 @@
+"""The converter's parts on real face crops: colour transfer, masks, blending, smoothing."""
+import cv2
+import numpy as np
+import pytest
+
+import media_builders as mb
+from localswap.convert import color
+from localswap.convert import mask as masks
+from localswap.convert.blend import Look, draw_label, paste
+from localswap.convert.smooth import FaceTracker, OneEuro
+from localswap.faces.align import transform_matrix, transform_points, warp_face
+from localswap.faces.detect import make_backend
+
+
+@pytest.fixture(scope="module")
+def astronaut_face():
+    """(frame, 68 landmarks, 2x3 frame->crop matrix, 128 px aligned crop)."""
+    frame = mb.astronaut()
+    backend = make_backend("mediapipe")
+    try:
+        det = backend.detect(frame)[0]
+    finally:
+        backend.close()
+    mat = transform_matrix(det.landmarks, 128, "whole_face")
+    return frame, det.landmarks, mat, warp_face(frame, mat, 128)
+
+
+def _hull(lm, mat):
+    return masks.hull_mask(transform_points(lm, mat), 128, 128)
+
+
+@pytest.mark.parametrize("method", ["rct", "lct", "hist"])
+def test_colour_transfer_matches_the_original_inside_the_mask(astronaut_face, method):
+    _, lm, mat, crop = astronaut_face
+    sel = _hull(lm, mat) > 0.5
+    # A "swapped" face with the wrong colour: blue-tinted, darker, lower contrast.
+    wrong = np.clip(crop.astype(np.float32) * [0.6, 0.7, 1.1] * 0.8 + 20, 0, 255).astype(np.uint8)
+    # Wild colours outside the mask must not count.
+    ref = crop.copy()
+    ref[~sel] = (0, 255, 0)
+    out = color.transfer(method, wrong, ref, sel)
+    err_before = np.abs(wrong[sel].mean(0) - crop[sel].mean(0)).max()
+    err_after = np.abs(out[sel].astype(float).mean(0) - crop[sel].mean(0)).max()
+    assert err_before > 25 and err_after < 4, (err_before, err_after)
+    sd_err = np.abs(out[sel].astype(float).std(0) - crop[sel].std(0)).max()
+    assert sd_err < 6
+    assert out.dtype == np.uint8 and out.shape == crop.shape
+
+
+def test_colour_none_and_tiny_masks_leave_the_face_alone(astronaut_face):
+    _, _, _, crop = astronaut_face
+    other = crop[::-1].copy()
+    assert color.transfer("none", crop, other, np.ones(crop.shape[:2])) is crop
+    assert color.transfer("rct", crop, other, np.zeros(crop.shape[:2])) is crop
+
+
+def test_mask_erode_blur_and_combine(astronaut_face):
+    frame, lm, _, _ = astronaut_face
+    h, w = frame.shape[:2]
+    hull = masks.hull_mask(lm, w, h)
+    area = (hull > 0.5).sum()
+    assert area > 5000
+    assert (masks.refine(hull, 10, 0) > 0.5).sum() < 0.85 * area
+    assert (masks.refine(hull, -10, 0) > 0.5).sum() > 1.1 * area
+    soft = masks.refine(hull, 0, 20)
+    edge = (soft > 0.05) & (soft < 0.95)
+    assert edge.sum() > 0.1 * area            # a real feathered band, not a hard edge
+    assert (hull[edge] > 0).any() and (hull[edge] == 0).any()   # on both sides of the line
+    learned = np.zeros_like(hull)
+    learned[:, : w // 2 - 20] = 1              # "the model says": only the image's left part
+    both = masks.combine("both", hull, learned)
+    assert both.max() == 1 and both[:, w // 2 - 20:].max() == 0
+    assert masks.combine("learned", hull, None) is hull   # no learned mask: the hull
+
+
+@pytest.mark.parametrize("blend", ["feather", "poisson"])
+def test_paste_changes_the_face_and_nothing_far_from_it(astronaut_face, blend):
+    frame, lm, mat, crop = astronaut_face
+    swapped = 255 - crop                       # unmistakably different
+    out = frame.copy()
+    x0, y0, alpha = paste(out, crop, swapped, None, lm, mat, Look(color="none", blend=blend))
+    hull = masks.hull_mask(lm, frame.shape[1], frame.shape[0])
+    inner = masks.refine(hull, int(0.1 * np.ptp(lm[:, 0])), 0) > 0.5
+    diff = np.abs(out.astype(int) - frame.astype(int)).max(2)
+    assert diff[inner].mean() > 60
+    grown = masks.refine(hull, -int(0.15 * np.ptp(lm[:, 0])), 0) > 0
+    assert diff[~grown].max() == 0, "pixels away from the face changed"
+    assert alpha.shape[0] > 50 and 0 < alpha.max() <= 1
+
+
+def test_paste_learned_mask_limits_the_swap(astronaut_face):
+    frame, lm, mat, crop = astronaut_face
+    learned = np.zeros((128, 128), np.float32)
+    learned[:, :64] = 1                        # left half of the crop only
+    out = frame.copy()
+    paste(out, crop, 255 - crop, learned, lm, mat, Look(color="none", mask="both", blur=0,
+                                                       erode=0))
+    diff = np.abs(out.astype(int) - frame.astype(int)).max(2)
+    nose_x = int(lm[30, 0])
+    rows = slice(int(lm[36:48, 1].mean()), int(lm[57, 1]))
+    left = diff[rows, int(lm[2, 0]) + 5: nose_x - 8]
+    right = diff[rows, nose_x + 8: int(lm[14, 0]) - 5]
+    assert left.mean() > 60 and right.mean() < 5
+
+
+def test_label_is_small_and_in_the_corner():
+    frame = np.full((360, 480, 3), 128, np.uint8)
+    draw_label(frame)
+    changed = np.argwhere((frame != 128).any(2))
+    assert changed.size and changed[:, 0].min() > 300 and changed[:, 1].min() > 300
+
+
+def test_one_euro_steadies_a_still_face_and_follows_a_moving_one():
+    rng = np.random.default_rng(0)
+    still = OneEuro(1.5, 4.0)
+    raw = 100 + rng.normal(0, 0.02, (48, 68, 2))          # jitter of 2% of a face width
+    out = np.array([still(x, i / 24) for i, x in enumerate(raw)])
+    assert out[12:].std(0).mean() < 0.4 * raw[12:].std(0).mean()
+    moving = OneEuro(1.5, 4.0)
+    track = [moving(np.full((68, 2), 2.0 * i / 24), i / 24) for i in range(48)]  # 2 widths/s
+    lag = 2.0 * 47 / 24 - track[-1][0, 0]
+    assert lag < 0.1, f"lags {lag:.3f} face widths behind"
+
+
+def _face(x, y, w=100.0):
+    """68 'landmarks' spread over a box, enough for matching and widths."""
+    pts = np.zeros((68, 2), np.float32)
+    pts[:, 0] = x + np.linspace(0, w, 68)
+    pts[:, 1] = y + np.linspace(0, w, 68)[::-1]
+    pts[0], pts[16] = (x, y + w / 2), (x + w, y + w / 2)
+    return pts
+
+
+def test_tracker_fills_short_gaps_and_lets_long_ones_go():
+    tr = FaceTracker(strength=0, max_gap=3)
+    out = []
+    for i in range(12):
+        # frames 4, 5 miss the face (short gap); frames 8-11 miss it (longer than max_gap)
+        seen = [] if i in (4, 5) or i >= 8 else [_face(10 + 5 * i, 20)]
+        out += tr.push(i, i / 24, f"frame{i}", seen)
+    out += tr.finish()
+    assert [o[0] for o in out] == list(range(12))
+    assert [o[1] for o in out] == [f"frame{i}" for i in range(12)]
+    faces = {o[0]: o[2] for o in out}
+    assert all(len(faces[i]) == 1 for i in range(8))
+    assert faces[4][0].filled and faces[5][0].filled and not faces[3][0].filled
+    # Interpolated between frames 3 and 6.
+    assert faces[4][0].landmarks[0, 0] == pytest.approx(10 + 5 * 4, abs=1e-3)
+    assert all(faces[i] == [] for i in range(8, 12))
+    assert tr.filled == 2
+    assert len(tr.pending) == 0
+
+
+def test_tracker_keeps_two_faces_apart_and_holds_few_frames():
+    tr = FaceTracker(strength=0.5, max_gap=2)
+    ids = set()
+    for i in range(10):
+        ready = tr.push(i, i / 24, i, [_face(300, 50), _face(10 + i, 40)])
+        assert len(tr.pending) <= 3
+        for _, _, faces in ready:
+            ids.update(f.track for f in faces)
+            xs = sorted(f.landmarks[0, 0] for f in faces)
+            assert xs[1] == pytest.approx(300, abs=1)
+    assert ids == {1, 2}

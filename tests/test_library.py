@@ -1,0 +1,127 @@
+"""The model library: list, export one portable file, import it back (checked, never
+unpickled)."""
+import hashlib
+import json
+import pickle
+import shutil
+import zipfile
+
+import pytest
+import torch
+
+from localswap import cli, library
+from localswap.errors import UserError
+from localswap.workspace import Workspace
+from model_fixtures import tiny_model  # noqa: F401  (module-scoped fixture)
+
+
+def _sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def ws(tmp_path, tiny_model):
+    ws = Workspace(tmp_path / "ws")
+    shutil.copytree(tiny_model, ws.path("models", "astro to grace"))
+    return ws
+
+
+def _models_left(ws):
+    return sorted(p.name for p in (ws.root / "models").iterdir())
+
+
+def test_list_shows_each_model(ws, tiny_model):
+    (ws.root / "models" / "not a model").mkdir()
+    models = library.list_models(ws)
+    assert [m.name for m in models] == ["astro to grace"]
+    m = models[0]
+    manifest = json.loads((tiny_model / "manifest.json").read_text())
+    assert (m.arch, m.resolution, m.face_type) == ("localswap", 64, "whole_face")
+    assert m.iterations == manifest.get("iteration", 0)
+    assert m.source and m.target and m.size_mb > 0 and len(m.date) == 16
+
+
+def test_export_import_round_trips_bit_for_bit(ws, tmp_path):
+    src = ws.path("models", "astro to grace")
+    file = library.export_model(ws, "astro to grace", tmp_path / "exports" / "astro.zip")
+    assert zipfile.is_zipfile(file)
+    with pytest.raises(UserError, match="already in the library"):
+        library.import_model(ws, file)
+    info = library.import_model(ws, file, name="copy")
+    dst = ws.path("models", "copy")
+    for name in ("model.safetensors", "manifest.json", "optimizer.safetensors"):
+        if (src / name).exists():
+            assert _sha(src / name) == _sha(dst / name), name
+    assert info.name == "copy" and info.arch == "localswap"
+    assert _models_left(ws) == ["astro to grace", "copy"]   # no temp folders left
+
+
+def test_rename_and_delete(ws):
+    library.rename_model(ws, "astro to grace", "renamed")
+    assert [m.name for m in library.list_models(ws)] == ["renamed"]
+    with pytest.raises(UserError):
+        library.rename_model(ws, "renamed", "../escape")
+    library.delete_model(ws, "renamed")
+    assert _models_left(ws) == []
+
+
+def _zip(path, members):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_import_refuses_pickles_and_foreign_files(ws, tmp_path, tiny_model):
+    pth = tmp_path / "model.pth"
+    torch.save({"w": torch.zeros(3)}, pth)                  # a torch zip with data.pkl
+    raw = tmp_path / "weights.zip"
+    raw.write_bytes(pickle.dumps({"w": [1, 2, 3]}))          # a plain pickle, renamed
+    for f in (pth, raw):
+        with pytest.raises(UserError, match="pickle"):
+            library.import_model(ws, f)
+    text = tmp_path / "notes.zip"
+    text.write_text("hello")
+    other = _zip(tmp_path / "other.zip", {"readme.txt": "hi", "manifest.json": "{}"})
+    for f in (text, other):
+        with pytest.raises(UserError, match="not a localswap model export"):
+            library.import_model(ws, f)
+    good = (tiny_model / "model.safetensors").read_bytes()
+    manifest = (tiny_model / "manifest.json").read_text()
+    cut = _zip(tmp_path / "cut.zip", {"manifest.json": manifest,
+                                      "model.safetensors": good[: len(good) // 2]})
+    with pytest.raises(UserError, match="damaged or truncated"):
+        library.import_model(ws, cut)
+    # The checksum in export.json catches a damaged copy before anything is parsed.
+    index = json.dumps({"format": "localswap-model", "version": 1, "name": "x",
+                        "files": {"model.safetensors": "0" * 64}})
+    bad_sum = _zip(tmp_path / "sum.zip", {"export.json": index, "manifest.json": manifest,
+                                          "model.safetensors": good})
+    with pytest.raises(UserError, match="checksum"):
+        library.import_model(ws, bad_sum)
+    not_model = _zip(tmp_path / "fake.zip", {"manifest.json": json.dumps({"arch": "gpt"}),
+                                             "model.safetensors": good})
+    with pytest.raises(UserError, match="not a localswap model"):
+        library.import_model(ws, not_model)
+    ok = _zip(tmp_path / "ok.zip", {"manifest.json": manifest, "model.safetensors": good})
+    with pytest.raises(UserError, match="invalid name"):
+        library.import_model(ws, ok, name="../../etc")
+    assert _models_left(ws) == ["astro to grace"]
+
+
+def test_cli_lists_exports_and_imports(ws, tmp_path, capsys):
+    root = str(ws.root)
+    assert cli.main(["models", "--workspace", root, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed[0]["name"] == "astro to grace" and listed[0]["resolution"] == 64
+    file = tmp_path / "m.zip"
+    assert cli.main(["models", "--workspace", root, "--export", "astro to grace",
+                     str(file)]) == 0
+    assert cli.main(["models", "--workspace", root, "--import", str(file), "--name",
+                     "again"]) == 0
+    capsys.readouterr()
+    assert cli.main(["models", "--workspace", root]) == 0
+    table = capsys.readouterr().out
+    assert "again" in table and "astro to grace" in table and "localswap" in table
+    assert cli.main(["models", "--workspace", root, "--import", str(tmp_path / "nope.zip")]) == 2
+    assert "file not found" in capsys.readouterr().err
