@@ -1,0 +1,208 @@
+"""The stages a job runs, each a thin call into the stage functions the CLI and tests use.
+
+A stage takes a Context (the job, the workspace, the progress recorder, the stop event and the
+device) and returns a dict merged into the job's `result`. Paths in job params and results are
+relative to the workspace root, so a workspace folder can be moved.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from localswap import media
+from localswap.errors import NoFacesError, UserError
+from localswap.jobs.recorder import Recorder
+from localswap.jobs.store import Job
+from localswap.settings import ExtractSettings
+from localswap.workspace import Workspace, check_name, inside
+
+TITLES = {
+    "prepare": "Preparing the videos",
+    "extract_target": "Finding faces in the target",
+    "extract_source": "Finding faces in the source",
+    "train": "Training",
+    "convert": "Rendering the video",
+}
+STOPPABLE = ("train",)    # stages that end themselves on the stop event (after a checkpoint)
+
+
+@dataclass
+class Context:
+    job: Job
+    workspace: Workspace
+    progress: Recorder
+    stop: threading.Event
+    device: str
+
+    def path(self, rel: str) -> Path:
+        p = self.workspace.root / rel
+        if not inside(self.workspace.root, p):
+            raise UserError(f"{rel!r} points outside the workspace")
+        return p
+
+    def rel(self, path: Path) -> str:
+        return str(Path(path).relative_to(self.workspace.root))
+
+
+def swap_plan(job: Job) -> list[str]:
+    plan = ["prepare"] if job.params.get("downscale") else []
+    return plan + ["extract_target", "extract_source", "train", "convert"]
+
+
+def quick_plan(job: Job) -> list[str]:
+    return (["prepare"] if job.params.get("downscale") else []) + ["convert"]
+
+
+PLANS = {"swap": swap_plan, "quick_swap": quick_plan}
+
+
+def faceset_dir(ctx: Context, side: str) -> Path:
+    return ctx.workspace.path("facesets", f"job{ctx.job.id}-{side}")
+
+
+def model_dir(ctx: Context) -> Path:
+    return ctx.workspace.path("models", check_name(ctx.job.params["model"]))
+
+
+def target_path(ctx: Context) -> Path:
+    return ctx.path(ctx.job.result.get("target") or ctx.job.params["target"])
+
+
+# -- stages --------------------------------------------------------------------------------
+def prepare(ctx: Context) -> dict:
+    """Downscale videos wider than params['downscale'] px (H.264, audio copied)."""
+    width = int(ctx.job.params["downscale"])
+    out: dict = {}
+    names = [("target", ctx.job.params["target"])]
+    names += [(f"source{i}", s) for i, s in enumerate(ctx.job.params.get("sources", []))]
+    result_sources = []
+    for n, (key, rel) in enumerate(names):
+        src = ctx.path(rel)
+        new_rel = rel
+        if media.is_video(src) and media.probe(src).width > width:
+            dst = ctx.workspace.root / "uploads" / f"job{ctx.job.id}-{key}-{width}.mp4"
+            if not dst.exists():
+                _downscale(src, dst, width, ctx.progress, n, len(names))
+            new_rel = ctx.rel(dst)
+        if key == "target":
+            out["target"] = new_rel
+        else:
+            result_sources.append(new_rel)
+        ctx.progress(n + 1, len(names), f"{Path(rel).name} ready")
+    if result_sources:
+        out["sources"] = result_sources
+    return out
+
+
+def _downscale(src: Path, dst: Path, width: int, progress: Recorder, n: int, total: int):
+    info = media.probe(src)
+    tmp = dst.with_name(f".{dst.name}.tmp.mp4")
+    cmd = [media.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+           "-i", str(src), "-vf", f"scale={width}:-2", "-c:v", "libx264", "-preset", "veryfast",
+           "-crf", "18", "-pix_fmt", "yuv420p", "-c:a", "copy", "-progress", "pipe:1",
+           "-nostats", str(tmp)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith("out_time_us=") and info.duration:
+                seconds = int(line.split("=")[1].strip() or 0) / 1e6 if \
+                    line.split("=")[1].strip().isdigit() else 0
+                progress(n * 1000 + int(1000 * min(1.0, seconds / info.duration)), total * 1000,
+                         f"downscaling {src.name} to {width} px wide")
+        if proc.wait() != 0:
+            raise UserError(f"{src.name}: the video could not be downscaled "
+                            f"({proc.stderr.read().strip()[-200:]})")
+        os.replace(tmp, dst)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        tmp.unlink(missing_ok=True)
+
+
+def _extract_settings(ctx: Context) -> ExtractSettings:
+    values = dict(ctx.job.params.get("extract", {}))
+    values.setdefault("device", "cpu" if ctx.device == "cpu" else "auto")
+    return ExtractSettings(**values).validate()
+
+
+def _extract(ctx: Context, inputs: list[Path], side: str, who: str) -> dict:
+    from localswap.faces.extract import extract
+    summary = extract(inputs, faceset_dir(ctx, side), _extract_settings(ctx), ctx.progress)
+    ctx.progress.log(f"{who}: kept {summary.faces_kept} faces from {summary.frames_read} "
+                     f"frames ({summary.faces_total} in the faceset).")
+    ctx.progress.info[f"faces_{side}"] = summary.faces_total
+    return {f"faceset_{side}": ctx.rel(faceset_dir(ctx, side))}
+
+
+def extract_target(ctx: Context) -> dict:
+    try:
+        return _extract(ctx, [target_path(ctx)], "target", "Target")
+    except NoFacesError as exc:
+        raise NoFacesError(f"Target video: {exc}") from exc
+
+
+def extract_source(ctx: Context) -> dict:
+    rels = ctx.job.result.get("sources") or ctx.job.params["sources"]
+    try:
+        return _extract(ctx, [ctx.path(r) for r in rels], "source", "Source")
+    except NoFacesError as exc:
+        raise NoFacesError(f"Source: {exc}") from exc
+
+
+def convert(ctx: Context) -> dict:
+    from localswap.convert.convert import Cancelled, convert as run_convert
+    from localswap.settings import ConvertSettings
+    from localswap.jobs.recorder import Stopped
+    values = dict(ctx.job.params.get("convert", {}))
+    if ctx.device != "auto":
+        values.setdefault("device", ctx.device)
+    settings = ConvertSettings(**values).validate()
+    model = model_dir(ctx)
+    iteration = int(ctx.progress.info.get("iteration") or 0)
+    out = ctx.workspace.root / "outputs" / f"swap-{ctx.job.id}-{iteration}.mp4"
+    try:
+        result = run_convert(target_path(ctx), model, out, settings, ctx.progress, ctx.stop)
+    except Cancelled as exc:
+        reason = ctx.progress.stop_reason()
+        raise Stopped(reason) from exc
+    ctx.progress.log(f"Rendered {result.frames} frames, {result.faces} faces swapped, "
+                     f"{result.fps:.1f} frames/s.")
+    return {"output": ctx.rel(out)}
+
+
+STAGES = {"prepare": prepare, "extract_target": extract_target,
+          "extract_source": extract_source, "convert": convert}
+
+
+# -- failures in words ---------------------------------------------------------------------
+def describe(exc: Exception, stage: str) -> str:
+    """One sentence for an unexpected exception (the traceback goes to the server log)."""
+    name = type(exc).__name__
+    if "OutOfMemory" in name or "out of memory" in str(exc).lower():
+        return f"{TITLES[stage]} ran out of GPU memory."
+    if isinstance(exc, OSError) and getattr(exc, "errno", None) == 28:
+        return "The disk is full."
+    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else name
+    return f"{TITLES[stage]} stopped with an unexpected error ({name}: {first})."
+
+
+def hint_for(exc: Exception, stage: str) -> str:
+    """What to try next, for the usual causes."""
+    text = str(exc).lower()
+    if isinstance(exc, NoFacesError) or "no usable face" in text or "not enough faces" in text:
+        return ("Not enough faces: use a video or photos where one face is clearly visible, "
+                "well lit and large in the frame, or add more photos of the person.")
+    if isinstance(exc, TimeoutError) or "time" in text and "out" in text:
+        return ("The stage ran out of time: set a smaller iteration count or time budget, or "
+                "downscale long, large videos before starting.")
+    if "out of memory" in text or "OutOfMemory" in type(exc).__name__:
+        return "Choose a smaller resolution or batch size in Advanced mode, then resume."
+    if "disk full" in text or getattr(exc, "errno", None) == 28:
+        return "Free some disk space in the workspace, then resume the job."
+    if isinstance(exc, UserError):
+        return "Check the files and settings named above, then start again."
+    return "Resume the job to try again; if it fails the same way, the server log has details."

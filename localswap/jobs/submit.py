@@ -1,0 +1,103 @@
+"""Turning a request (uploaded files + options) into a queued job. The UI and the API both
+call these, so the checks (consent, limits, settings ranges) are the same everywhere."""
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from pathlib import Path
+
+from localswap.errors import UserError
+from localswap.jobs.runner import Runner
+from localswap.jobs.uploads import Upload, UploadSettings, store_upload
+from localswap.settings import ConvertSettings, ExtractSettings
+from localswap.workspace import check_name
+
+CONSENT = "I have the right to use these faces"
+
+
+def train_settings_class():
+    """TrainSettings once the training engine defines it (None until then)."""
+    import localswap.settings as s
+    return getattr(s, "TrainSettings", None)
+
+
+def checked(cls, values: dict | None, section: str) -> dict:
+    """Validate `values` against the settings dataclass `cls`; return them as given."""
+    values = {k: v for k, v in (values or {}).items() if v is not None}  # None = default
+    if cls is None:
+        return values
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(f"unknown {section} setting(s): {', '.join(unknown)}")
+    cls(**values).validate()
+    return values
+
+
+def model_name(workspace, target: str, source: str) -> str:
+    """A readable, unused model name from the file names, e.g. 'astronaut to hopper'."""
+    def stem(name: str) -> str:
+        s = re.sub(r"[^A-Za-z0-9]+", " ", Path(name).stem).strip()[:20].strip()
+        return s or "face"
+    base = f"{stem(target)} to {stem(source)}"[:56]
+    existing = set(workspace.names("models"))
+    name, n = base, 2
+    while name in existing:
+        name, n = f"{base} {n}", n + 1
+    return check_name(name)
+
+
+def submit_swap(runner: Runner, target: tuple[str, str], sources: list[tuple[str, str]],
+                consent: bool, options: dict | None = None,
+                limits: UploadSettings | None = None) -> int:
+    """Queue extract -> train -> convert. `target`/`sources` are (path, display name) pairs
+    of uploaded files; `options` may hold 'extract', 'train', 'convert' dicts, 'model' (an
+    existing model to continue) and 'downscale' (px)."""
+    options = dict(options or {})
+    limits = limits or UploadSettings()
+    if not consent:
+        raise UserError(f"Tick \"{CONSENT}\" to start: only swap faces you may use.")
+    if not target or not target[0]:
+        raise UserError("Add a target video: the video whose face is replaced.")
+    if not sources:
+        raise UserError("Add the source: a video or photos of the new face.")
+    extract = checked(ExtractSettings, options.get("extract"), "extraction")
+    train = checked(train_settings_class(), options.get("train"), "training")
+    convert = checked(ConvertSettings, options.get("convert"), "conversion")
+    ws = runner.workspace
+    tgt = store_upload(ws, target[0], target[1], limits)
+    srcs: list[Upload] = [store_upload(ws, p, n, limits, photos=True) for p, n in sources]
+    if options.get("model"):
+        model = check_name(options["model"])
+    else:
+        model = model_name(ws, tgt.name, srcs[0].name)
+    downscale = int(options.get("downscale") or limits.downscale or 0)
+    params = {"target": tgt.rel, "target_name": tgt.name,
+              "sources": [s.rel for s in srcs], "source_names": [s.name for s in srcs],
+              "model": model, "extract": extract, "train": train, "convert": convert,
+              "downscale": downscale, "frames": tgt.frames,
+              "source_frames": sum(s.frames for s in srcs)}
+    title = f"{tgt.name} ← {srcs[0].name}" + (f" +{len(srcs) - 1}" if len(srcs) > 1 else "")
+    return runner.submit("swap", params, title)
+
+
+def submit_quick_swap(runner: Runner, target: tuple[str, str], model: str, consent: bool,
+                      options: dict | None = None,
+                      limits: UploadSettings | None = None) -> int:
+    """Queue a conversion of `target` with a model from the library (no training)."""
+    options = dict(options or {})
+    limits = limits or UploadSettings()
+    if not consent:
+        raise UserError(f"Tick \"{CONSENT}\" to start: only swap faces you may use.")
+    if not target or not target[0]:
+        raise UserError("Add the video to convert.")
+    model = check_name(model or "")
+    model_dir = runner.workspace.path("models", model)
+    if not (model_dir / "manifest.json").is_file():
+        raise UserError(f"There is no model called {model!r} in the library.")
+    convert = checked(ConvertSettings, options.get("convert"), "conversion")
+    tgt = store_upload(runner.workspace, target[0], target[1], limits)
+    params = {"target": tgt.rel, "target_name": tgt.name, "model": model, "convert": convert,
+              "downscale": int(options.get("downscale") or limits.downscale or 0),
+              "frames": tgt.frames}
+    return runner.submit("quick_swap", params, f"{tgt.name} with model {model}")

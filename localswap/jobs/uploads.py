@@ -1,0 +1,87 @@
+"""Uploaded media: checked against the limits, then stored under a generated name.
+
+The name a user gave a file is display text only; on disk it becomes uploads/<random>.<ext>
+with the extension taken from a fixed list, so no user string ever becomes a path.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from localswap import media
+from localswap.errors import UserError
+from localswap.settings import SettingsBase, option
+from localswap.workspace import Workspace
+
+GB = 1024 ** 3
+
+
+@dataclass
+class UploadSettings(SettingsBase):
+    max_gb: float = option(2.0, "largest upload accepted, in GB", low=0.01, high=1000.0)
+    max_minutes: float = option(10.0, "longest video accepted, in minutes", low=0.05,
+                                high=600.0)
+    downscale: int = option(0, "downscale videos wider than this many pixels before "
+                            "processing (0 = keep the size; 1440 is what hosted services use)",
+                            low=0, high=8192)
+
+
+@dataclass
+class Upload:
+    rel: str            # path relative to the workspace root
+    name: str           # the name the user gave it (display only)
+    video: bool
+    width: int = 0
+    height: int = 0
+    duration: float = 0.0
+    frames: int = 0
+
+
+def check_media(path: Path, name: str, limits: UploadSettings, photos: bool) -> Upload:
+    """Probe `path`; UserError with a sentence a user can act on when it is unusable."""
+    size = path.stat().st_size if path.is_file() else 0
+    if size == 0:
+        raise UserError(f"{name}: the file is empty or missing.")
+    if size > limits.max_gb * GB:
+        raise UserError(f"{name} is {size / GB:.2f} GB; the limit is {limits.max_gb:g} GB. "
+                        "Trim or compress it (or raise the limit in Advanced settings).")
+    if media.is_video(name):
+        try:
+            info = media.probe(path)
+        except UserError as exc:
+            raise UserError(f"{name}: cannot read this video (damaged, truncated or not a "
+                            "video file).") from exc
+        if info.duration > limits.max_minutes * 60:
+            raise UserError(f"{name} lasts {info.duration / 60:.1f} minutes; the limit is "
+                            f"{limits.max_minutes:g} minutes. Trim it first.")
+        return Upload("", name, True, info.width, info.height, info.duration, info.frames)
+    if photos and media.is_image(name):
+        image = media.read_image(path)
+        return Upload("", name, False, image.shape[1], image.shape[0], 0.0, 1)
+    kinds = "a video (mp4, mov, mkv, webm, avi)" + (" or a photo (jpg, png, webp)"
+                                                     if photos else "")
+    raise UserError(f"{name}: not {kinds}.")
+
+
+def store_upload(workspace: Workspace, path: str | os.PathLike, name: str | None,
+                 limits: UploadSettings, photos: bool = False) -> Upload:
+    """Check the file, then move it into uploads/ under a generated name."""
+    path = Path(path)
+    name = Path(name or path.name).name
+    up = check_media(path, name, limits, photos)
+    ext = Path(name).suffix.lower()
+    allowed = media.VIDEO_EXTS | (media.IMAGE_EXTS if photos else set())
+    if ext not in allowed:
+        raise UserError(f"{name}: unsupported file type {ext or '(none)'}.")
+    dest = workspace.root / "uploads" / f"{secrets.token_hex(8)}{ext}"
+    tmp = dest.with_name(f".{dest.name}.part")
+    try:
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    up.rel = str(dest.relative_to(workspace.root))
+    return up

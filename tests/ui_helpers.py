@@ -1,0 +1,103 @@
+"""Helpers for the runner, API and browser tests: a real app on 127.0.0.1, waiting for jobs,
+and checks on rendered files."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = ROOT / "tests" / "_output"
+# Small enough for a 2-core CPU: a 64 px model of width 16 and a handful of iterations.
+TINY_TRAIN = {"arch": "localswap", "resolution": 64, "width": 16, "batch": 4}
+FAST_EXTRACT = {"size": 64, "every": 2}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, poll: float = 0.2, what: str = "condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def wait_job(store, job_id: int, statuses=("done", "failed", "cancelled"), timeout=180.0):
+    job = wait_for(lambda: (j := store.get(job_id)) and j.status in statuses and j,
+                   timeout, what=f"job {job_id} to reach {statuses}")
+    return job
+
+
+class InProcessApp:
+    """build_app + launch on a free local port, in this process (the API tests' server)."""
+
+    def __init__(self, workspace_dir: Path, **build_kwargs):
+        from localswap.jobs.runner import Runner
+        from localswap.ui.app import build_app, launch_kwargs
+        from localswap.workspace import Workspace
+        self.workspace = Workspace(workspace_dir)
+        self.runner = Runner(self.workspace).start()
+        self.app = build_app(self.workspace, self.runner, **build_kwargs)
+        self.port = free_port()
+        self.app.queue(default_concurrency_limit=4)
+        self.app.launch(server_name="127.0.0.1", server_port=self.port, prevent_thread_lock=True,
+                        quiet=True, ssr_mode=False, **launch_kwargs(self.workspace))
+        self.url = f"http://127.0.0.1:{self.port}/"
+
+    def close(self) -> None:
+        self.runner.stop()
+        self.app.close()
+
+
+class LaunchedApp:
+    """`python launch.py ...` in a subprocess; reads what it prints."""
+
+    def __init__(self, *args: str, workspace: Path, env: dict | None = None):
+        self.port = free_port()
+        self.log = OUTPUT / f"launch-{self.port}.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.log, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "launch.py"), "--port", str(self.port),
+             "--workspace", str(workspace), *args],
+            stdout=self._fh, stderr=subprocess.STDOUT, cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+        self.url = f"http://127.0.0.1:{self.port}/"
+        wait_for(lambda: "is running at" in self.output() or self.proc.poll() is not None,
+                 90, what="launch.py to start")
+        assert self.proc.poll() is None, self.output()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._fh.close()
+
+
+def check_playable_mp4(path: Path, frames: int | None = None) -> None:
+    """Decodes, is H.264 with an audio stream, and has the expected frame count."""
+    from localswap import media
+    info = media.probe(path)
+    assert info.codec.startswith("h264"), info.codec
+    assert info.has_audio, "the result has no audio stream"
+    count = sum(1 for _ in media.read_frames(path, info=info))
+    assert count > 0
+    if frames is not None:
+        assert abs(count - frames) <= 1, (count, frames)
