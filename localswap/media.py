@@ -177,7 +177,12 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, png_level: int = 1) ->
     ok, buf = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
     if not ok:
         raise UserError(f"cannot encode image {path.name}")
-    buf.tofile(str(path))
+    try:
+        with open(path, "wb") as fh:
+            fh.write(buf.data)
+    except OSError:
+        path.unlink(missing_ok=True)  # a partial image is worse than none
+        raise
 
 
 class VideoWriter:

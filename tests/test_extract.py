@@ -158,3 +158,31 @@ def test_pose_estimate_signs():
     assert estimate_pose(turned, 512, 512)[0] > yaw + 4
     mirrored = backend.detect(np.ascontiguousarray(photo[:, ::-1]))[0].landmarks
     assert np.sign(estimate_pose(mirrored, 512, 512)[0]) != np.sign(yaw) or abs(yaw) < 2
+
+
+def test_disk_full_keeps_what_was_saved(video_a, video_b, tmp_path, monkeypatch):
+    from disk import small_disk
+    from localswap import media
+    from localswap.errors import DiskFullError
+    with small_disk(tmp_path / "disk", 900) as disk:
+        if disk is None:  # no tmpfs here: fail the writes the way a full disk does
+            import errno
+            real, calls = media.write_image, []
+
+            def filling(path, rgb, png_level=1):
+                calls.append(path)
+                if len(calls) > 14:
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                real(path, rgb, png_level)
+            monkeypatch.setattr(media, "write_image", filling)
+            disk = tmp_path / "disk"
+        out = disk / "fs"
+        first = extract([video_a], out, ExtractSettings(size=128, every=8))
+        assert first.faces_kept == 6
+        before = {f.image for f in Faceset.load(out).faces}
+        with pytest.raises(DiskFullError, match="disk full"):
+            extract([video_b], out, ExtractSettings(size=128))
+        after = Faceset.load(out)
+        # Nothing earlier is lost, and every indexed face has its image on disk.
+        assert before <= {f.image for f in after.faces}
+        assert all(after.image_path(f).stat().st_size > 0 for f in after.faces)

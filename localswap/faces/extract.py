@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from localswap import media
-from localswap.errors import NoFacesError, UserError
+from localswap.errors import DiskFullError, NoFacesError, UserError, is_disk_full
 from localswap.faces.align import transform_matrix, transform_points, warp_face
 from localswap.faces.detect import Detection, make_backend
 from localswap.faces.faceset import Faceset, FaceEntry, yaw_bin
@@ -122,6 +122,13 @@ class _Tracks:
             self.count[best] += 1
             ids.append(best)
         return ids
+
+
+def _written(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
 
 
 def _source_tag(path: Path) -> str:
@@ -305,12 +312,20 @@ def extract(inputs: list[str | Path], out: str | Path, settings: ExtractSettings
                 done += 1
                 progress(done, total, f"{p.name}: {summary.faces_kept} faces")
         ex.flush()
-    except BaseException:
+    except BaseException as exc:
         ex.writer.shutdown(wait=True)
+        # Index only the crops that really reached the disk.
+        fs.faces = [f for f in fs.faces if _written(fs.image_path(f))]
         if created and not fs.faces:
             shutil.rmtree(out, ignore_errors=True)
         else:
-            fs.save()
+            try:
+                fs.save()
+            except OSError:
+                pass  # the previous faceset.json stays intact (atomic writes)
+        if is_disk_full(exc):
+            raise DiskFullError(f"disk full while writing {out}: free some space and run "
+                                "extract again; faces saved so far are kept") from exc
         raise
     finally:
         for b in (video_backend, image_backend):

@@ -60,8 +60,7 @@ class Faceset:
         self.path = Path(path)
         self.face_type = face_type
         self.size = int(size)
-        self.faces: list[FaceEntry] = faces or []
-        self._keys = {f.key for f in self.faces}
+        self.faces = faces or []
 
     @classmethod
     def load(cls, path: str | Path) -> "Faceset":
@@ -91,6 +90,15 @@ class Faceset:
         path.mkdir(parents=True, exist_ok=True)
         return cls(path, face_type, size)
 
+    @property
+    def faces(self) -> list[FaceEntry]:
+        return self._faces
+
+    @faces.setter
+    def faces(self, faces: list[FaceEntry]) -> None:
+        self._faces = list(faces)
+        self._keys = {f.key for f in self._faces}
+
     def has(self, source: str, frame: int) -> bool:
         return (source, frame) in self._keys
 
@@ -99,8 +107,7 @@ class Faceset:
         self._keys.add(entry.key)
 
     def remove(self, entry: FaceEntry) -> None:
-        self.faces.remove(entry)
-        self._keys = {f.key for f in self.faces}
+        self.faces = [f for f in self.faces if f is not entry]
         (self.path / entry.image).unlink(missing_ok=True)
 
     def save(self) -> None:
