@@ -1,4 +1,11 @@
-"""Start the localswap web app: python launch.py [--host] [--port] [--share] [--auth USER:PASS]"""
+"""Start the localswap web app.
+
+    python launch.py [--host 127.0.0.1] [--port 7860] [--share] [--auth USER:PASS]
+                     [--workspace DIR] [--max-gb 2] [--max-minutes 10] [--downscale PX]
+
+Binds to this machine only by default. A share link or a non-local host is never served
+without a password: without --auth one is generated and printed once.
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +13,10 @@ import os
 import secrets
 import sys
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"     # telemetry off, before gradio loads
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def parse_auth(value: str | None) -> tuple[str, str] | None:
@@ -18,7 +28,8 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
     return user, password
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    from localswap.jobs.uploads import UploadSettings
     p = argparse.ArgumentParser(description="localswap web app")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860)
@@ -26,26 +37,56 @@ def main(argv: list[str] | None = None) -> int:
                    help="open a temporary public Gradio link (always password-protected)")
     p.add_argument("--auth", help="USER:PASSWORD required to open the app")
     p.add_argument("--workspace", default="workspace", help="folder for facesets, models, jobs")
-    args = p.parse_args(argv)
+    p.add_argument("--no-resume", action="store_true",
+                   help="leave interrupted jobs for a Resume click instead of resuming them")
+    UploadSettings.add_arguments(p)
+    return p
 
-    from localswap.ui.app import build_app
-    from localswap.workspace import Workspace
 
+def password_for(args) -> tuple[str, str] | None:
+    """The login the app requires: --auth, or a generated one when others can reach it."""
     auth = parse_auth(args.auth)
-    exposed = args.share or args.host not in ("127.0.0.1", "localhost", "::1")
+    exposed = args.share or args.host not in LOCAL_HOSTS
     if exposed and auth is None:
         auth = ("localswap", secrets.token_urlsafe(12))
         print(f"The app is reachable by others, so it needs a password.\n"
               f"  user: {auth[0]}\n  password: {auth[1]}", flush=True)
-    app = build_app(Workspace(args.workspace))
+    return auth
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    auth = password_for(args)
+
+    from localswap.errors import UserError
+    from localswap.jobs.runner import Runner
+    from localswap.jobs.uploads import UploadSettings
+    from localswap.ui.app import build_app, launch_kwargs
+    from localswap.workspace import Workspace
+
     try:
-        app.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth)
-    except Exception as exc:  # a share tunnel that cannot open must not take the app down
-        if not args.share:
-            raise
-        print(f"The share link could not be created ({exc}); serving locally only.",
-              file=sys.stderr, flush=True)
-        app.launch(server_name=args.host, server_port=args.port, share=False, auth=auth)
+        uploads = UploadSettings.from_args(args)
+    except UserError as exc:
+        raise SystemExit(f"error: {exc}")
+    ws = Workspace(args.workspace)
+    runner = Runner(ws, resume=not args.no_resume).start()
+    app = build_app(ws, runner, uploads)
+    try:
+        app.queue(default_concurrency_limit=4)
+        app.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth,
+                   auth_message="localswap: sign in with the user and password printed when "
+                                "the app started.",
+                   prevent_thread_lock=True, ssr_mode=False, quiet=False,
+                   **launch_kwargs(ws, uploads))
+        if args.share and not app.share_url:
+            print("The share link could not be created (the Gradio share server is not "
+                  "reachable: no internet here?). The app keeps running locally at "
+                  f"{app.local_url}", file=sys.stderr, flush=True)
+        print(f"localswap is running at {app.local_url} (Ctrl-C stops it; running jobs "
+              "resume on the next start)", flush=True)
+        app.block_thread()
+    finally:
+        runner.stop()
     return 0
 
 

@@ -1,16 +1,72 @@
-"""The Gradio app. Only localswap/ui imports gradio."""
+"""The Gradio app: four panels over one job runner. Only localswap/ui imports gradio.
+
+Every tab and every share-link visitor reads the same job snapshots; the runner thread owns
+the device. `launch_app` holds the launch settings the security rules depend on (telemetry off,
+files served only from the workspace's outputs and model previews).
+"""
 from __future__ import annotations
 
-import gradio as gr
+import os
 
-from localswap import __version__
-from localswap.workspace import Workspace
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from localswap import __version__  # noqa: E402
+from localswap.jobs.runner import Runner  # noqa: E402
+from localswap.jobs.snapshot import Snapshots  # noqa: E402
+from localswap.jobs.uploads import GB, UploadSettings  # noqa: E402
+from localswap.ui import api, job_view, models_panel, new_swap, system_panel  # noqa: E402
+from localswap.ui.context import Context  # noqa: E402
+from localswap.workspace import Workspace  # noqa: E402
+
+CACHE_CLEANUP = (3600, 24 * 3600)   # every hour, drop Gradio cache files older than a day
 
 
-def build_app(workspace: Workspace) -> gr.Blocks:
-    with gr.Blocks(title="localswap") as app:
-        gr.Markdown(f"# localswap {__version__}\n"
-                    "The web studio is being built. Until then the whole pipeline runs from "
-                    "the command line: `python -m localswap --help`.\n\n"
-                    f"Workspace: `{workspace.root}`")
+def build_app(workspace: Workspace, runner: Runner | None = None,
+              uploads: UploadSettings | None = None, poll: float = 1.0) -> gr.Blocks:
+    """The app over `runner` (one is created and started when not given)."""
+    runner = runner or Runner(workspace).start()
+    ctx = Context(workspace, runner, Snapshots(runner.store), uploads or UploadSettings(), poll)
+    with gr.Blocks(title="localswap", analytics_enabled=False,
+                   delete_cache=CACHE_CLEANUP) as app:
+        gr.Markdown(f"# localswap <small>{__version__}</small>\n"
+                    "Swap a face in a video on your own machine. Use only faces you have the "
+                    "right to use; results are labelled as synthetic media.")
+        with gr.Tabs(selected="new") as tabs:
+            with gr.Tab("New swap", id="new"):
+                new_tab = gr.Column()
+            with gr.Tab("Job", id="job"):
+                view = job_view.render(ctx)
+            with gr.Tab("Models", id="models") as models_tab:
+                models = models_panel.render(ctx, tabs, view.job, view.seen)
+            with gr.Tab("System", id="system") as system_tab:
+                system = system_panel.render(ctx)
+        with new_tab:
+            new_swap.render(ctx, tabs, view.job, view.seen)
+        api.register(ctx)
+
+        def on_load():
+            return job_view.refresh(ctx, None, {})
+        app.load(on_load, None, view.outputs(), api_visibility="private")
+        models_tab.select(lambda: models_panel.library_view(ctx), None, models.outputs(),
+                          api_visibility="private")
+        system_tab.select(lambda: system_panel.report(ctx), None, system,
+                          api_visibility="private")
+    app.localswap = ctx   # tests and launch.py reach the runner through this
     return app
+
+
+def launch_kwargs(workspace: Workspace, uploads: UploadSettings | None = None) -> dict:
+    """launch() arguments every caller must use: what files may be served, and the size cap."""
+    root = workspace.root
+    uploads = uploads or UploadSettings()
+    return {
+        # Outputs and previews are handed to the browser through Gradio's cache; nothing else
+        # in the workspace (uploads, facesets, weights, the database) may ever be served.
+        "allowed_paths": [str(root / "outputs")],
+        "blocked_paths": [str(root / "uploads"), str(root / "facesets"),
+                          str(root / "localswap.db")],
+        "max_file_size": int(uploads.max_gb * GB),
+        "footer_links": ["api"],
+    }

@@ -1,0 +1,31 @@
+"""What every panel needs: the workspace, the runner, and the shared snapshot cache."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from localswap.jobs.runner import Runner
+from localswap.jobs.snapshot import Snapshots
+from localswap.jobs.uploads import UploadSettings
+from localswap.workspace import Workspace
+
+
+@dataclass
+class Context:
+    workspace: Workspace
+    runner: Runner
+    snapshots: Snapshots
+    uploads: UploadSettings = field(default_factory=UploadSettings)
+    poll: float = 1.0           # seconds between snapshot polls in the browser
+
+    @property
+    def store(self):
+        return self.runner.store
+
+
+def human_error(exc: Exception) -> str:
+    """A sentence for the page: UserErrors say what to fix; anything else is named briefly."""
+    from localswap.errors import UserError
+    if isinstance(exc, UserError):
+        return str(exc)
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return f"Something went wrong ({type(exc).__name__}: {first}). The server log has details."

@@ -1,0 +1,257 @@
+"""Job view: one job's stage, progress, loss plot, previews, log, controls and result.
+
+Every tab polls the shared snapshot with a gr.Timer; `seen` (per tab) remembers what the tab
+already shows, so unchanged plots, images and videos are not sent (or re-hashed by Gradio)
+again on every tick.
+"""
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass
+
+import gradio as gr
+import pandas as pd
+
+from localswap.jobs import stages
+from localswap.jobs.snapshot import Snapshot, eta_text
+from localswap.jobs.store import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING
+from localswap.ui.context import Context, human_error
+
+LOSS_HELP = (
+    "**What the loss means.** Loss is how far the model's rebuilt faces are from the real ones "
+    "(0 = identical). A is the target's face, B the source's. It falls quickly at first, then "
+    "slowly; the previews sharpen as it falls. When the curve has flattened, more training "
+    "changes little: press *Convert now*. You can always *Continue training* later.")
+STATUS_WORDS = {QUEUED: "waiting in the queue", RUNNING: "running", DONE: "finished",
+                FAILED: "failed", CANCELLED: "cancelled", INTERRUPTED: "interrupted"}
+
+
+@dataclass
+class JobView:
+    job: gr.Dropdown
+    status: gr.Markdown
+    error: gr.Markdown
+    plot: gr.LinePlot
+    plateau: gr.Markdown
+    preview: gr.Image
+    gallery: gr.Gallery
+    log: gr.Textbox
+    cancel: gr.Button
+    convert_now: gr.Button
+    more: gr.Number
+    continue_: gr.Button
+    resume: gr.Button
+    video: gr.Video
+    download: gr.DownloadButton
+    seen: gr.State
+    timer: gr.Timer
+
+    def outputs(self) -> list:
+        return [self.job, self.status, self.error, self.plot, self.plateau, self.preview,
+                self.gallery, self.log, self.cancel, self.convert_now, self.continue_,
+                self.more, self.resume, self.video, self.download, self.seen]
+
+
+def render(ctx: Context) -> JobView:
+    with gr.Row():
+        job = gr.Dropdown(label="Job", choices=[], value=None, scale=4, interactive=True,
+                          elem_id="job-select")
+    status = gr.Markdown("No job yet: start one in **New swap**.", elem_id="job-status")
+    error = gr.Markdown(visible=False, elem_id="job-error")
+    with gr.Row():
+        cancel = gr.Button("Cancel", variant="stop", visible=False, elem_id="job-cancel")
+        convert_now = gr.Button("Convert now", visible=False, elem_id="job-convert-now")
+        more = gr.Number(value=1000, label="More iterations", precision=0, minimum=1,
+                         visible=False, scale=1)
+        continue_ = gr.Button("Continue training", visible=False, elem_id="job-continue")
+        resume = gr.Button("Resume", visible=False, elem_id="job-resume")
+    with gr.Row():
+        with gr.Column(scale=3):
+            plot = gr.LinePlot(_losses_frame([]), x="iteration", y="loss", color="face",
+                               title="Loss (lower is better)", height=280,
+                               elem_id="loss-plot")
+            plateau = gr.Markdown(elem_id="plateau")
+        with gr.Column(scale=2):
+            preview = gr.Image(label="Latest preview", type="filepath", interactive=False,
+                               elem_id="preview", height=280)
+    gallery = gr.Gallery(label="Timelapse", columns=8, height=140, allow_preview=True,
+                         elem_id="timelapse")
+    with gr.Accordion("What is the loss?", open=False):
+        gr.Markdown(LOSS_HELP)
+    with gr.Row():
+        video = gr.Video(label="Result", interactive=False, elem_id="result-video")
+        with gr.Column():
+            download = gr.DownloadButton("Download the result", visible=False,
+                                         elem_id="download")
+    log = gr.Textbox(label="Log", lines=8, max_lines=8, interactive=False, autoscroll=True,
+                     elem_id="job-log")
+    seen = gr.State({})
+    timer = gr.Timer(ctx.poll)
+    view = JobView(job, status, error, plot, plateau, preview, gallery, log, cancel,
+                   convert_now, more, continue_, resume, video, download, seen, timer)
+    _listen(ctx, view)
+    return view
+
+
+def _listen(ctx: Context, v: JobView) -> None:
+    def tick(job_id, seen):
+        return refresh(ctx, job_id, seen)
+
+    # Polls are read-only and cheap: let any number run at once.
+    v.timer.tick(tick, [v.job, v.seen], v.outputs(), concurrency_limit=None,
+                 api_visibility="private")
+    v.job.select(lambda j, s: refresh(ctx, j, {}), [v.job, v.seen], v.outputs(),
+                 concurrency_limit=None, api_visibility="private")
+
+    def act(fn, ok: str, refused: str):
+        def handler(job_id, *args):
+            if job_id is None:
+                gr.Warning("Pick a job first.")
+                return {}
+            try:
+                done = fn(int(job_id), *args)
+            except Exception as exc:  # shown as a sentence, never a traceback
+                gr.Warning(human_error(exc))
+                return {}
+            (gr.Info if done else gr.Warning)(ok if done else refused)
+            return {}
+        return handler
+
+    r = ctx.runner
+    v.cancel.click(act(r.cancel, "Cancelling: training stops after saving a checkpoint.",
+                       "This job has already finished."), [v.job], v.seen,
+                   api_visibility="private")
+    v.convert_now.click(act(r.convert_now, "Training stops after the next checkpoint; "
+                            "the video is rendered with the model so far.",
+                            "Convert now only works while the job is training."),
+                        [v.job], v.seen, api_visibility="private")
+    v.continue_.click(act(lambda j, n: r.continue_training(j, int(n or 1000)),
+                          "Queued: training continues, then the video is rendered again.",
+                          "Only a finished or cancelled swap can continue training."),
+                      [v.job, v.more], v.seen, api_visibility="private")
+    v.resume.click(act(r.resume_job, "Queued again: it resumes where it stopped.",
+                       "Only an interrupted or failed job can be resumed."),
+                   [v.job], v.seen, api_visibility="private")
+
+
+def default_job(ctx: Context) -> int | None:
+    """What a freshly opened tab shows: the running job, else the newest one."""
+    if ctx.runner.current is not None:
+        return ctx.runner.current
+    jobs = ctx.store.list(limit=1)
+    return jobs[0].id if jobs else None
+
+
+def job_choices(ctx: Context) -> list[tuple[str, int]]:
+    return [(f"#{j.id} {j.title or j.kind} — {STATUS_WORDS.get(j.status, j.status)}", j.id)
+            for j in ctx.store.list(limit=50)]
+
+
+def refresh(ctx: Context, job_id, seen: dict) -> list:
+    """The values for JobView.outputs(); gr.skip() for everything this tab already shows."""
+    seen = dict(seen or {})
+    if job_id in (None, ""):
+        job_id = default_job(ctx)
+    choices = job_choices(ctx)
+    out: dict[str, object] = {}
+    _put(out, seen, "job", (tuple(choices), job_id),
+         lambda: gr.update(choices=choices, value=job_id))
+    snap = ctx.snapshots.get(int(job_id)) if job_id is not None else None
+    if snap is None:
+        return _ordered(out, seen)
+    job = snap.job
+    _put(out, seen, "status", status_text(snap), lambda: status_text(snap))
+    _put(out, seen, "error", (job.status, job.error, job.hint), lambda: gr.update(
+        visible=job.status == FAILED and bool(job.error),
+        value=f"**{html.escape(job.error)}**\n\nWhat to try: {html.escape(job.hint)}"))
+    _put(out, seen, "plot", (job.id, len(snap.losses), snap.losses[-1]["iteration"]
+                             if snap.losses else 0), lambda: _losses_frame(snap.losses))
+    _put(out, seen, "plateau", snap.plateau if snap.losses else "",
+         lambda: snap.plateau if snap.losses else "")
+    _put(out, seen, "preview", snap.preview, lambda: snap.preview)
+    _put(out, seen, "gallery", tuple(p["path"] for p in snap.previews),
+         lambda: [(p["path"], f"iteration {p.get('iteration', '?')}") for p in snap.previews])
+    _put(out, seen, "log", len(snap.log) and snap.log[-1], lambda: "\n".join(snap.log))
+    running_train = job.status == RUNNING and job.stage == "train"
+    can_continue = job.kind == "swap" and job.status in (DONE, CANCELLED) and bool(
+        job.info.get("iteration"))
+    _put(out, seen, "cancel", job.status in (QUEUED, RUNNING, INTERRUPTED),
+         lambda: gr.update(visible=job.status in (QUEUED, RUNNING, INTERRUPTED)))
+    _put(out, seen, "convert_now", running_train, lambda: gr.update(visible=running_train))
+    _put(out, seen, "continue_", can_continue, lambda: gr.update(visible=can_continue))
+    _put(out, seen, "more", can_continue, lambda: gr.update(visible=can_continue))
+    _put(out, seen, "resume", job.status in (INTERRUPTED, FAILED),
+         lambda: gr.update(visible=job.status in (INTERRUPTED, FAILED)))
+    result = output_path(ctx, job)
+    _put(out, seen, "video", result, lambda: result)
+    _put(out, seen, "download", result, lambda: gr.update(value=result, visible=bool(result)))
+    return _ordered(out, seen)
+
+
+ORDER = ("job", "status", "error", "plot", "plateau", "preview", "gallery", "log", "cancel",
+         "convert_now", "continue_", "more", "resume", "video", "download")
+
+
+def _put(out: dict, seen: dict, key: str, signature, make) -> None:
+    """Send `make()` for `key` only if its signature differs from what the tab has."""
+    sig = repr(signature)
+    if seen.get(key) != sig:
+        seen[key] = sig
+        out[key] = make()
+
+
+def _ordered(out: dict, seen: dict) -> list:
+    return [out.get(k, gr.skip()) for k in ORDER] + [seen]
+
+
+def output_path(ctx: Context, job) -> str | None:
+    rel = job.result.get("output")
+    if not rel:
+        return None
+    path = ctx.workspace.root / rel
+    return str(path) if path.is_file() else None
+
+
+def status_text(snap: Snapshot) -> str:
+    job = snap.job
+    plan = stages.PLANS[job.kind](job)
+    lines = [f"### #{job.id} {html.escape(job.title or job.kind)}",
+             f"Status: **{STATUS_WORDS.get(job.status, job.status)}**"]
+    if job.stage and job.stage in plan:
+        lines[-1] += (f" · stage {plan.index(job.stage) + 1} of {len(plan)}: "
+                      f"**{stages.TITLES[job.stage]}**")
+    pct = int(round(job.progress * 100))
+    if job.status == RUNNING:
+        lines.append(f'<progress max="100" value="{pct}" style="width:100%"></progress>')
+    info = job.info
+    figures = []
+    if job.status == RUNNING:
+        figures.append(f"{pct} %")
+    if info.get("iteration") is not None:
+        target = job.params.get("train", {}).get("iterations") or info.get("iterations")
+        figures.append(f"iteration {info['iteration']}" + (f" / {target}" if target else ""))
+    rate = info.get("it_s")
+    if job.status == RUNNING and job.stage == "train" and rate:
+        figures.append(f"{float(rate):.2f} it/s")
+    if job.status == RUNNING and info.get("fps") and job.stage != "train":
+        figures.append(f"{float(info['fps']):.1f} frames/s")
+    if job.status == RUNNING and info.get("eta") is not None:
+        figures.append(f"ETA {eta_text(float(info['eta']))}")
+    if job.started:
+        end = job.finished if job.finished and not job.active else time.time()
+        figures.append(f"elapsed {eta_text(end - job.started)}")
+    if figures:
+        lines.append(" · ".join(figures))
+    if job.timings:
+        lines.append("Finished stages: " + ", ".join(
+            f"{stages.TITLES.get(k, k).lower()} {eta_text(v)}" for k, v in job.timings.items()))
+    if job.message:
+        lines.append(html.escape(job.message))
+    return "\n\n".join(lines)
+
+
+def _losses_frame(points: list[dict]) -> pd.DataFrame:
+    rows = [(p["iteration"], p["loss_a"], "A (target)") for p in points] + \
+           [(p["iteration"], p["loss_b"], "B (source)") for p in points]
+    return pd.DataFrame(rows, columns=["iteration", "loss", "face"])

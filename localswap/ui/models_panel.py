@@ -1,0 +1,200 @@
+"""Models: the library (thumbnail, iterations, last loss), quick swap with a chosen model,
+rename, delete (after a confirmation), import and export."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from localswap.errors import UserError
+from localswap.jobs.submit import CONSENT, submit_quick_swap
+from localswap.ui.context import Context, human_error
+from localswap.ui.new_swap import VIDEO_TYPES, _pair
+from localswap.workspace import check_name
+
+
+@dataclass
+class ModelsPanel:
+    gallery: gr.Gallery
+    pick: gr.Dropdown
+    details: gr.Markdown
+
+    def outputs(self) -> list:
+        return [self.gallery, self.pick, self.details]
+
+
+def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.State):
+    gallery = gr.Gallery(label="Library", columns=6, height=220, allow_preview=False,
+                         elem_id="model-gallery")
+    with gr.Row():
+        pick = gr.Dropdown(label="Model", choices=[], value=None, scale=3, elem_id="model-pick")
+        refresh = gr.Button("Refresh", size="sm", scale=0)
+    details = gr.Markdown(elem_id="model-details")
+    notice = gr.Markdown(elem_id="model-notice")
+    with gr.Accordion("Quick swap: put this model's face into a new video", open=True):
+        qs_video = gr.File(label="Video", file_types=VIDEO_TYPES, elem_id="quick-video")
+        qs_consent = gr.Checkbox(label=CONSENT, value=False)
+        qs_start = gr.Button("Quick swap", variant="primary", elem_id="quick-start")
+    with gr.Accordion("Rename, export, delete", open=False):
+        with gr.Row():
+            new_name = gr.Textbox(label="New name", scale=3)
+            rename = gr.Button("Rename", scale=1)
+        with gr.Row():
+            export = gr.Button("Export as one file")
+            exported = gr.DownloadButton("Download the export", visible=False)
+        with gr.Row():
+            delete = gr.Button("Delete…", variant="stop")
+        with gr.Row(visible=False) as confirm_row:
+            confirm_text = gr.Markdown()
+            confirm = gr.Button("Yes, delete it", variant="stop")
+            keep = gr.Button("Keep it")
+    with gr.Accordion("Import a model file", open=False):
+        imp_file = gr.File(label="Model export (.zip)", file_types=[".zip"])
+        imp_name = gr.Textbox(label="Name in the library (optional)")
+        imp = gr.Button("Import")
+
+    panel = ModelsPanel(gallery, pick, details)
+
+    def load(selected=None):
+        return library_view(ctx, selected)
+
+    refresh.click(load, pick, panel.outputs(), api_visibility="private")
+    pick.select(lambda name: describe(ctx, name), pick, details, api_visibility="private")
+
+    def guarded(fn):
+        def handler(*args):
+            try:
+                return fn(*args)
+            except Exception as exc:  # a sentence, never a traceback
+                return (f"**{human_error(exc)}**", *[gr.skip()] * (n_out(fn) - 1))
+        return handler
+
+    def n_out(fn):
+        return getattr(fn, "n_out", 1)
+
+    def do_quick(name, video, consent):
+        job_id = submit_quick_swap(ctx.runner, _pair(video), name or "", bool(consent),
+                                   None, ctx.uploads)
+        return (f"Job #{job_id} queued.", gr.update(selected="job"), gr.update(value=job_id),
+                {})
+    do_quick.n_out = 4
+    qs_start.click(guarded(do_quick), [pick, qs_video, qs_consent],
+                   [notice, tabs, job_select, job_seen], api_visibility="private")
+
+    def do_rename(old, new):
+        rename_model(ctx, old, new)
+        return (f"Renamed {old!r} to {new.strip()!r}.", *library_view(ctx, new.strip()))
+    do_rename.n_out = 4
+    rename.click(guarded(do_rename), [pick, new_name], [notice, *panel.outputs()],
+                 api_visibility="private")
+
+    def do_export(name):
+        path = export_model(ctx, name)
+        return f"Exported {name!r}.", gr.update(value=str(path), visible=True)
+    do_export.n_out = 2
+    export.click(guarded(do_export), pick, [notice, exported], api_visibility="private")
+
+    delete.click(lambda name: (gr.update(visible=bool(name)),
+                               f"Delete **{name}** and its checkpoints? This cannot be undone."),
+                 pick, [confirm_row, confirm_text], api_visibility="private")
+    keep.click(lambda: gr.update(visible=False), None, confirm_row, api_visibility="private")
+
+    def do_delete(name):
+        delete_model(ctx, name)
+        return (f"Deleted {name!r}.", gr.update(visible=False), *library_view(ctx))
+    do_delete.n_out = 5
+    confirm.click(guarded(do_delete), pick, [notice, confirm_row, *panel.outputs()],
+                  api_visibility="private")
+
+    def do_import(file, name):
+        from localswap.library import import_model
+        if not file:
+            raise UserError("Choose a model export file (.zip) first.")
+        info = import_model(ctx.workspace, _pair(file)[0], (name or "").strip() or None)
+        return (f"Imported {info.name!r}.", *library_view(ctx, info.name))
+    do_import.n_out = 4
+    imp.click(guarded(do_import), [imp_file, imp_name], [notice, *panel.outputs()],
+              api_visibility="private")
+    return panel
+
+
+def models(ctx: Context) -> list:
+    try:
+        from localswap.library import list_models
+    except ImportError:
+        return []
+    return list_models(ctx.workspace)
+
+
+def thumbnail(path: str | Path) -> str | None:
+    """The newest preview image in a model dir (previews/ first), if any."""
+    path = Path(path)
+    found = sorted(path.glob("previews/*.png")) or sorted(path.glob("*.png")) or \
+        sorted(path.glob("previews/*.jpg"))
+    return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
+
+
+def library_view(ctx: Context, selected: str | None = None) -> tuple:
+    items = models(ctx)
+    names = [m.name for m in items]
+    if selected not in names:
+        selected = names[0] if names else None
+    pics = [(thumbnail(m.path), f"{m.name} · {m.iterations} it") for m in items
+            if thumbnail(m.path)]
+    return (pics, gr.update(choices=names, value=selected), describe(ctx, selected))
+
+
+def describe(ctx: Context, name: str | None) -> str:
+    if not name:
+        return "No models yet: a finished swap leaves its model here for quick swaps."
+    m = next((m for m in models(ctx) if m.name == name), None)
+    if m is None:
+        return f"{name}: not a readable model."
+    loss = f"{m.last_loss:.4f}" if m.last_loss is not None else "—"
+    return (f"**{m.name}**: {m.arch}, {m.resolution} px, {m.face_type.replace('_', ' ')}; "
+            f"{m.iterations} iterations, last loss {loss}; source {m.source or '?'}, target "
+            f"{m.target or '?'}; {m.size_mb:.1f} MB, saved {m.date}.")
+
+
+def _in_use(ctx: Context, name: str) -> bool:
+    return any(j.params.get("model") == name for j in ctx.store.list(
+        limit=500, statuses=("queued", "running", "interrupted")))
+
+
+def rename_model(ctx: Context, old: str, new: str) -> None:
+    from localswap import library
+    new = check_name((new or "").strip())
+    if _in_use(ctx, check_name(old or "")):
+        raise UserError(f"{old!r} is used by a job that has not finished; wait or cancel it.")
+    if hasattr(library, "rename_model"):
+        library.rename_model(ctx.workspace, old, new)
+        return
+    src, dst = ctx.workspace.path("models", old), ctx.workspace.path("models", new)
+    if not src.is_dir():
+        raise UserError(f"There is no model called {old!r}.")
+    if dst.exists():
+        raise UserError(f"A model called {new!r} already exists.")
+    src.rename(dst)
+
+
+def delete_model(ctx: Context, name: str) -> None:
+    from localswap import library
+    if _in_use(ctx, check_name(name or "")):
+        raise UserError(f"{name!r} is used by a job that has not finished; wait or cancel it.")
+    if hasattr(library, "delete_model"):
+        library.delete_model(ctx.workspace, name)
+        return
+    path = ctx.workspace.path("models", name)
+    if not path.is_dir():
+        raise UserError(f"There is no model called {name!r}.")
+    shutil.rmtree(path)
+
+
+def export_model(ctx: Context, name: str) -> Path:
+    """Export into outputs/exports/ (the only folders the app serves files from)."""
+    from localswap.library import export_model as export
+    check_name(name or "")
+    out = ctx.workspace.root / "outputs" / "exports" / f"{name.replace(' ', '_')}.zip"
+    return export(ctx.workspace, name, out)

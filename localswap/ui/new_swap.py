@@ -1,0 +1,192 @@
+"""New swap: upload target and source, agree to the consent line, pick Basic or Advanced, see
+the estimated time per stage, start."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from localswap import media
+from localswap.errors import UserError
+from localswap.jobs import stages
+from localswap.jobs.estimate import estimate
+from localswap.jobs.snapshot import eta_text
+from localswap.jobs.submit import CONSENT, submit_swap, train_settings_class
+from localswap.jobs.uploads import check_media
+from localswap.settings import ConvertSettings, ExtractSettings
+from localswap.ui import widgets
+from localswap.ui.context import Context, human_error
+
+VIDEO_TYPES = sorted(media.VIDEO_EXTS)
+MEDIA_TYPES = sorted(media.VIDEO_EXTS | media.IMAGE_EXTS)
+# The fields Advanced mode shows first, when the settings class has them.
+TRAIN_FIRST = ["arch", "resolution", "batch", "iterations", "time_budget", "minutes",
+               "face_type", "lr"]
+CONVERT_FIRST = ["color", "blend", "mask", "erode", "blur", "smooth", "faces", "label"]
+EXTRACT_FIELDS = ["every", "size", "min_face", "blur_threshold", "detector", "max_frames"]
+NEW_MODEL = "(new model)"
+
+
+@dataclass
+class NewSwap:
+    start: gr.Button
+    message: gr.Markdown
+
+
+def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.State) -> NewSwap:
+    lim = ctx.uploads
+    gr.Markdown(
+        "Replace the face in the **target** video with the face of the **source** person. "
+        f"Limits: {lim.max_gb:g} GB and {lim.max_minutes:g} minutes per video.")
+    with gr.Row():
+        target = gr.File(label="Target video: the face that gets replaced",
+                         file_types=VIDEO_TYPES, elem_id="target-file")
+        sources = gr.File(label="Source: video(s) or photos of the new face",
+                          file_count="multiple", file_types=MEDIA_TYPES, elem_id="source-files")
+    checked = gr.Markdown(elem_id="upload-check")
+    with gr.Row():
+        downscale_on = gr.Checkbox(value=bool(lim.downscale), label="Downscale large videos",
+                                   info="faster; the result has the smaller size")
+        downscale = gr.Number(value=lim.downscale or 1440, label="Maximum width (px)",
+                              precision=0, minimum=64, maximum=8192)
+    mode = gr.Radio(["Basic", "Advanced"], value="Basic", label="Mode",
+                    info="Basic picks everything for your GPU; Advanced lets you choose.",
+                    elem_id="mode")
+    train_cls = train_settings_class()
+    with gr.Column(visible=False) as advanced:
+        models = [NEW_MODEL] + ctx.workspace.names("models")
+        model = gr.Dropdown(models, value=NEW_MODEL, label="Model",
+                            info="train a new model, or continue one from the library",
+                            allow_custom_value=False)
+        with gr.Accordion("Training", open=True):
+            if train_cls is None:
+                gr.Markdown("The training settings are not available in this build.")
+            train_w = widgets.settings_widgets(train_cls, _order(train_cls, TRAIN_FIRST),
+                                               skip=("device",))
+        with gr.Accordion("Rendering: colour, blend and mask", open=False):
+            convert_w = widgets.settings_widgets(ConvertSettings,
+                                                 _order(ConvertSettings, CONVERT_FIRST),
+                                                 skip=("device", "start", "end"))
+        with gr.Accordion("Face extraction", open=False):
+            extract_w = widgets.settings_widgets(ExtractSettings, EXTRACT_FIELDS)
+    consent = gr.Checkbox(label=CONSENT, value=False, elem_id="consent")
+    estimate_md = gr.Markdown(elem_id="estimate")
+    start = gr.Button("Start the swap", variant="primary", elem_id="start")
+    message = gr.Markdown(elem_id="start-message")
+
+    mode.change(lambda m: gr.update(visible=m == "Advanced"), mode, advanced,
+                api_visibility="private")
+    groups = [(train_cls, list(train_w)), (ConvertSettings, list(convert_w)),
+              (ExtractSettings, list(extract_w))]
+    setting_inputs = [*train_w.values(), *convert_w.values(), *extract_w.values()]
+    common = [target, sources, mode, model, downscale_on, downscale]
+
+    def options_from(mode_v, model_v, down_on, down_px, values) -> dict:
+        opts: dict = {"downscale": int(down_px or 0) if down_on else 0}
+        if mode_v != "Advanced":
+            return opts
+        i = 0
+        for key, (cls, names) in zip(("train", "convert", "extract"), groups):
+            opts[key] = widgets.collect(cls, names, values[i:i + len(names)])
+            i += len(names)
+        if model_v and model_v != NEW_MODEL:
+            opts["model"] = model_v
+        return opts
+
+    def check(target_v, sources_v):
+        return upload_report(ctx, target_v, sources_v)
+
+    def show_estimate(target_v, sources_v, mode_v, model_v, down_on, down_px, *values):
+        opts = options_from(mode_v, model_v, down_on, down_px, values)
+        return estimate_text(ctx, target_v, sources_v, opts)
+
+    for comp in (target, sources):
+        comp.change(check, [target, sources], checked, api_visibility="private")
+    for comp in (target, sources, mode, *setting_inputs):
+        comp.change(show_estimate, [*common, *setting_inputs], estimate_md,
+                    api_visibility="private", show_progress="hidden")
+
+    def on_start(target_v, sources_v, mode_v, model_v, down_on, down_px, consent_v, *values):
+        try:
+            opts = options_from(mode_v, model_v, down_on, down_px, values)
+            job_id = submit_swap(ctx.runner, _pair(target_v), [_pair(s) for s in sources_v or []],
+                                 bool(consent_v), opts, ctx.uploads)
+        except Exception as exc:  # a sentence on the page, never a traceback
+            return f"**{human_error(exc)}**", gr.skip(), gr.skip(), gr.skip()
+        return (f"Job #{job_id} queued.", gr.update(selected="job"),
+                gr.update(value=job_id), {})
+
+    start.click(on_start, [*common, consent, *setting_inputs],
+                [message, tabs, job_select, job_seen], api_visibility="private")
+    return NewSwap(start, message)
+
+
+def _order(cls, first: list[str]) -> list[str]:
+    if cls is None:
+        return []
+    from dataclasses import fields
+    names = [f.name for f in fields(cls)]
+    return [n for n in first if n in names] + [n for n in names if n not in first]
+
+
+def _pair(path) -> tuple[str, str]:
+    """(path, display name) of a Gradio upload (its folder holds the original file name)."""
+    if path is None:
+        return ("", "")
+    p = Path(path if isinstance(path, str) else getattr(path, "name", path))
+    return (str(p), p.name)
+
+
+def upload_report(ctx: Context, target, sources) -> str:
+    lines = []
+    for path, role, photos in [(target, "Target", False)] + [
+            (s, "Source", True) for s in (sources or [])]:
+        if not path:
+            continue
+        p, name = _pair(path)
+        try:
+            up = check_media(Path(p), name, ctx.uploads, photos)
+        except UserError as exc:
+            lines.append(f"⚠️ {role}: {exc}")
+            continue
+        what = (f"{up.width}×{up.height}, {up.duration:.1f} s, {up.frames} frames"
+                if up.video else f"photo {up.width}×{up.height}")
+        lines.append(f"✓ {role}: {name} ({what})")
+    return "\n\n".join(lines)
+
+
+def estimate_text(ctx: Context, target, sources, opts: dict) -> str:
+    if not target:
+        return ""
+    frames = _frames(target)
+    src_frames = sum(_frames(s) for s in sources or [])
+    train_cls = train_settings_class()
+    iterations = opts.get("train", {}).get("iterations") or _default(train_cls, "iterations")
+    iterations = int(iterations or 1000)
+    every = int(opts.get("extract", {}).get("every", 1))
+    est = estimate(ctx.store, frames, src_frames, iterations, every)
+    rows = " · ".join(f"{stages.TITLES[s]}: ~{eta_text(sec)}" for s, sec in est.stages)
+    basis = ("from the speed measured on this machine" if est.measured else
+             "a first guess: it gets exact after the first job on this machine")
+    return f"**Estimated time**: about {eta_text(est.total)} ({rows}); {basis}."
+
+
+def _default(cls, name: str):
+    from dataclasses import fields
+    for f in fields(cls) if cls is not None else ():
+        if f.name == name:
+            return widgets.default_of(f)
+    return None
+
+
+def _frames(path) -> int:
+    p, name = _pair(path)
+    if not p:
+        return 0
+    if not media.is_video(name):
+        return 1
+    try:
+        return media.probe(p).frames
+    except UserError:
+        return 0
