@@ -211,20 +211,21 @@ class Runner:
                 return self._failed(job, stage, stages.describe(exc, stage),
                                     stages.hint_for(exc, stage), rec)
             rec.flush()
-            timings[stage] = round(time.perf_counter() - t0, 2)
             job = self.store.get(job.id)
-            merged = {**job.result, **result}
-            self.store.update(job.id, timings=timings, result=merged)
-            rec.log(f"{stages.TITLES[stage]} finished in {_duration(timings[stage])}.")
+            self.store.update(job.id, result={**job.result, **result})
             if self._stop_stage.is_set():
                 reason = self._reason[0] if self._reason else "cancel"
-                if reason == "convert_now" and stage == "train":
-                    with self._lock:
-                        self._stop_stage.clear()
-                        self._reason[:] = []
-                    self.store.update(job.id, control="")
-                    continue
-                return self._stopped(self.store.get(job.id), reason, rec)
+                if not (reason == "convert_now" and stage == "train"):
+                    # Stopped early: the stage is not finished and runs again on resume.
+                    return self._stopped(self.store.get(job.id), reason, rec)
+                with self._lock:
+                    self._stop_stage.clear()
+                    self._reason[:] = []
+                self.store.update(job.id, control="")
+                rec.log("Training stopped early to convert now.")
+            timings[stage] = round(time.perf_counter() - t0, 2)
+            self.store.update(job.id, timings=timings)
+            rec.log(f"{stages.TITLES[stage]} finished in {_duration(timings[stage])}.")
         self._finish(self.store.get(job.id), DONE, "Finished.", progress=1.0)
 
     def _stopped(self, job: Job, reason: str, rec: Recorder) -> None:

@@ -153,6 +153,24 @@ def extract_source(ctx: Context) -> dict:
         raise NoFacesError(f"Source: {exc}") from exc
 
 
+def train(ctx: Context) -> dict:
+    """Train (or continue) the job's model on faceset A (target) and B (source). The trainer
+    resumes from the model dir's checkpoint, so a resumed job continues where it stopped; the
+    stop event ends it after a checkpoint (cancel, convert now, shutdown)."""
+    from localswap.settings import TrainSettings
+    from localswap.train.trainer import train as run_train
+    values = dict(ctx.job.params.get("train", {}))
+    if ctx.device != "auto":
+        values.setdefault("device", ctx.device)
+    settings = TrainSettings(**values).validate()
+    result = run_train(faceset_dir(ctx, "source"), faceset_dir(ctx, "target"), model_dir(ctx),
+                       settings, progress=ctx.progress, cancel=ctx.stop)
+    iteration = getattr(result, "iteration", None)
+    if iteration is not None:
+        ctx.progress.info["iteration"] = int(iteration)
+    return {"model": ctx.rel(model_dir(ctx))}
+
+
 def convert(ctx: Context) -> dict:
     from localswap.convert.convert import Cancelled, convert as run_convert
     from localswap.settings import ConvertSettings
@@ -175,7 +193,7 @@ def convert(ctx: Context) -> dict:
 
 
 STAGES = {"prepare": prepare, "extract_target": extract_target,
-          "extract_source": extract_source, "convert": convert}
+          "extract_source": extract_source, "train": train, "convert": convert}
 
 
 # -- failures in words ---------------------------------------------------------------------

@@ -43,12 +43,12 @@ def build_app(workspace: Workspace, runner: Runner | None = None,
             with gr.Tab("System", id="system") as system_tab:
                 system = system_panel.render(ctx)
         with new_tab:
-            new_swap.render(ctx, tabs, view.job, view.seen)
+            new = new_swap.render(ctx, tabs, view.job, view.seen)
         api.register(ctx)
 
         def on_load():
-            return job_view.refresh(ctx, None, {})
-        app.load(on_load, None, view.outputs(), api_visibility="private")
+            return [*job_view.refresh(ctx, None, {}), new.model_choices(ctx)]
+        app.load(on_load, None, [*view.outputs(), new.model], api_visibility="private")
         models_tab.select(lambda: models_panel.library_view(ctx), None, models.outputs(),
                           api_visibility="private")
         system_tab.select(lambda: system_panel.report(ctx), None, system,

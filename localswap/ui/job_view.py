@@ -56,6 +56,7 @@ class JobView:
 def render(ctx: Context) -> JobView:
     with gr.Row():
         job = gr.Dropdown(label="Job", choices=[], value=None, scale=4, interactive=True,
+                          allow_custom_value=True,
                           elem_id="job-select")
     status = gr.Markdown("No job yet: start one in **New swap**.", elem_id="job-status")
     error = gr.Markdown(visible=False, elem_id="job-error")
@@ -143,6 +144,11 @@ def default_job(ctx: Context) -> int | None:
     return jobs[0].id if jobs else None
 
 
+def select_job(ctx: Context, job_id: int):
+    """The job dropdown showing `job_id` (choices refreshed, or Gradio refuses the value)."""
+    return gr.update(choices=job_choices(ctx), value=job_id)
+
+
 def job_choices(ctx: Context) -> list[tuple[str, int]]:
     return [(f"#{j.id} {j.title or j.kind} — {STATUS_WORDS.get(j.status, j.status)}", j.id)
             for j in ctx.store.list(limit=50)]
@@ -165,13 +171,17 @@ def refresh(ctx: Context, job_id, seen: dict) -> list:
     _put(out, seen, "error", (job.status, job.error, job.hint), lambda: gr.update(
         visible=job.status == FAILED and bool(job.error),
         value=f"**{html.escape(job.error)}**\n\nWhat to try: {html.escape(job.hint)}"))
+    trains = job.kind == "swap"       # a quick swap has no loss, previews or timelapse
     _put(out, seen, "plot", (job.id, len(snap.losses), snap.losses[-1]["iteration"]
-                             if snap.losses else 0), lambda: _losses_frame(snap.losses))
+                             if snap.losses else 0, trains),
+         lambda: gr.update(value=_losses_frame(snap.losses), visible=trains))
     _put(out, seen, "plateau", snap.plateau if snap.losses else "",
          lambda: snap.plateau if snap.losses else "")
-    _put(out, seen, "preview", snap.preview, lambda: snap.preview)
-    _put(out, seen, "gallery", tuple(p["path"] for p in snap.previews),
-         lambda: [(p["path"], f"iteration {p.get('iteration', '?')}") for p in snap.previews])
+    _put(out, seen, "preview", (snap.preview, trains),
+         lambda: gr.update(value=snap.preview, visible=trains))
+    _put(out, seen, "gallery", (tuple(p["path"] for p in snap.previews), trains),
+         lambda: gr.update(value=[(p["path"], f"iteration {p.get('iteration', '?')}")
+                                  for p in snap.previews], visible=trains))
     _put(out, seen, "log", len(snap.log) and snap.log[-1], lambda: "\n".join(snap.log))
     running_train = job.status == RUNNING and job.stage == "train"
     can_continue = job.kind == "swap" and job.status in (DONE, CANCELLED) and bool(

@@ -10,6 +10,7 @@ import gradio as gr
 
 from localswap.errors import UserError
 from localswap.jobs.submit import CONSENT, submit_quick_swap
+from localswap.ui import job_view
 from localswap.ui.context import Context, human_error
 from localswap.ui.new_swap import VIDEO_TYPES, _pair
 from localswap.workspace import check_name
@@ -35,7 +36,7 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
     notice = gr.Markdown(elem_id="model-notice")
     with gr.Accordion("Quick swap: put this model's face into a new video", open=True):
         qs_video = gr.File(label="Video", file_types=VIDEO_TYPES, elem_id="quick-video")
-        qs_consent = gr.Checkbox(label=CONSENT, value=False)
+        qs_consent = gr.Checkbox(label=CONSENT, value=False, elem_id="quick-consent")
         qs_start = gr.Button("Quick swap", variant="primary", elem_id="quick-start")
     with gr.Accordion("Rename, export, delete", open=False):
         with gr.Row():
@@ -63,38 +64,33 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
     refresh.click(load, pick, panel.outputs(), api_visibility="private")
     pick.select(lambda name: describe(ctx, name), pick, details, api_visibility="private")
 
-    def guarded(fn):
+    def guarded(fn, n_out: int):
+        """First output is the notice; on failure it gets the sentence, the rest stay."""
         def handler(*args):
             try:
                 return fn(*args)
             except Exception as exc:  # a sentence, never a traceback
-                return (f"**{human_error(exc)}**", *[gr.skip()] * (n_out(fn) - 1))
+                return (f"**{human_error(exc)}**", *[gr.skip()] * (n_out - 1))
         return handler
-
-    def n_out(fn):
-        return getattr(fn, "n_out", 1)
 
     def do_quick(name, video, consent):
         job_id = submit_quick_swap(ctx.runner, _pair(video), name or "", bool(consent),
                                    None, ctx.uploads)
-        return (f"Job #{job_id} queued.", gr.update(selected="job"), gr.update(value=job_id),
-                {})
-    do_quick.n_out = 4
-    qs_start.click(guarded(do_quick), [pick, qs_video, qs_consent],
+        return (f"Job #{job_id} queued.", gr.update(selected="job"),
+                job_view.select_job(ctx, job_id), {})
+    qs_start.click(guarded(do_quick, 4), [pick, qs_video, qs_consent],
                    [notice, tabs, job_select, job_seen], api_visibility="private")
 
     def do_rename(old, new):
         rename_model(ctx, old, new)
         return (f"Renamed {old!r} to {new.strip()!r}.", *library_view(ctx, new.strip()))
-    do_rename.n_out = 4
-    rename.click(guarded(do_rename), [pick, new_name], [notice, *panel.outputs()],
+    rename.click(guarded(do_rename, 4), [pick, new_name], [notice, *panel.outputs()],
                  api_visibility="private")
 
     def do_export(name):
         path = export_model(ctx, name)
         return f"Exported {name!r}.", gr.update(value=str(path), visible=True)
-    do_export.n_out = 2
-    export.click(guarded(do_export), pick, [notice, exported], api_visibility="private")
+    export.click(guarded(do_export, 2), pick, [notice, exported], api_visibility="private")
 
     delete.click(lambda name: (gr.update(visible=bool(name)),
                                f"Delete **{name}** and its checkpoints? This cannot be undone."),
@@ -104,8 +100,7 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
     def do_delete(name):
         delete_model(ctx, name)
         return (f"Deleted {name!r}.", gr.update(visible=False), *library_view(ctx))
-    do_delete.n_out = 5
-    confirm.click(guarded(do_delete), pick, [notice, confirm_row, *panel.outputs()],
+    confirm.click(guarded(do_delete, 5), pick, [notice, confirm_row, *panel.outputs()],
                   api_visibility="private")
 
     def do_import(file, name):
@@ -114,8 +109,7 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
             raise UserError("Choose a model export file (.zip) first.")
         info = import_model(ctx.workspace, _pair(file)[0], (name or "").strip() or None)
         return (f"Imported {info.name!r}.", *library_view(ctx, info.name))
-    do_import.n_out = 4
-    imp.click(guarded(do_import), [imp_file, imp_name], [notice, *panel.outputs()],
+    imp.click(guarded(do_import, 4), [imp_file, imp_name], [notice, *panel.outputs()],
               api_visibility="private")
     return panel
 

@@ -15,7 +15,7 @@ from localswap.jobs.snapshot import eta_text
 from localswap.jobs.submit import CONSENT, submit_swap, train_settings_class
 from localswap.jobs.uploads import check_media
 from localswap.settings import ConvertSettings, ExtractSettings
-from localswap.ui import widgets
+from localswap.ui import job_view, widgets
 from localswap.ui.context import Context, human_error
 
 VIDEO_TYPES = sorted(media.VIDEO_EXTS)
@@ -32,6 +32,10 @@ NEW_MODEL = "(new model)"
 class NewSwap:
     start: gr.Button
     message: gr.Markdown
+    model: gr.Dropdown
+
+    def model_choices(self, ctx: Context):
+        return gr.update(choices=[NEW_MODEL] + ctx.workspace.names("models"))
 
 
 def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.State) -> NewSwap:
@@ -50,26 +54,27 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
                                    info="faster; the result has the smaller size")
         downscale = gr.Number(value=lim.downscale or 1440, label="Maximum width (px)",
                               precision=0, minimum=64, maximum=8192)
-    mode = gr.Radio(["Basic", "Advanced"], value="Basic", label="Mode",
-                    info="Basic picks everything for your GPU; Advanced lets you choose.",
-                    elem_id="mode")
+    mode = gr.Radio(["Basic", "Advanced"], value="Basic", label="Mode", elem_id="mode",
+                    info="Basic picks everything for your GPU; Advanced lets you choose.")
     train_cls = train_settings_class()
     with gr.Column(visible=False) as advanced:
         models = [NEW_MODEL] + ctx.workspace.names("models")
-        model = gr.Dropdown(models, value=NEW_MODEL, label="Model",
+        model = gr.Dropdown(models, value=NEW_MODEL, label="Model", elem_id="model-choice",
                             info="train a new model, or continue one from the library",
                             allow_custom_value=False)
         with gr.Accordion("Training", open=True):
             if train_cls is None:
                 gr.Markdown("The training settings are not available in this build.")
             train_w = widgets.settings_widgets(train_cls, _order(train_cls, TRAIN_FIRST),
-                                               skip=("device",))
+                                               skip=("device",), prefix="train")
         with gr.Accordion("Rendering: colour, blend and mask", open=False):
             convert_w = widgets.settings_widgets(ConvertSettings,
                                                  _order(ConvertSettings, CONVERT_FIRST),
-                                                 skip=("device", "start", "end"))
+                                                 skip=("device", "start", "end"),
+                                                 prefix="convert")
         with gr.Accordion("Face extraction", open=False):
-            extract_w = widgets.settings_widgets(ExtractSettings, EXTRACT_FIELDS)
+            extract_w = widgets.settings_widgets(ExtractSettings, EXTRACT_FIELDS,
+                                                 prefix="extract")
     consent = gr.Checkbox(label=CONSENT, value=False, elem_id="consent")
     estimate_md = gr.Markdown(elem_id="estimate")
     start = gr.Button("Start the swap", variant="primary", elem_id="start")
@@ -115,11 +120,11 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
         except Exception as exc:  # a sentence on the page, never a traceback
             return f"**{human_error(exc)}**", gr.skip(), gr.skip(), gr.skip()
         return (f"Job #{job_id} queued.", gr.update(selected="job"),
-                gr.update(value=job_id), {})
+                job_view.select_job(ctx, job_id), {})
 
     start.click(on_start, [*common, consent, *setting_inputs],
                 [message, tabs, job_select, job_seen], api_visibility="private")
-    return NewSwap(start, message)
+    return NewSwap(start, message, model)
 
 
 def _order(cls, first: list[str]) -> list[str]:

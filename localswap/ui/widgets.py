@@ -45,13 +45,17 @@ def widget(f: dataclasses.Field, value=None, **kwargs) -> gr.Component:
 
 
 def settings_widgets(cls, names: list[str] | None = None, skip: tuple[str, ...] = (),
-                     values: dict | None = None, **kwargs) -> dict[str, gr.Component]:
-    """One widget per field of `cls` (in `names` order if given), keyed by field name."""
+                     values: dict | None = None, prefix: str = "",
+                     **kwargs) -> dict[str, gr.Component]:
+    """One widget per field of `cls` (in `names` order if given), keyed by field name; each
+    gets the element id `{prefix}-{field}` (for tests and custom CSS)."""
     if cls is None:
         return {}
     by_name = {f.name: f for f in fields(cls)}
     order = [n for n in (names or list(by_name)) if n in by_name and n not in skip]
-    return {n: widget(by_name[n], (values or {}).get(n), **kwargs) for n in order}
+    return {n: widget(by_name[n], (values or {}).get(n),
+                      elem_id=f"{prefix}-{n}".replace("_", "-") if prefix else None, **kwargs)
+            for n in order}
 
 
 def collect(cls, names: list[str], values: list) -> dict:

@@ -1,0 +1,108 @@
+"""The page in a real browser (Debian chromium driven by Playwright) against `launch.py`."""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ui_helpers import OUTPUT, ROOT, LaunchedApp, wait_for
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason="Debian chromium is not installed (apt-get install "
+                                       "chromium)")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def screenshot(page, name: str) -> Path:
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    path = OUTPUT / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def test_share_without_auth_never_serves_without_password(tmp_path, browser):
+    app = LaunchedApp("--share", workspace=tmp_path / "ws")
+    try:
+        out = app.output()
+        password = re.search(r"password: (\S+)", out).group(1)
+        # Offline here: the tunnel cannot open, the app says so and keeps serving locally.
+        assert "share link could not be created" in out
+        for route in ("config", "gradio_api/info", "gradio_api/queue/status",
+                      f"gradio_api/file={ROOT / 'README.md'}"):
+            r = httpx.get(app.url + route, timeout=10)
+            assert r.status_code in (401, 403), (route, r.status_code)
+        with httpx.Client(base_url=app.url, timeout=10) as c:
+            assert c.post("login", data={"username": "localswap",
+                                         "password": "wrong"}).status_code == 400
+            assert c.post("login", data={"username": "localswap",
+                                         "password": password}).status_code == 200
+            assert c.get("config").status_code == 200
+        page = browser.new_page()
+        page.goto(app.url)
+        page.get_by_label(re.compile("username", re.I)).fill("localswap")
+        page.get_by_label(re.compile("password", re.I)).fill(password)
+        page.get_by_role("button", name=re.compile("login", re.I)).click()
+        page.get_by_role("tab", name="New swap").wait_for(timeout=30_000)
+        page.close()
+    finally:
+        app.close()
+
+
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory, faceset_a, faceset_b):
+    """launch.py over a workspace that already holds a tiny model, no password (local)."""
+    from localswap.workspace import Workspace
+    from model_fixtures import build_tiny_model
+    ws = Workspace(tmp_path_factory.mktemp("browser") / "ws")
+    build_tiny_model(ws.root / "models", faceset_a, faceset_b)
+    app = LaunchedApp(workspace=ws.root)
+    yield app, ws
+    app.close()
+
+
+def test_models_panel_quick_swap_rename_and_delete(launched, browser, video_a):
+    app, ws = launched
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(app.url)
+    page.get_by_role("tab", name="Models").click()
+    details = page.locator("#model-details")
+    details.get_by_text("tiny_model").wait_for(timeout=30_000)
+    assert "64 px" in details.inner_text()
+    # Quick swap: a new video with the saved model, no training.
+    page.locator("#quick-video input[type=file]").set_input_files(str(video_a))
+    page.locator("#quick-video").get_by_text(video_a.name).wait_for(timeout=30_000)
+    page.locator("#quick-start").click()
+    page.locator("#model-notice").get_by_text("Tick").wait_for(timeout=10_000)  # consent first
+    page.locator("#quick-consent input[type=checkbox]").check()
+    page.locator("#quick-start").click()
+    page.locator("#result-video video").wait_for(timeout=120_000)
+    assert "finished" in page.locator("#job-status").inner_text()
+    assert page.locator("#download").is_visible()
+    # Rename, then delete behind a confirmation.
+    page.get_by_role("tab", name="Models").click()
+    page.get_by_text("Rename, export, delete").click()
+    page.get_by_label("New name").fill("my model")
+    page.get_by_role("button", name="Rename", exact=True).click()
+    details.get_by_text("my model").wait_for(timeout=20_000)
+    assert (ws.root / "models" / "my model" / "manifest.json").is_file()
+    page.get_by_role("button", name="Delete…").click()
+    page.get_by_text("cannot be undone").wait_for(timeout=10_000)
+    assert (ws.root / "models" / "my model").is_dir()        # nothing gone before "Yes"
+    page.get_by_role("button", name="Yes, delete it").click()
+    details.get_by_text("No models yet").wait_for(timeout=20_000)
+    assert not (ws.root / "models" / "my model").exists()
+    page.close()
