@@ -14,6 +14,7 @@ import numpy as np
 
 from localswap.convert import color, mask as masks
 from localswap.faces.align import invert, transform_points
+from localswap.faces.landmarks import face_hull
 
 BLENDS = ("feather", "poisson")
 
@@ -32,11 +33,15 @@ def face_width(landmarks: np.ndarray) -> float:
     return float(np.linalg.norm(landmarks[16] - landmarks[0]))
 
 
-def _roi(inv: np.ndarray, size: int, frame_shape, margin: int) -> tuple[int, int, int, int]:
-    corners = transform_points(np.array([[0, 0], [size, 0], [size, size], [0, size]]), inv)
+def _roi(inv: np.ndarray, size: int, frame_shape, margin: int,
+         hull: np.ndarray | None) -> tuple[int, int, int, int]:
+    """The frame region to work on: the crop's footprint, or just around the hull when the
+    mask cannot reach past it (a third of the area: compose time goes with it)."""
+    pts = hull if hull is not None else \
+        transform_points(np.array([[0, 0], [size, 0], [size, size], [0, size]]), inv)
     h, w = frame_shape[:2]
-    x0, y0 = np.floor(corners.min(0)).astype(int) - margin
-    x1, y1 = np.ceil(corners.max(0)).astype(int) + margin
+    x0, y0 = np.floor(pts.min(0)).astype(int) - margin
+    x1, y1 = np.ceil(pts.max(0)).astype(int) + margin
     return max(0, x0), max(0, y0), min(w, x1), min(h, y1)
 
 
@@ -58,7 +63,8 @@ def paste(frame: np.ndarray, crop: np.ndarray, swapped: np.ndarray,
     erode = erode if look.erode is None else look.erode
     blur = blur if look.blur is None else look.blur
     inv = invert(mat)
-    x0, y0, x1, y1 = _roi(inv, size, frame.shape, max(0, -erode) + blur + 2)
+    bound = face_hull(landmarks) if look.mask != "learned" or learned is None else None
+    x0, y0, x1, y1 = _roi(inv, size, frame.shape, max(0, -erode) + blur + 2, bound)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return None
     w, h = x1 - x0, y1 - y0
@@ -76,9 +82,7 @@ def paste(frame: np.ndarray, crop: np.ndarray, swapped: np.ndarray,
     region = frame[y0:y1, x0:x1]
     if look.blend == "poisson":
         face = _seamless(face, region, alpha)
-    a = alpha[..., None]
-    out = region.astype(np.float32) * (1 - a) + face.astype(np.float32) * a
-    frame[y0:y1, x0:x1] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    frame[y0:y1, x0:x1] = cv2.blendLinear(face, region, alpha, 1 - alpha)
     return x0, y0, alpha
 
 

@@ -26,6 +26,20 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with bf16 arithmetic in hardware (AMX or AVX512-BF16), where oneDNN runs
+    bf16 convolutions about twice as fast as fp32; elsewhere bf16 is emulated and slower."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    except OSError:
+        pass
+    return False
+
+
 def read_manifest(model_dir: str | Path) -> dict:
     """manifest.json as a dict, checked for the fields conversion needs."""
     model_dir = Path(model_dir)
@@ -88,21 +102,27 @@ class Swapper:
     """crops (N, R, R, 3) uint8 RGB aligned A faces -> (N, R, R, 3) uint8 B faces and
     (N, R, R) float32 learned masks (None when the model learns none)."""
 
-    def __init__(self, model_dir: str | Path, device: str = "auto"):
+    def __init__(self, model_dir: str | Path, device: str = "auto", precision: str = "auto"):
         self.device = pick_device(device)
         self.model, self.manifest = load_model(model_dir, self.device)
         self.resolution = int(self.manifest["resolution"])
         self.face_type = self.manifest.get("face_type", "whole_face")
         self.name = str(self.manifest.get("name") or Path(model_dir).resolve().name)
         self.arch = self.manifest["arch"]
-        # Half precision on CUDA: twice the speed, no visible difference in 8-bit output.
-        self.autocast = self.device.type == "cuda"
+        # Half precision where the hardware has it: about twice the speed for a mean change
+        # of about half a level of 255 in the output (measured on 64 and 128 px models).
+        self.dtype = None
+        if precision == "auto" and self.device.type == "cuda":
+            self.dtype = torch.float16
+        elif precision == "auto" and self.device.type == "cpu" and cpu_has_native_bf16():
+            self.dtype = torch.bfloat16
 
     @torch.inference_mode()
     def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device, non_blocking=True)
         x = x.permute(0, 3, 1, 2).float().div_(255).contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.autocast):
+        with torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
+                            enabled=self.dtype is not None):
             rgb, mask = self.model.decode(self.model.encode(x), "b")
         rgb = (rgb.float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1)
         rgb = rgb.cpu().numpy()
