@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import queue
+import resource
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -46,11 +49,16 @@ def save_fresh_model(folder: Path, arch: str, resolution: int) -> Path:
     return folder
 
 
-def decode_encode_fps(clip: Path, out: Path) -> float:
-    """Decode every frame and encode it again (audio kept): the same writer the converter
-    uses, with decoding in its own thread as in the converter."""
-    import queue
-    import threading
+def _cpu() -> float:
+    """CPU seconds used so far by this process and its finished children (ffmpeg)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def decode_encode(clip: Path, out: Path) -> tuple[float, float]:
+    """(frames/s, CPU ms per frame) of decoding every frame and encoding it again, audio kept:
+    the same reader and writer the converter uses, decoding in its own thread as there."""
     info = media.probe(clip)
     q: queue.Queue = queue.Queue(8)
 
@@ -58,41 +66,54 @@ def decode_encode_fps(clip: Path, out: Path) -> float:
         for item in media.read_frames(clip, info=info):
             q.put(item)
         q.put(None)
-    t = time.perf_counter()
+    c, t = _cpu(), time.perf_counter()
     threading.Thread(target=pump, daemon=True).start()
     with media.VideoWriter(out, info.width, info.height, info.fps, audio_from=clip) as w:
         while (item := q.get()) is not None:
             w.write(item[2])
-    return w.frames / (time.perf_counter() - t)
+    return w.frames / (time.perf_counter() - t), 1000 * (_cpu() - c) / w.frames
 
 
 def section_conversion(ctx: dict) -> dict:
-    """ctx: clip (Path), tmp (Path), quick (bool), device (torch.device), results (dict with
-    machine.decode_encode_fps if measured already)."""
+    """ctx: clip (Path), tmp (Path), quick (bool), device, repeats (int, optional).
+
+    Each repeat times decode+encode-only and then each model on the same clip, back to back,
+    so a neighbour's load on a shared machine hits both sides of a ratio alike; medians are
+    reported. CPU ms per frame (this process + ffmpeg) is the load-independent figure."""
     tmp, clip = Path(ctx["tmp"]), Path(ctx["clip"])
-    repeats = 1 if ctx.get("quick") else int(ctx.get("repeats", 2))
-    floor = (ctx.get("results", {}).get("machine", {}) or {}).get("decode_encode_fps")
-    if not floor:
-        floor = statistics.median(decode_encode_fps(clip, tmp / "floor.mp4")
-                                  for _ in range(repeats))
-    out: dict = {"decode_encode_fps": round(floor, 2)}
+    repeats = 1 if ctx.get("quick") else int(ctx.get("repeats", 3))
     device = str(ctx.get("device", "auto"))
-    for label, (arch, res) in MODELS.items():
-        swapper = Swapper(save_fresh_model(tmp / f"model_{label}", arch, res), device)
-        runs = [convert(clip, swapper, tmp / f"conv_{label}.mp4", ConvertSettings())
-                for _ in range(repeats)]
-        best = sorted(runs, key=lambda r: r.fps)[len(runs) // 2]
-        out[label] = {"fps": round(best.fps, 2), "ratio": round(best.fps / floor, 3),
-                      "faces": best.faces, "frames": best.frames,
-                      "stages_ms_per_frame": {k: round(1000 * v / best.frames, 1)
-                                              for k, v in best.stages.items()}}
+    swappers = {label: Swapper(save_fresh_model(tmp / f"model_{label}", arch, res), device)
+                for label, (arch, res) in MODELS.items()}
+    floor: list[tuple[float, float]] = []
+    runs: dict[str, list] = {label: [] for label in MODELS}
+    for _ in range(repeats):
+        floor.append(decode_encode(clip, tmp / "floor.mp4"))
+        for label, swapper in swappers.items():
+            c = _cpu()
+            r = convert(clip, swapper, tmp / f"conv_{label}.mp4", ConvertSettings())
+            runs[label].append((r, 1000 * (_cpu() - c) / r.frames, r.fps / floor[-1][0]))
+    med = statistics.median
+    out: dict = {"decode_encode_fps": round(med(f for f, _ in floor), 2),
+                 "decode_encode_cpu_ms": round(med(c for _, c in floor), 1),
+                 "repeats": repeats, "device": str(next(iter(swappers.values())).device),
+                 "precision": str(next(iter(swappers.values())).dtype or "float32")}
+    for label, rs in runs.items():
+        mid = sorted(rs, key=lambda x: x[0].fps)[len(rs) // 2][0]
+        out[label] = {
+            "fps": round(med(r.fps for r, _, _ in rs), 2),
+            "ratio": round(med(k for _, _, k in rs), 3),
+            "cpu_ms": round(med(c for _, c, _ in rs), 1),
+            "faces": mid.faces, "frames": mid.frames,
+            "busy_ms_per_frame": {k: round(1000 * v / mid.frames, 1)
+                                  for k, v in mid.stages.items()}}
     return out
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--frames", type=int, default=96)
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="localswap-convbench-") as tmp:

@@ -6,6 +6,7 @@ the encoding of an A face (A = the target video's person, B = the source person)
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -14,8 +15,8 @@ import torch
 
 from localswap.errors import UserError
 
-MODEL_FILE = "model.safetensors"
-MANIFEST_FILE = "manifest.json"
+# The file names localswap.train.checkpoint writes.
+MODEL_FILE, MANIFEST_FILE, BACKUP_DIR = "model.safetensors", "manifest.json", "backup"
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -84,16 +85,48 @@ def build_from_state(manifest: dict, state: dict[str, torch.Tensor]) -> torch.nn
     return model
 
 
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def weights_folder(model_dir: Path) -> Path:
+    """The folder whose weights to use: the model dir, or its backup/ when the main weights
+    do not match the SHA-256 the trainer's manifest records (an interrupted or damaged
+    save). Only the weights are checked: conversion does not need the optimizer state."""
+    problems = []
+    for folder in (model_dir, model_dir / BACKUP_DIR):
+        if not (folder / MANIFEST_FILE).is_file():
+            continue
+        try:
+            digest = (json.loads((folder / MANIFEST_FILE).read_text()).get("files") or {}) \
+                .get(MODEL_FILE)
+        except (OSError, ValueError, AttributeError):
+            problems.append(f"{folder / MANIFEST_FILE} is unreadable")
+            continue
+        if digest and (not (folder / MODEL_FILE).is_file() or
+                       file_sha256(folder / MODEL_FILE) != digest):
+            problems.append(f"{folder / MODEL_FILE} does not match its manifest")
+            continue
+        return folder
+    if problems:
+        raise UserError(f"{model_dir}: no usable weights: {'; '.join(problems)}")
+    return model_dir
+
+
 def load_model(model_dir: str | Path, device: torch.device | str = "cpu"):
     """(model in eval mode on `device`, manifest)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
-    model_dir = Path(model_dir)
-    manifest = read_manifest(model_dir)
+    folder = weights_folder(Path(model_dir))
+    manifest = read_manifest(folder)
     try:
-        state = load_file(str(model_dir / MODEL_FILE), device="cpu")
+        state = load_file(str(folder / MODEL_FILE), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"{model_dir / MODEL_FILE}: damaged weights ({exc})") from exc
+        raise UserError(f"{folder / MODEL_FILE}: damaged weights ({exc})") from exc
     model = build_from_state(manifest, state)
     return model.to(device).eval(), manifest
 
