@@ -228,6 +228,11 @@ def import_model(ws: Workspace, file: str | Path, name: str | None = None) -> Mo
             if digest and _sha256(tmp / m) != digest:
                 raise UserError(f"{file.name}: {m} does not match its checksum (damaged copy)")
         manifest = read_manifest(tmp)
+        recorded = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
+        for m, digest in recorded.items():     # the trainer's own checksums, when present
+            if m in MEMBERS and (tmp / m).is_file() and _sha256(tmp / m) != digest:
+                raise UserError(f"{file.name}: {m} does not match the checksum in its "
+                                "manifest (damaged copy)")
         build_from_state(manifest, _check_safetensors(tmp / MODEL_FILE, file.name))
         if (tmp / OPTIMIZER_FILE).is_file():
             _check_safetensors(tmp / OPTIMIZER_FILE, file.name)

@@ -161,3 +161,21 @@ def test_swapper_batches_give_the_same_faces(tiny_model, faceset_a):
     assert rgb.shape == (5, 64, 64, 3) and rgb.dtype == np.uint8
     assert mask is None or mask.shape == (5, 64, 64)
     assert np.abs(one[0].astype(int) - rgb[2].astype(int)).max() <= 1
+
+
+def test_face_missed_for_a_few_frames_is_filled_from_its_track(tiny_model, tmp_path):
+    frames = mb.moving_frames(mb.astronaut(), mb.FACE_CENTRES["astronaut"], 30)
+    for k in (20, 21, 22):               # motion-blur-like frames the detector cannot read
+        frames[k] = cv2.GaussianBlur(frames[k], (0, 0), 14)
+    video = mb.encode(tmp_path / "gap.mp4", frames, 24)
+    filled = convert(video, tiny_model, tmp_path / "filled.mp4", ConvertSettings(mask="hull"))
+    plain = convert(video, tiny_model, tmp_path / "plain.mp4",
+                    ConvertSettings(mask="hull", fill_gap=0))
+    assert filled.filled == 3 and filled.frames_with_faces == 30
+    assert plain.filled == 0 and plain.frames_with_faces == 27
+    before, after, unfilled = (_frames(p) for p in (video, tmp_path / "filled.mp4",
+                                                    tmp_path / "plain.mp4"))
+    face = (slice(140, 200), slice(210, 270))     # the centre of the face (frame middle)
+    for k in (20, 21, 22):
+        assert np.abs(after[k][face].astype(int) - before[k][face].astype(int)).mean() > 8
+        assert _psnr(unfilled[k], before[k]) > 38  # without filling: the original face
