@@ -115,6 +115,24 @@ def test_cancel_leaves_no_file(tiny_model, video_a, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_failure_in_a_stage_leaves_no_file(tiny_model, video_a, tmp_path):
+    swapper = Swapper(tiny_model, "cpu")
+    swapper.resolution = 96        # crops the 64 px model cannot take: the model stage fails
+    with pytest.raises(RuntimeError):
+        convert(video_a, swapper, tmp_path / "failed.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_all_faces_or_only_the_largest(tiny_model, video_two_faces, tmp_path):
+    both = convert(video_two_faces, tiny_model, tmp_path / "all.mp4", ConvertSettings())
+    one = convert(video_two_faces, tiny_model, tmp_path / "one.mp4",
+                  ConvertSettings(faces="largest"))
+    assert both.faces >= 1.8 * both.frames and one.faces == one.frames == 24
+    before, largest = _frames(video_two_faces), _frames(tmp_path / "one.mp4")
+    inset = (slice(10, 160), slice(320, 470))          # the small still face, top right
+    assert min(_psnr(a[inset], b[inset]) for a, b in zip(before, largest)) > 36
+
+
 def test_start_end_trim_video_and_audio(tiny_model, video_a, tmp_path):
     out = tmp_path / "trim.mp4"
     result = convert(video_a, tiny_model, out, ConvertSettings(start=0.5, end=1.5))

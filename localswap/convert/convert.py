@@ -99,11 +99,28 @@ def synthetic_tag(swapper: Swapper) -> str:
             f"'{swapper.name}' ({swapper.arch}, {swapper.resolution} px)")
 
 
-def _pick(found: list, which: str) -> list[np.ndarray]:
-    lms = [d.landmarks for d in found if face_width(d.landmarks) >= MIN_FACE]
+def _pick(landmarks: list[np.ndarray], which: str) -> list[np.ndarray]:
+    lms = [lm for lm in landmarks if face_width(lm) >= MIN_FACE]
     if which == "largest" and lms:
         lms = [max(lms, key=face_width)]
     return lms
+
+
+class _Largest:
+    """For --faces largest in a video: the largest tracked face, kept while it stays within
+    20% of the largest, so two people of about the same size do not swap back and forth."""
+
+    def __init__(self):
+        self.track: int | None = None
+
+    def __call__(self, tracked: list) -> list:
+        if not tracked:
+            return []
+        biggest = max(tracked, key=lambda f: face_width(f.landmarks))
+        mine = next((f for f in tracked if f.track == self.track), None)
+        if mine is None or face_width(mine.landmarks) < 0.8 * face_width(biggest.landmarks):
+            mine, self.track = biggest, biggest.track
+        return [mine]
 
 
 def _align(image: np.ndarray, landmarks: list[np.ndarray], swapper: Swapper) -> list[_Face]:
@@ -204,6 +221,7 @@ def _analyse(p: _Pipeline, s: ConvertSettings, swapper: Swapper, inp: queue.Queu
              out: queue.Queue, tracker: FaceTracker) -> None:
     backend = make_backend(s.detector, video=True, min_confidence=s.min_confidence,
                            device=s.device)
+    choose = _Largest() if s.faces == "largest" else list
     try:
         while True:
             item = p.get(inp)
@@ -211,12 +229,12 @@ def _analyse(p: _Pipeline, s: ConvertSettings, swapper: Swapper, inp: queue.Queu
             if item is not _END:
                 index, ts, image = item
                 t0 = time.perf_counter()
-                found = _pick(backend.detect(image), s.faces)
+                found = _pick([d.landmarks for d in backend.detect(image)], "all")
                 p.busy["detect"] += time.perf_counter() - t0
                 ready = tracker.push(index, ts, image, found)
             for index, image, tracked in ready:
                 t0 = time.perf_counter()
-                faces = _align(image, [f.landmarks for f in tracked], swapper)
+                faces = _align(image, [f.landmarks for f in choose(tracked)], swapper)
                 p.busy["align"] += time.perf_counter() - t0
                 p.put(out, _Frame(index, image, faces))
             if item is _END:

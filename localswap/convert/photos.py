@@ -89,7 +89,7 @@ def convert_photos(input: Path, swapper: Swapper, out: Path, s: ConvertSettings,
             t0 = time.perf_counter()
             image = media.read_image(src)
             t1 = time.perf_counter()
-            found = _pick(backend.detect(image), s.faces)
+            found = _pick([d.landmarks for d in backend.detect(image)], s.faces)
             t2 = time.perf_counter()
             frame = _Frame(n, image, _align(image, found, swapper))
             t3 = time.perf_counter()
