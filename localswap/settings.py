@@ -136,3 +136,43 @@ class ConvertSettings(SettingsBase):
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise UserError(f"end ({self.end} s) must come after start ({self.start} s)")
         return self
+
+
+TRAIN_ARCHS = ("original", "localswap")
+# Resolutions the localswap model takes (halving them lands on a 4..7 px bottleneck).
+TRAIN_RESOLUTIONS = (64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class TrainSettings(SettingsBase):
+    iterations: int = option(100_000, "target total iterations of the model: a new model trains "
+                             "to N, a model at iteration k < N continues to N", low=1,
+                             high=100_000_000)
+    arch: str = option("auto", "model architecture (auto = localswap, sized by the planner); "
+                       "fixed once the model exists", choices=("auto",) + TRAIN_ARCHS)
+    resolution: int = option(0, "face resolution in pixels (0 = planner); fixed once the model "
+                             "exists", choices=(0,) + TRAIN_RESOLUTIONS)
+    width: int = option(0, "model width, the channels of its first layer (0 = planner); fixed "
+                        "once the model exists", low=0, high=256)
+    batch: int = option(0, "faces of each identity per step (0 = planner)", low=0, high=1024)
+    precision: str = option("auto", "arithmetic: auto = bf16/fp16 autocast where the device "
+                            "supports it", choices=PRECISIONS)
+    device: str = option("auto", "training device", choices=DEVICES)
+    lr: float = option(5e-5, "Adam learning rate", low=1e-7, high=1e-2)
+    clip_grad: float = option(0.0, "clip the gradient norm to this value (0 = off)", low=0.0,
+                              high=1e6)
+    eyes_mouth_weight: float = option(3.0, "extra loss weight on eyes and mouth", low=0.0,
+                                      high=100.0)
+    warp: bool = option(True, "randomly warp the input faces (what teaches the swap)")
+    flip: bool = option(True, "randomly mirror faces")
+    save_every: int = option(1000, "save the model every N iterations", low=1)
+    save_minutes: float = option(10.0, "also save every M minutes (0 = off)", low=0.0)
+    preview_every: int = option(200, "write a preview grid and a loss-history point every K "
+                                "iterations", low=1)
+    max_minutes: float = option(0.0, "stop this run after this many minutes (0 = no limit)",
+                                low=0.0)
+    plateau: float = option(0.0, "stop when an exponential-decay fit of the loss predicts less "
+                            "than this fraction of further improvement, e.g. 0.01 (0 = off)",
+                            low=0.0, high=1.0)
+    seed: int = option(0, "random seed (weights, batches, augmentation)", low=0)

@@ -1,0 +1,155 @@
+"""The model directory: weights, optimizer state and a JSON manifest. Never pickle.
+
+    DIR/model.safetensors       model weights
+    DIR/optimizer.safetensors   Adam moments and step counts; param groups as JSON metadata
+    DIR/manifest.json           architecture, iteration, loss history, ... and the SHA-256 of
+                                both files above: written last, it commits a save
+    DIR/backup/                 the same three files from the save with the best average loss
+    DIR/previews/               preview grids
+
+Every file is written atomically (temp file, fsync, rename). A crash between files, a truncated
+or corrupted file, all show up as a hash mismatch on load, and the backup is used instead.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors import safe_open
+from safetensors.torch import load_file, save as st_save
+
+from localswap.errors import UserError
+from localswap.workspace import atomic_write_bytes, atomic_write_json
+
+MODEL, OPTIMIZER, MANIFEST, BACKUP = ("model.safetensors", "optimizer.safetensors",
+                                      "manifest.json", "backup")
+FORMAT = 1
+
+
+def exists(model_dir: Path) -> bool:
+    d = Path(model_dir)
+    return any((d / f).exists() for f in (MANIFEST, MODEL, Path(BACKUP) / MANIFEST))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    model = getattr(model, "module", model)          # unwrap DistributedDataParallel
+    return {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, dict[str, str]]:
+    """Flatten an optimizer state dict to named tensors + string metadata for safetensors."""
+    sd = optimizer.state_dict()
+    tensors = {}
+    for pid, state in sd["state"].items():
+        for key, value in state.items():
+            t = value if torch.is_tensor(value) else torch.tensor(value)
+            tensors[f"state.{pid}.{key}"] = t.detach().contiguous().cpu()
+    return tensors, {"param_groups": json.dumps(sd["param_groups"]), "format": str(FORMAT)}
+
+
+def optimizer_state(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> dict:
+    state: dict[int, dict] = {}
+    for name, t in tensors.items():
+        _, pid, key = name.split(".", 2)
+        state.setdefault(int(pid), {})[key] = t
+    groups = json.loads(metadata["param_groups"])
+    for group in groups:        # JSON turned tuples such as Adam's betas into lists
+        for key, value in group.items():
+            if key != "params" and isinstance(value, list):
+                group[key] = tuple(value)
+    return {"state": state, "param_groups": groups}
+
+
+def _write(folder: Path, model_b: bytes, optim_b: bytes, manifest: dict) -> None:
+    atomic_write_bytes(folder / MODEL, model_b)
+    atomic_write_bytes(folder / OPTIMIZER, optim_b)
+    atomic_write_json(folder / MANIFEST, manifest)
+
+
+def save(model_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+         manifest: dict, backup: bool = False) -> dict:
+    """Write a checkpoint; with backup=True also refresh DIR/backup. Returns the manifest."""
+    model_dir = Path(model_dir)
+    model_b = st_save(model_tensors(model))
+    otensors, ometa = optimizer_tensors(optimizer)
+    optim_b = st_save(otensors, metadata=ometa)
+    manifest = dict(manifest, format=FORMAT, files={
+        MODEL: hashlib.sha256(model_b).hexdigest(),
+        OPTIMIZER: hashlib.sha256(optim_b).hexdigest()})
+    _write(model_dir, model_b, optim_b, manifest)
+    if backup:
+        _write(model_dir / BACKUP, model_b, optim_b, manifest)
+    return manifest
+
+
+@dataclass
+class Loaded:
+    model: dict[str, torch.Tensor]
+    optimizer: dict
+    manifest: dict
+    from_backup: bool = False
+    problems: list[str] = field(default_factory=list)
+
+
+def _load_folder(folder: Path) -> Loaded:
+    """Load and verify one folder; raises ValueError saying what is wrong."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{folder / MANIFEST} is missing") from None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{folder / MANIFEST} is unreadable ({exc})") from None
+    hashes = manifest.get("files", {})
+    for name in (MODEL, OPTIMIZER):
+        path = folder / name
+        if not path.is_file():
+            raise ValueError(f"{path} is missing")
+        if _sha256(path) != hashes.get(name):
+            raise ValueError(f"{path} does not match the manifest (truncated, corrupted or "
+                             "written by an interrupted save)")
+    try:
+        model = load_file(folder / MODEL)
+        otensors = load_file(folder / OPTIMIZER)
+        with safe_open(folder / OPTIMIZER, framework="pt") as fh:
+            ometa = fh.metadata() or {}
+        optim = optimizer_state(otensors, ometa)
+    except (SafetensorError, OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"{folder}: unreadable checkpoint ({exc})") from None
+    return Loaded(model, optim, manifest)
+
+
+def load(model_dir: Path) -> Loaded:
+    """The newest intact checkpoint in DIR: the main one, else the backup (with a note why)."""
+    model_dir = Path(model_dir)
+    problems = []
+    for folder, is_backup in ((model_dir, False), (model_dir / BACKUP, True)):
+        try:
+            loaded = _load_folder(folder)
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        loaded.from_backup, loaded.problems = is_backup, problems
+        return loaded
+    raise UserError(f"{model_dir}: no usable checkpoint: {'; '.join(problems)}")
+
+
+def read_manifest(model_dir: Path) -> dict | None:
+    """The manifest of the checkpoint `load` would use, without reading the weights."""
+    for folder in (Path(model_dir), Path(model_dir) / BACKUP):
+        try:
+            return json.loads((folder / MANIFEST).read_text())
+        except (OSError, ValueError):
+            continue
+    return None

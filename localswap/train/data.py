@@ -1,0 +1,147 @@
+"""Training data: a faceset loaded once into a uint8 tensor (N, 6, R, R) = RGB + face/eyes/mouth
+masks at the model's resolution, kept on the training device when it fits.
+
+The decoded, resized stack is cached in FACESET/.cache/train_R.npy (memory-mapped on load) and
+keyed by a hash of faceset.json, so the next run skips PNG decoding; a stale or damaged cache is
+rebuilt. Sampling is yaw-balanced when the faceset is skewed towards one pose.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from localswap.errors import UserError
+from localswap.faces.faceset import Faceset, yaw_bin
+from localswap.faces.landmarks import region_masks
+from localswap.workspace import atomic_write_json
+
+CACHE_VERSION = 1
+CHANNELS = 6            # R, G, B, face hull, eyes + brows, mouth
+SKEW = 0.6              # yaw balancing starts when one pose bin holds more than this share
+
+
+def yaw_weights(yaws: list[float]) -> tuple[np.ndarray, dict[str, int], bool]:
+    """Per-face sampling probabilities, the pose-bin counts, and whether balancing is on.
+
+    When skewed, each bin's share becomes proportional to sqrt(its count): rare poses are seen
+    more often without a handful of profile shots dominating every batch."""
+    bins = [yaw_bin(y) for y in yaws]
+    counts = Counter(bins)
+    n = len(bins)
+    skewed = len(counts) > 1 and max(counts.values()) / n > SKEW
+    if not skewed:
+        return np.full(n, 1.0 / n), dict(counts), False
+    root = {b: np.sqrt(c) for b, c in counts.items()}
+    total = sum(root.values())
+    w = np.array([root[b] / total / counts[b] for b in bins])
+    return w / w.sum(), dict(counts), True
+
+
+def _cache_key(faceset: Faceset, resolution: int) -> str:
+    index = (faceset.path / "faceset.json").read_bytes()
+    return hashlib.sha256(index + f"|{resolution}|{CACHE_VERSION}".encode()).hexdigest()
+
+
+def _decode(faceset: Faceset, resolution: int, out: np.ndarray) -> list[str]:
+    """Fill `out` (N, 6, R, R) from the PNGs; returns the names that could not be read."""
+    bad = []
+    for i, face in enumerate(faceset.faces):
+        img = cv2.imread(str(faceset.image_path(face)), cv2.IMREAD_COLOR)
+        if img is None:
+            bad.append(face.image)
+            out[i] = 0
+            continue
+        size = img.shape[0]
+        interp = cv2.INTER_AREA if size > resolution else cv2.INTER_CUBIC
+        rgb = cv2.resize(img, (resolution, resolution), interpolation=interp)[:, :, ::-1]
+        masks = region_masks(face.landmarks_array() * (resolution / size), resolution)
+        out[i, :3] = rgb.transpose(2, 0, 1)
+        out[i, 3], out[i, 4], out[i, 5] = masks["face"], masks["eyes"], masks["mouth"]
+    return bad
+
+
+def _load_or_build(faceset: Faceset, resolution: int) -> tuple[np.ndarray, list[str], str]:
+    cache_dir = faceset.path / ".cache"
+    npy, meta = cache_dir / f"train_{resolution}.npy", cache_dir / f"train_{resolution}.json"
+    key = _cache_key(faceset, resolution)
+    shape = (len(faceset), CHANNELS, resolution, resolution)
+    try:
+        info = json.loads(meta.read_text())
+        if info.get("key") == key:
+            arr = np.load(npy, mmap_mode="r")
+            if arr.shape == shape and arr.dtype == np.uint8:
+                return arr, info.get("bad", []), "cache"
+    except (OSError, ValueError):
+        pass  # missing, stale or damaged: rebuild below
+    try:
+        cache_dir.mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".train_", suffix=".npy", dir=cache_dir)
+        os.close(fd)
+    except OSError:
+        arr = np.zeros(shape, np.uint8)   # read-only faceset folder: decode into memory only
+        return arr, _decode(faceset, resolution, arr), "no cache (faceset folder not writable)"
+    try:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        bad = _decode(faceset, resolution, arr)
+        arr.flush()
+        del arr
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, npy)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    atomic_write_json(meta, {"key": key, "bad": bad, "version": CACHE_VERSION})
+    return np.load(npy, mmap_mode="r"), bad, "built cache"
+
+
+class FaceData:
+    """One identity's faces as a uint8 tensor plus its sampling weights."""
+
+    def __init__(self, path: str | Path, resolution: int, device: torch.device,
+                 on_device: bool = True):
+        faceset = Faceset.load(path)
+        if len(faceset) == 0:
+            raise UserError(f"{path}: the faceset has no faces")
+        arr, bad, how = _load_or_build(faceset, resolution)
+        unreadable = set(bad)
+        keep = [i for i, f in enumerate(faceset.faces) if f.image not in unreadable]
+        if not keep:
+            raise UserError(f"{path}: none of the faceset's images could be read")
+        self.path = Path(path)
+        self.name = self.path.name
+        self.face_type = faceset.face_type
+        self.crop_size = faceset.size
+        self.resolution = resolution
+        host = torch.from_numpy(np.ascontiguousarray(arr[keep]))
+        if device.type == "cuda" and not on_device:
+            host = host.pin_memory()
+        self.faces = host.to(device) if on_device else host
+        weights, self.pose_counts, self.balanced = yaw_weights([faceset.faces[i].yaw
+                                                                for i in keep])
+        self.weights = torch.tensor(weights, dtype=torch.float32, device=device)
+        self.note = (f"{self.name}: {len(keep)} faces ({how}"
+                     + (f", {len(bad)} unreadable images skipped" if bad else "")
+                     + (f", yaw-balanced sampling {self.pose_counts}" if self.balanced else "")
+                     + ")")
+
+    def __len__(self) -> int:
+        return self.faces.shape[0]
+
+    def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        """n faces drawn with replacement (by the sampling weights) on the weights' device."""
+        idx = torch.multinomial(self.weights, n, replacement=True, generator=gen)
+        return self.faces[idx.to(self.faces.device)].to(self.weights.device, non_blocking=True)
+
+    def first(self, n: int) -> torch.Tensor:
+        """A fixed set of faces spread over the faceset, for previews."""
+        idx = torch.linspace(0, len(self) - 1, min(n, len(self))).round().long()
+        return self.faces[idx.to(self.faces.device)].to(self.weights.device)

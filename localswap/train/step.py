@@ -1,0 +1,107 @@
+"""One training step, and the two guards around it: non-finite losses and CUDA out-of-memory.
+
+`Step.__call__(batch, seed)` draws `batch` faces of each identity, augments them on the device,
+runs the model under autocast, and applies one optimizer update unless the loss or the gradient
+is not finite. Everything random comes from `seed`, so a step can be replayed exactly.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+
+from localswap.errors import UserError
+from localswap.train.augment import AugmentSettings, augment
+from localswap.train.data import FaceData
+from localswap.train.losses import face_loss
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+
+
+@dataclass
+class StepResult:
+    loss_a: float
+    loss_b: float
+    applied: bool           # False: loss or gradient not finite, the update was skipped
+    grad_norm: float = 0.0
+
+
+class Step:
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 data_a: FaceData, data_b: FaceData, device: torch.device, precision: str,
+                 aug: AugmentSettings, eyes_mouth_weight: float = 3.0, clip_grad: float = 0.0):
+        self.model, self.optimizer = model, optimizer
+        self.data_a, self.data_b = data_a, data_b
+        self.device, self.precision, self.aug = device, precision, aug
+        self.eyes_mouth_weight, self.clip_grad = eyes_mouth_weight, clip_grad
+        # fp16 needs loss scaling against gradient underflow; bf16 and fp32 do not.
+        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+        self.gen = torch.Generator(device=device)
+        self.distributed = dist.is_available() and dist.is_initialized()
+
+    def _all_finite(self, value: torch.Tensor) -> bool:
+        ok = torch.isfinite(value).all().to(torch.float32).reshape(1)
+        if self.distributed:                       # every rank must take the same branch
+            dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+        return bool(ok.item())
+
+    def losses(self, batch: int, seed: int):
+        """Forward pass on a fresh augmented batch: (loss_a, loss_b) as float32 tensors."""
+        self.gen.manual_seed(seed)
+        in_a, tg_a, m_a = augment(self.data_a.sample(batch, self.gen), self.gen, self.aug)
+        in_b, tg_b, m_b = augment(self.data_b.sample(batch, self.gen), self.gen, self.aug)
+        dtype = DTYPES[self.precision]
+        with torch.autocast(self.device.type, dtype=dtype or torch.float32,
+                            enabled=dtype is not None):
+            rgb_a, mask_a, rgb_b, mask_b = self.model(in_a, in_b)
+        loss_a = face_loss(rgb_a, mask_a, tg_a, m_a, self.eyes_mouth_weight)
+        loss_b = face_loss(rgb_b, mask_b, tg_b, m_b, self.eyes_mouth_weight)
+        return loss_a, loss_b
+
+    def __call__(self, batch: int, seed: int) -> StepResult:
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_a, loss_b = self.losses(batch, seed)
+        loss = loss_a + loss_b
+        la, lb = float(loss_a.detach()), float(loss_b.detach())
+        if not self._all_finite(loss.detach()):
+            return StepResult(la, lb, applied=False)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
+                                              self.clip_grad or math.inf)
+        if self.precision != "fp16" and not self._all_finite(norm):
+            self.optimizer.zero_grad(set_to_none=True)
+            return StepResult(la, lb, applied=False, grad_norm=float(norm))
+        # With fp16 the scaler skips the update itself when the gradient overflowed.
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return StepResult(la, lb, applied=True, grad_norm=float(norm))
+
+
+def run_with_oom_retry(step: Callable[[int, int], StepResult], batch: int, seed: int,
+                       on_oom: Callable[[int, int], None] | None = None,
+                       optimizer: torch.optim.Optimizer | None = None
+                       ) -> tuple[StepResult, int]:
+    """Run step(batch, seed); on CUDA out-of-memory halve the batch and try again.
+
+    Returns the result and the batch that worked; on_oom(old, new) is told about each halving.
+    """
+    while True:
+        try:
+            return step(batch, seed), batch
+        except torch.OutOfMemoryError:
+            pass  # leave the except block first so the traceback's tensors can be freed
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if batch <= 1:
+            raise UserError("out of GPU memory even at batch 1: use a smaller --resolution or "
+                            "--width, or free GPU memory used by other programs")
+        if on_oom is not None:
+            on_oom(batch, batch // 2)
+        batch //= 2

@@ -1,0 +1,348 @@
+"""Train a face-swap model: faceset A (the target, whose face is replaced) and faceset B (the
+source identity). Read this file top to bottom: set up, then one loop.
+
+`--iterations N` is the model's target total: a new model trains to N; a model dir already at
+k < N continues from k with its optimizer moments and loss history; k >= N does nothing.
+Architecture, resolution and width are fixed when the model is created.
+"""
+from __future__ import annotations
+
+import collections
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from localswap import __version__, gpu
+from localswap.errors import UserError
+from localswap.faces.faceset import Faceset
+from localswap.progress import Progress, no_progress
+from localswap.settings import TrainSettings
+from localswap.train import checkpoint, distributed
+from localswap.train.augment import AugmentSettings
+from localswap.train.data import FaceData
+from localswap.train.models import build_model
+from localswap.train.plateau import fit_decay
+from localswap.train.preview import preview_rows, write_preview
+from localswap.train.step import DTYPES, Step, run_with_oom_retry
+
+IMMUTABLE = ("arch", "resolution", "width")
+PREVIEW_FACES = 6
+NAN_RETRIES = 3         # consecutive non-finite steps before reloading the last checkpoint
+NAN_RELOADS = 3         # reloads before giving up
+
+
+@dataclass
+class TrainResult:
+    model_dir: str
+    iteration: int
+    start_iteration: int
+    target: int
+    stopped: str                 # target | time | cancel | plateau | done (already there)
+    loss_a: float | None = None
+    loss_b: float | None = None
+    seconds: float = 0.0
+    it_s: float = 0.0
+    eg_s: float = 0.0
+    batch: int = 0
+    preview: str | None = None
+    plateau: dict | None = None
+    plan: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def report(self) -> str:
+        lines = [f"model {self.model_dir}: iteration {self.iteration} of {self.target} "
+                 f"(stopped: {self.stopped})"]
+        if self.loss_a is not None:
+            lines.append(f"loss A {self.loss_a:.4f}  loss B {self.loss_b:.4f}  "
+                         f"{self.it_s:.2f} it/s  {self.eg_s:.1f} faces/s  batch {self.batch}")
+        if self.preview:
+            lines.append(f"preview {self.preview}")
+        return "\n".join(lines + self.notes)
+
+
+def _cancelled(cancel) -> bool:
+    if cancel is None:
+        return False
+    return cancel.is_set() if isinstance(cancel, threading.Event) else bool(cancel())
+
+
+def _step_seed(seed: int, rank: int, iteration: int, attempt: int) -> int:
+    """Every random draw of a step follows from this, so a resumed run replays exactly."""
+    return ((seed * 1_000_003 + iteration) * 64 + rank * 8 + attempt) % (1 << 62)
+
+
+def _plan(settings: TrainSettings, d: distributed.Dist, fixed: dict, faces: int,
+          crop: int) -> gpu.Plan:
+    if d.device.type == "cuda":
+        found = gpu.probe().devices
+        index = d.device.index or 0
+        info = found[index] if index < len(found) else gpu.torch_device_info(index)
+    elif settings.device == "cpu":
+        info = gpu.Probe(note="--device cpu")
+    else:
+        info = gpu.Probe(note=gpu.probe().note or "torch finds no CUDA GPU")
+    cpu_prec = "bf16" if gpu.cpu_has_native_bf16() else "fp32"
+    return gpu.plan(info, arch=fixed.get("arch", "auto"), resolution=fixed.get("resolution", 0),
+                    width=fixed.get("width", 0), batch=settings.batch,
+                    precision=settings.precision, faces=faces, max_resolution=crop,
+                    cpu_precision=cpu_prec)
+
+
+def _check_immutable(settings: TrainSettings, manifest: dict, model_dir: Path) -> dict:
+    fixed = {k: manifest[k] for k in IMMUTABLE}
+    for key in IMMUTABLE:
+        asked = getattr(settings, key)
+        if asked not in ("auto", 0) and asked != manifest[key]:
+            raise UserError(
+                f"{model_dir} holds a {manifest['arch']} model at {manifest['resolution']} px, "
+                f"width {manifest['width']}; --{key} {asked} cannot change once a model exists: "
+                f"leave --{key} out to continue it, or train a new model in another folder")
+    return fixed
+
+
+def train(source: str | Path, target: str | Path, model_dir: str | Path,
+          settings: TrainSettings | None = None, progress: Progress = no_progress,
+          cancel: threading.Event | Callable[[], bool] | None = None) -> TrainResult:
+    settings = (settings or TrainSettings()).validate()
+    model_dir = Path(model_dir)
+    d = distributed.setup(settings.device)
+    try:
+        return _train(Path(source), Path(target), model_dir, settings, progress, cancel, d)
+    finally:
+        distributed.teardown(d)
+
+
+def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainResult:
+    notes: list[str] = []
+    it = 0
+
+    def note(text: str) -> None:
+        notes.append(text)
+        if d.main:
+            progress(it, settings.iterations, text, event="note")
+
+    # -- 1. what to train: the existing model's settings, or a plan for this device ----------
+    fs_a, fs_b = Faceset.load(target), Faceset.load(source)
+    if fs_a.face_type != fs_b.face_type:
+        raise UserError(f"the facesets hold different face types ({fs_a.face_type} in "
+                        f"{target}, {fs_b.face_type} in {source}): extract both the same way")
+    manifest = checkpoint.read_manifest(model_dir) if checkpoint.exists(model_dir) else None
+    fixed = {}
+    if manifest:
+        fixed = _check_immutable(settings, manifest, model_dir)
+        if manifest.get("face_type") != fs_a.face_type:
+            raise UserError(f"{model_dir} was trained on {manifest.get('face_type')} faces; "
+                            f"these facesets hold {fs_a.face_type} faces")
+        it = int(manifest.get("iteration", 0))
+        if it >= settings.iterations:
+            return TrainResult(str(model_dir), it, it, settings.iterations, "done",
+                               notes=[f"the model is already at iteration {it}: raise "
+                                      "--iterations to train it further"])
+    else:
+        fixed = {k: getattr(settings, k) for k in IMMUTABLE
+                 if getattr(settings, k) not in ("auto", 0)}
+    plan = _plan(settings, d, fixed, len(fs_a) + len(fs_b), min(fs_a.size, fs_b.size))
+    if manifest and not settings.batch:
+        plan.batch = int(manifest.get("batch") or plan.batch)   # keep an OOM-halved batch
+    arch, res, width = plan.arch, plan.resolution, plan.width
+    if d.main:
+        note(f"plan: {plan.describe()}")
+    if res > min(fs_a.size, fs_b.size):
+        note(f"the faces are {min(fs_a.size, fs_b.size)} px, smaller than the model's {res} "
+             "px: extract at a larger --size for sharper results")
+
+    # -- 2. data: both facesets as uint8 tensors (rank 0 builds the caches first) ------------
+    device = d.device
+    if not d.main:
+        distributed.barrier(d)
+    data_a = FaceData(target, res, device, plan.data_on_device)
+    data_b = FaceData(source, res, device, plan.data_on_device)
+    if d.main:
+        distributed.barrier(d)
+        note(data_a.note)
+        note(data_b.note)
+
+    # -- 3. model and optimizer, fresh or restored --------------------------------------------
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        model = build_model(arch, res, width).to(device)
+    # Adam with beta1 0.5, as DeepFaceLab and faceswap train these autoencoders.
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, betas=(0.5, 0.999))
+    state = dict(history=[], window=[0.0, 0.0, 0], since_save=[0.0, 0], best_loss=math.inf,
+                 elapsed_s=0.0, created=time.strftime("%Y-%m-%dT%H:%M:%S"))
+
+    def restore(loaded: checkpoint.Loaded) -> int:
+        model.load_state_dict(loaded.model)
+        optimizer.load_state_dict(loaded.optimizer)
+        for group in optimizer.param_groups:
+            group["lr"] = settings.lr                          # the learning rate may change
+        m = loaded.manifest
+        state.update(history=[list(h) for h in m.get("loss_history", [])],
+                     window=list(m.get("window", [0.0, 0.0, 0])),
+                     since_save=list(m.get("since_save", [0.0, 0])),
+                     best_loss=float(m.get("best_loss", math.inf)),
+                     elapsed_s=float(m.get("elapsed_s", 0.0)), created=m.get("created", ""))
+        if m.get("scaler") and step.scaler.is_enabled():
+            step.scaler.load_state_dict(m["scaler"])
+        if loaded.from_backup:
+            note("the main checkpoint is damaged (" + "; ".join(loaded.problems) +
+                 f"): continuing from the backup at iteration {m['iteration']}")
+        return int(m["iteration"])
+
+    train_model = model
+    if d.on:
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    aug = AugmentSettings(warp=AugmentSettings.warp if settings.warp else 0.0,
+                          flip=settings.flip)
+    step = Step(train_model, optimizer, data_a, data_b, device, plan.precision, aug,
+                settings.eyes_mouth_weight, settings.clip_grad)
+    batch = plan.batch
+
+    def manifest_now(iteration: int) -> dict:
+        return {
+            "version": __version__, "arch": arch, "resolution": res, "width": width,
+            "face_type": fs_a.face_type, "learns_mask": model.decoder_a.mask is not None,
+            "iteration": iteration, "elapsed_s": state["elapsed_s"] + (time.monotonic() - t0),
+            "loss_history": state["history"], "window": state["window"],
+            "since_save": state["since_save"], "best_loss": state["best_loss"],
+            "source": data_b.name, "target": data_a.name,
+            "facesets": {"source": {"path": str(source), "faces": len(data_b)},
+                         "target": {"path": str(target), "faces": len(data_a)}},
+            "batch": batch, "precision": plan.precision, "lr": settings.lr,
+            "seed": settings.seed, "plan": plan.to_dict(), "device": str(device),
+            "world_size": d.world,
+            "scaler": step.scaler.state_dict() if step.scaler.is_enabled() else None,
+            "created": state["created"], "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "ddp": state.get("ddp")}
+
+    def save(iteration: int) -> None:
+        total, n = state["since_save"]
+        avg = total / n if n else math.inf
+        improved = avg < state["best_loss"]
+        if improved:
+            state["best_loss"] = avg
+        state["since_save"] = [0.0, 0]
+        checkpoint.save(model_dir, model, optimizer, manifest_now(iteration), backup=improved)
+
+    t0 = time.monotonic()
+    if manifest:
+        it = restore(checkpoint.load(model_dir))
+    elif d.main:
+        save(0)                  # a model dir exists from the start, and a state to fall back to
+    start_it = it
+    if d.main:
+        progress(it, settings.iterations, f"training from iteration {it}", iteration=it,
+                 batch=batch)
+
+    # -- 4. the loop ---------------------------------------------------------------------------
+    preview_a, preview_b = data_a.first(PREVIEW_FACES), data_b.first(PREVIEW_FACES)
+    times = collections.deque(maxlen=50)               # (time, iteration) for it/s
+    times.append((time.monotonic(), it))
+    last_save = time.monotonic()
+    preview_path, fit, stopped = None, None, "target"
+    bad, attempt, reloads = 0, 0, 0
+    la = lb = None
+
+    def on_oom(old: int, new: int) -> None:
+        if d.on:
+            raise UserError(f"out of GPU memory at batch {old} with {d.world} processes: "
+                            f"restart with --batch {new}")
+        note(f"out of GPU memory at batch {old}: continuing with batch {new}")
+
+    def write_a_preview(iteration: int) -> str:
+        rows = preview_rows(model, preview_a, preview_b, DTYPES[plan.precision])
+        return str(write_preview(model_dir, iteration, rows))
+
+    while True:
+        # Stop? Every rank must agree, or DDP would wait forever for the one that left.
+        reason = None
+        if it >= settings.iterations:
+            reason = "target"
+        elif _cancelled(cancel):
+            reason = "cancel"
+        elif settings.max_minutes and time.monotonic() - t0 >= settings.max_minutes * 60:
+            reason = "time"
+        elif fit is not None and settings.plateau and fit.remaining < settings.plateau:
+            reason = "plateau"
+        if distributed.any_rank(reason is not None, d):
+            stopped = reason or "cancel"
+            break
+
+        # One step (halving the batch on CUDA out-of-memory).
+        result, new_batch = run_with_oom_retry(
+            step, batch, _step_seed(settings.seed, d.rank, it, attempt), on_oom, optimizer)
+        batch = new_batch
+        if not result.applied:
+            # Non-finite loss or gradient: skip; after a few in a row reload the last checkpoint.
+            bad, attempt = bad + 1, attempt + 1
+            note(f"iteration {it + 1}: loss not finite (A {result.loss_a}, B {result.loss_b}); "
+                 "step skipped")
+            if bad >= NAN_RETRIES:
+                reloads += 1
+                if reloads > NAN_RELOADS:
+                    raise UserError("training diverged: the loss keeps becoming NaN/inf; lower "
+                                    "--lr, set --clip-grad 1 or use --precision fp32")
+                it = restore(checkpoint.load(model_dir))
+                note(f"reloaded the last checkpoint (iteration {it}) after {bad} bad steps")
+                bad = 0
+            continue
+        bad, attempt = 0, 0
+        it += 1
+        la, lb = result.loss_a, result.loss_b
+        state["window"] = [state["window"][0] + la, state["window"][1] + lb,
+                           state["window"][2] + 1]
+        state["since_save"] = [state["since_save"][0] + la + lb, state["since_save"][1] + 1]
+        times.append((time.monotonic(), it))
+        if not d.main:
+            continue
+
+        # History point, preview and plateau fit every K iterations.
+        if it % settings.preview_every == 0:
+            wa, wb, wn = state["window"]
+            state["history"].append([it, wa / wn, wb / wn])
+            state["window"] = [0.0, 0.0, 0]
+            preview_path = write_a_preview(it)
+            h = state["history"]
+            fit = fit_decay([p[0] for p in h], [p[1] + p[2] for p in h])
+        # Autosave every N iterations and every M minutes.
+        minutes = (time.monotonic() - last_save) / 60
+        if it % settings.save_every == 0 or (settings.save_minutes
+                                             and minutes >= settings.save_minutes):
+            save(it)
+            last_save = time.monotonic()
+        (t_old, i_old), (t_new, i_new) = times[0], times[-1]
+        it_s = (i_new - i_old) / (t_new - t_old) if t_new > t_old else 0.0
+        eta = (settings.iterations - it) / it_s if it_s else None
+        progress(it, settings.iterations, f"loss A {la:.4f} B {lb:.4f}", event="step",
+                 iteration=it, loss_a=la, loss_b=lb, it_s=round(it_s, 3),
+                 eg_s=round(it_s * 2 * batch * d.world, 2), eta=round(eta, 1) if eta else None,
+                 batch=batch, preview=preview_path,
+                 plateau=fit.describe() if fit else None,
+                 plateau_remaining=fit.remaining if fit else None)
+
+    # -- 5. wrap up: a last checkpoint and preview, and (DDP) proof that the ranks agree -------
+    seconds = time.monotonic() - t0
+    if d.on:
+        digests = distributed.gather_digests(model, d)
+        state["ddp"] = {"world_size": d.world, "weight_digests": digests,
+                        "ranks_agree": len(set(digests)) == 1}
+    if d.main and it > start_it:
+        if not preview_path or not preview_path.endswith(f"{it:08d}.png"):
+            preview_path = write_a_preview(it)
+        save(it)
+    its = (it - start_it) / seconds if seconds > 0 else 0.0
+    if stopped == "plateau" and fit:
+        note(f"stopped on the plateau rule: {fit.describe()}")
+    return TrainResult(str(model_dir), it, start_it, settings.iterations, stopped, la, lb,
+                       round(seconds, 2), round(its, 3), round(its * 2 * batch * d.world, 2),
+                       batch, preview_path, fit.to_dict() if fit else None, plan.to_dict(),
+                       notes)

@@ -1,0 +1,220 @@
+"""The trainer end to end on real faces: a tiny 64 px model, a few dozen iterations."""
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+
+import cv2
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from localswap import cli
+from localswap.errors import UserError
+from localswap.settings import TrainSettings
+from localswap.train import checkpoint
+from localswap.train.augment import AugmentSettings
+from localswap.train.data import FaceData
+from localswap.train.models import build_model
+from localswap.train.step import Step, run_with_oom_retry
+from localswap.train.trainer import train
+
+TINY = dict(resolution=64, width=8, batch=4, precision="fp32", device="cpu", lr=3e-4,
+            save_minutes=0.0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on a small shared CPU, two threads spin-wait on each other (10x slower
+    under load, measured); restored afterwards for other modules."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny(**kw) -> TrainSettings:
+    return TrainSettings(**{**TINY, **kw})
+
+
+@pytest.fixture(scope="module")
+def facesets(tmp_path_factory, faceset_a, faceset_b):
+    """Private copies (the trainer caches decoded faces inside the faceset folder)."""
+    root = tmp_path_factory.mktemp("train")
+    return shutil.copytree(faceset_b, root / "b"), shutil.copytree(faceset_a, root / "a")
+
+
+@pytest.fixture(scope="module")
+def trained(facesets, tmp_path_factory):
+    """40 iterations with progress events recorded; shared by the checks below."""
+    src, tgt = facesets
+    model = tmp_path_factory.mktemp("model") / "m"
+    events = []
+    result = train(src, tgt, model, tiny(iterations=40, preview_every=10, save_every=20),
+                   progress=lambda done, total, message="", **info: events.append(
+                       (done, total, message, info)))
+    return model, result, events
+
+
+def test_a_few_dozen_iterations_reduce_the_loss(trained):
+    model, result, _ = trained
+    assert result.stopped == "target" and result.iteration == 40 and result.start_iteration == 0
+    history = json.loads((model / "manifest.json").read_text())["loss_history"]
+    assert [h[0] for h in history] == [10, 20, 30, 40]
+    first, last = history[0][1] + history[0][2], history[-1][1] + history[-1][2]
+    assert last < 0.8 * first, history
+
+
+def test_previews_progress_and_manifest(trained):
+    model, result, events = trained
+    previews = sorted((model / "previews").glob("preview_*.png"))
+    assert [p.name for p in previews] == [f"preview_{i:08d}.png" for i in (10, 20, 30, 40)]
+    img = cv2.imread(str(model / "preview.png"))
+    assert img.shape[0] == 6 * 64 and img.shape[1] > 6 * 64          # rows A..B>A, 6 faces
+    assert result.preview == str(previews[-1])
+    steps = [info for _, _, _, info in events if info.get("event") == "step"]
+    assert len(steps) == 40 and steps[-1]["iteration"] == 40
+    for key in ("loss_a", "loss_b", "it_s", "eg_s", "batch"):
+        assert isinstance(steps[-1][key], (int, float)) and steps[-1][key] > 0
+    assert steps[-2]["eta"] > 0 and steps[-1]["preview"].endswith("preview_00000040.png")
+    assert all(total == 40 for _, total, _, _ in events)
+    assert any("plan: localswap 64 px, width 8" in m for _, _, m, _ in events)
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert {k: manifest[k] for k in ("arch", "resolution", "width", "face_type", "iteration")} \
+        == {"arch": "localswap", "resolution": 64, "width": 8, "face_type": "whole_face",
+            "iteration": 40}
+    assert manifest["source"] == "b" and manifest["target"] == "a"
+    assert manifest["learns_mask"] and manifest["plan"]["device"] == "cpu"
+    assert (model / "backup" / "manifest.json").is_file()
+
+
+def test_resume_continues_exactly(facesets, tmp_path):
+    src, tgt = facesets
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    s = dict(preview_every=3, save_every=3)
+    train(src, tgt, straight, tiny(iterations=10, **s))
+    first = train(src, tgt, resumed, tiny(iterations=6, **s))
+    second = train(src, tgt, resumed, tiny(iterations=10, **s))
+    assert first.iteration == 6 and second.start_iteration == 6 and second.iteration == 10
+    for name in ("model.safetensors", "optimizer.safetensors"):
+        a, b = load_file(straight / name), load_file(resumed / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ma, mb = (json.loads((d / "manifest.json").read_text()) for d in (straight, resumed))
+    assert ma["loss_history"] == mb["loss_history"] and ma["iteration"] == mb["iteration"] == 10
+    # Nothing to do at the target; a setting fixed at creation is refused, in words.
+    assert train(src, tgt, resumed, tiny(iterations=10)).stopped == "done"
+    with pytest.raises(UserError, match="--resolution 96 cannot change"):
+        train(src, tgt, resumed, tiny(iterations=12, resolution=96))
+    with pytest.raises(UserError, match="--width 16 cannot change"):
+        train(src, tgt, resumed, tiny(iterations=12, width=16))
+
+
+def test_a_truncated_checkpoint_is_detected_and_the_backup_used(facesets, tmp_path):
+    src, tgt = facesets
+    model = tmp_path / "m"
+    train(src, tgt, model, tiny(iterations=8, preview_every=4, save_every=4))
+    backup_it = json.loads((model / "backup" / "manifest.json").read_text())["iteration"]
+    data = (model / "model.safetensors").read_bytes()
+    (model / "model.safetensors").write_bytes(data[: len(data) // 3])
+    result = train(src, tgt, model, tiny(iterations=10, preview_every=4, save_every=4))
+    assert result.start_iteration == backup_it > 0 and result.iteration == 10
+    assert any("damaged" in n and "backup" in n for n in result.notes)
+    assert checkpoint.load(model).manifest["iteration"] == 10      # the main one is whole again
+
+
+def test_cancel_time_budget_and_plateau_stop_training(facesets, tmp_path):
+    src, tgt = facesets
+    stop = threading.Event()
+
+    def progress(done, total, message="", **info):
+        if done >= 3:
+            stop.set()
+    result = train(src, tgt, tmp_path / "c", tiny(iterations=50), progress, cancel=stop)
+    assert result.stopped == "cancel" and result.iteration == 3
+    assert checkpoint.load(tmp_path / "c").manifest["iteration"] == 3   # saved on the way out
+    result = train(src, tgt, tmp_path / "f", tiny(iterations=50), cancel=lambda: True)
+    assert result.stopped == "cancel" and result.iteration == 0
+    result = train(src, tgt, tmp_path / "t", tiny(iterations=100_000, max_minutes=0.05))
+    assert result.stopped == "time" and 1 <= result.iteration < 100_000
+    assert 3.0 <= result.seconds < 10.0
+    result = train(src, tgt, tmp_path / "p", tiny(iterations=500, preview_every=1,
+                                                  plateau=0.999))
+    assert result.stopped == "plateau" and 8 <= result.iteration < 500
+    assert result.plateau["remaining"] < 0.999 and "further improvement" in result.notes[-1]
+
+
+def _real_step(facesets, batch_note=None):
+    src, tgt = facesets
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    model = build_model("localswap", 64, 8)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    step = Step(model, opt, FaceData(tgt, 64, cpu), FaceData(src, 64, cpu), cpu, "fp32",
+                AugmentSettings())
+    return model, opt, step
+
+
+def test_non_finite_loss_skips_the_step_then_reloads_then_gives_up(facesets, tmp_path):
+    model, opt, step = _real_step(facesets)
+    with torch.no_grad():
+        model.decoder_a.rgb.weight[0, 0, 0, 0] = float("nan")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = step(4, seed=1)
+    assert not result.applied and result.loss_a != result.loss_a          # NaN
+    assert all(torch.equal(before[k], v, ) or k == "decoder_a.rgb.weight"
+               for k, v in model.state_dict().items())
+    assert not opt.state                                                  # Adam never stepped
+    # In the trainer: a poisoned checkpoint keeps failing; skip, reload, and finally stop.
+    src, tgt = facesets
+    folder = tmp_path / "nan"
+    train(src, tgt, folder, tiny(iterations=2))
+    loaded = checkpoint.load(folder)
+    model.load_state_dict(loaded.model)
+    with torch.no_grad():
+        model.decoder_a.rgb.weight.fill_(float("nan"))
+    opt = torch.optim.Adam(model.parameters())
+    opt.load_state_dict(loaded.optimizer)
+    checkpoint.save(folder, model, opt, loaded.manifest)
+    notes = []
+    with pytest.raises(UserError, match="diverged"):
+        train(src, tgt, folder, tiny(iterations=10),
+              progress=lambda d, t, m="", **i: notes.append(m))
+    assert sum("step skipped" in n for n in notes) == 12
+    assert sum("reloaded the last checkpoint (iteration 2)" in n for n in notes) == 3
+
+
+def test_cuda_out_of_memory_halves_the_batch_and_continues(facesets):
+    model, opt, step = _real_step(facesets)
+    before = model.decoder_b.rgb.weight.detach().clone()
+    tried, halvings = [], []
+
+    def step_that_needs_little_memory(batch, seed):
+        tried.append(batch)
+        if batch > 2:
+            torch.empty(0).new_zeros(1)   # the real step would allocate here
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return step(batch, seed)
+    result, batch = run_with_oom_retry(step_that_needs_little_memory, 8, 0,
+                                       lambda old, new: halvings.append((old, new)), opt)
+    assert batch == 2 and tried == [8, 4, 2] and halvings == [(8, 4), (4, 2)]
+    assert result.applied and not torch.equal(before, model.decoder_b.rgb.weight)
+
+    def never_fits(batch, seed):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+    with pytest.raises(UserError, match="even at batch 1"):
+        run_with_oom_retry(never_fits, 4, 0)
+
+
+def test_cli_train_and_refusal(facesets, tmp_path, capsys):
+    src, tgt = facesets
+    args = ["train", "--source", str(src), "--target", str(tgt), "--model", str(tmp_path / "m"),
+            "--iterations", "3", "--resolution", "64", "--width", "8", "--batch", "2",
+            "--device", "cpu", "--precision", "fp32", "--json"]
+    assert cli.main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["iteration"] == 3 and out["stopped"] == "target" and out["batch"] == 2
+    args[args.index("--resolution") + 1] = "128"
+    args[args.index("--iterations") + 1] = "5"
+    assert cli.main(args) == 2
+    assert "cannot change once a model exists" in capsys.readouterr().err

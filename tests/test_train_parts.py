@@ -1,0 +1,220 @@
+"""Training parts on real faces: models, augmentation, loss, data cache, checkpoints, plateau."""
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from localswap.errors import UserError
+from localswap.faces.faceset import Faceset, yaw_bin
+from localswap.train import checkpoint
+from localswap.train.augment import AugmentSettings, augment
+from localswap.train.data import FaceData, yaw_weights
+from localswap.train.losses import dssim, face_loss
+from localswap.train.models import RESOLUTIONS, Original, build_model, count_params
+from localswap.train.plateau import fit_decay
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on a small shared CPU, two threads spin-wait on each other (10x slower
+    under load, measured); restored afterwards for other modules."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def faces_a(tmp_path_factory, faceset_a):
+    """A private copy: the trainer writes its cache into the faceset folder."""
+    return shutil.copytree(faceset_a, tmp_path_factory.mktemp("parts") / "a")
+
+
+@pytest.fixture(scope="module")
+def data_a(faces_a):
+    return FaceData(faces_a, 64, CPU)
+
+
+# -- models -------------------------------------------------------------------------------
+def test_original_has_the_reference_layer_sizes():
+    with torch.device("meta"):
+        m = Original(128)
+    shapes = {k: tuple(v.shape) for k, v in m.state_dict().items() if k.endswith("weight")}
+    assert [shapes[f"encoder.{i}.conv.weight"] for i in range(4)] == [
+        (128, 3, 5, 5), (256, 128, 5, 5), (512, 256, 5, 5), (1024, 512, 5, 5)]
+    assert shapes["encoder.4.fc1.weight"] == (1024, 4 * 4 * 1024)      # dense 1024
+    assert shapes["encoder.4.fc2.weight"] == (4 * 4 * 1024, 1024)      # dense 4x4x1024
+    assert shapes["encoder.5.conv.weight"] == (512 * 4, 1024, 3, 3)    # upscale 512
+    for side in "ab":                                                  # upscale 256/128/64
+        assert [shapes[f"decoder_{side}.blocks.{i}.conv.weight"][:2] for i in range(3)] == [
+            (256 * 4, 512), (128 * 4, 256), (64 * 4, 128)]
+        assert shapes[f"decoder_{side}.rgb.weight"] == (3, 64, 5, 5)
+    assert m.decoder_a.mask is None
+
+
+@pytest.mark.parametrize("res", RESOLUTIONS)
+def test_localswap_scales_to_every_resolution(res):
+    with torch.device("meta"):
+        m = build_model("localswap", res, 16, channels_last=False)
+        x = torch.empty(2, 3, res, res)
+        rgb_a, mask_a, rgb_b, mask_b = m(x, x)
+    assert rgb_a.shape == rgb_b.shape == (2, 3, res, res)
+    assert mask_a.shape == mask_b.shape == (2, 1, res, res)
+
+
+def test_models_run_channels_last_under_autocast(data_a):
+    m = build_model("localswap", 64, 8)
+    assert m.decoder_a.rgb.weight.is_contiguous(memory_format=torch.channels_last)
+    x = data_a.faces[:2, :3].float() / 255
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        rgb, mask, _, _ = m(x, x)
+    assert rgb.dtype == mask.dtype == torch.float32 and torch.isfinite(rgb).all()
+    assert 0 <= rgb.min() and rgb.max() <= 1
+    with pytest.raises(ValueError, match="64 px only"):
+        build_model("original", 128)
+    assert count_params(build_model("original", 64, 16)) < count_params(Original(32))
+
+
+# -- augmentation -------------------------------------------------------------------------
+def test_augment_is_seeded_and_the_target_is_the_unwarped_face(data_a):
+    batch = data_a.faces[:4]
+    gen = torch.Generator()
+
+    def run(**kw):
+        gen.manual_seed(7)
+        return augment(batch, gen, AugmentSettings(**kw))
+    inp, tgt, masks = run()
+    inp2, tgt2, masks2 = run()
+    assert torch.equal(inp, inp2) and torch.equal(tgt, tgt2) and torch.equal(masks, masks2)
+    assert inp.shape == tgt.shape == masks.shape == (4, 3, 64, 64)
+    # Same affine, same (no) colour: the warp is the only difference between input and target.
+    inp_w, tgt_w, _ = run(colour=0.0)
+    inp_0, tgt_0, _ = run(colour=0.0, warp=0.0)
+    assert torch.equal(tgt_w, tgt_0) and torch.equal(inp_0, tgt_0)
+    assert (inp_w - tgt_w).abs().mean() > 0.01
+    # Switched off, input and target are the faces as stored.
+    inp_off, tgt_off, _ = run(enabled=False)
+    assert torch.equal(inp_off, tgt_off)
+    assert torch.equal((inp_off * 255).round().to(torch.uint8), batch[:, :3])
+    # Masks follow the face: eyes and mouth lie inside the face hull.
+    face, eyes_mouth = masks[:, 0], masks[:, 1:].amax(1)
+    assert 0.15 < face.mean() < 0.8
+    assert (eyes_mouth * (1 - face)).sum() < 0.05 * eyes_mouth.sum()
+
+
+# -- loss ---------------------------------------------------------------------------------
+def test_loss_is_zero_for_a_perfect_face_and_weights_eyes_and_mouth(data_a):
+    x = data_a.faces[:4].float() / 255
+    img, masks = x[:, :3], x[:, 3:]
+    assert dssim(img, img).abs().max() < 1e-5
+    assert face_loss(img, masks[:, :1], img, masks) < 1e-5
+    noisy_eyes = img + 0.2 * masks[:, 1:2]            # an error only around the eyes
+    plain = face_loss(noisy_eyes, None, img, masks, eyes_mouth_weight=0.0)
+    weighted = face_loss(noisy_eyes, None, img, masks, eyes_mouth_weight=3.0)
+    assert plain > 0 and weighted > plain * 1.5
+    # The same error outside the face hull barely counts (only the anti-aliased edge).
+    outside = img + 0.2 * (1 - masks[:, :1])
+    inside = img + 0.2 * masks[:, :1]
+    assert face_loss(outside, None, img, masks) < 0.1 * face_loss(inside, None, img, masks)
+
+
+# -- data ---------------------------------------------------------------------------------
+def test_faceset_cache_is_built_reused_and_rebuilt(faces_a, tmp_path):
+    folder = shutil.copytree(faces_a, tmp_path / "fs", ignore=shutil.ignore_patterns(".cache"))
+    first = FaceData(folder, 64, CPU)
+    assert "built cache" in first.note and first.faces.dtype == torch.uint8
+    assert first.faces.shape[1:] == (6, 64, 64)
+    again = FaceData(folder, 64, CPU)
+    assert "(cache" in again.note and torch.equal(first.faces, again.faces)
+    fs = Faceset.load(folder)                       # the faceset changes: the cache is stale
+    fs.remove(fs.faces[0])
+    fs.save()
+    smaller = FaceData(folder, 64, CPU)
+    assert "built cache" in smaller.note and len(smaller) == len(first) - 1
+    npy = folder / ".cache" / "train_64.npy"        # a truncated cache is rebuilt
+    npy.write_bytes(npy.read_bytes()[:1000])
+    assert "built cache" in FaceData(folder, 64, CPU).note
+
+
+def test_yaw_balanced_sampling_when_skewed(faces_a, tmp_path):
+    folder = shutil.copytree(faces_a, tmp_path / "fs", ignore=shutil.ignore_patterns(".cache"))
+    index = json.loads((folder / "faceset.json").read_text())
+    n = len(index["faces"])
+    for i, face in enumerate(index["faces"]):       # mostly frontal, two profile faces
+        face["yaw"] = 60.0 if i < 2 else 0.0
+    (folder / "faceset.json").write_text(json.dumps(index))
+    data = FaceData(folder, 64, CPU)
+    assert data.balanced and data.pose_counts == {"profile": 2, "frontal": n - 2}
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.multinomial(data.weights, 20000, replacement=True, generator=gen)
+    share = (idx < 2).float().mean().item()
+    expected = np.sqrt(2) / (np.sqrt(2) + np.sqrt(n - 2))
+    assert abs(share - expected) < 0.02 and share > 2 / n * 1.5
+    w, counts, balanced = yaw_weights([0.0] * 10 + [20.0] * 10)
+    assert not balanced and np.allclose(w, 0.05) and yaw_bin(20.0) == "three_quarter"
+
+
+# -- checkpoints --------------------------------------------------------------------------
+def _stepped_model():
+    torch.manual_seed(0)
+    model = build_model("localswap", 64, 8)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.rand(2, 3, 64, 64)
+    rgb_a, _, rgb_b, _ = model(x, x)
+    (rgb_a.mean() + rgb_b.mean()).backward()
+    opt.step()
+    return model, opt
+
+
+def test_checkpoint_round_trip_is_exact_and_never_a_pickle(tmp_path):
+    model, opt = _stepped_model()
+    checkpoint.save(tmp_path, model, opt, {"iteration": 1}, backup=True)
+    for name in (checkpoint.MODEL, checkpoint.OPTIMIZER):
+        head = (tmp_path / name).read_bytes()[:9]
+        assert struct.unpack("<Q", head[:8])[0] > 0 and head[8:9] == b"{"   # safetensors
+    loaded = checkpoint.load(tmp_path)
+    assert not loaded.from_backup and loaded.manifest["iteration"] == 1
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.model[k], v)
+    fresh, opt2 = _stepped_model()
+    opt2.load_state_dict(loaded.optimizer)
+    a, b = opt.state_dict(), opt2.state_dict()
+    assert a["param_groups"] == b["param_groups"]
+    for pid, st in a["state"].items():
+        for key, value in st.items():
+            assert torch.equal(value, b["state"][pid][key])
+
+
+def test_damaged_checkpoint_falls_back_to_the_backup(tmp_path):
+    model, opt = _stepped_model()
+    checkpoint.save(tmp_path, model, opt, {"iteration": 5}, backup=True)
+    checkpoint.save(tmp_path, model, opt, {"iteration": 9})
+    data = (tmp_path / checkpoint.MODEL).read_bytes()
+    (tmp_path / checkpoint.MODEL).write_bytes(data[: len(data) // 2])      # truncated
+    loaded = checkpoint.load(tmp_path)
+    assert loaded.from_backup and loaded.manifest["iteration"] == 5
+    assert "does not match the manifest" in loaded.problems[0]
+    flipped = bytearray((tmp_path / "backup" / checkpoint.OPTIMIZER).read_bytes())
+    flipped[-3] ^= 0xFF                                                    # one bit-rotten byte
+    (tmp_path / "backup" / checkpoint.OPTIMIZER).write_bytes(bytes(flipped))
+    with pytest.raises(UserError, match="no usable checkpoint"):
+        checkpoint.load(tmp_path)
+
+
+# -- plateau ------------------------------------------------------------------------------
+def test_decay_fit_estimates_the_remaining_improvement():
+    t = np.arange(0, 4000, 100)
+    y = 0.2 + 0.6 * np.exp(-t / 700) + np.random.default_rng(0).normal(0, 0.003, len(t))
+    fit = fit_decay(t, y)
+    assert abs(fit.floor - 0.2) < 0.01 and 500 < fit.tau < 900
+    assert fit.remaining < 0.05 and "further improvement" in fit.describe()
+    early = fit_decay(t[:10], y[:10])
+    assert early.remaining > 0.3
+    assert fit_decay(t[:5], y[:5]) is None and fit_decay(t, t * 0.001) is None
