@@ -48,8 +48,83 @@ def cmd_download_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def _args_train(p: argparse.ArgumentParser) -> None:
+    from localswap.settings import TrainSettings
+    p.add_argument("--source", required=True, help="faceset of the person to put in (B)")
+    p.add_argument("--target", required=True, help="faceset of the person to replace (A)")
+    p.add_argument("--model", required=True,
+                   help="model folder: created, or continued when it already holds a model")
+    TrainSettings.add_arguments(p)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import os
+    import signal
+    import threading
+
+    from localswap.progress import TqdmProgress
+    from localswap.settings import TrainSettings
+    from localswap.train.trainer import train
+
+    settings = TrainSettings.from_args(args)
+    stop = threading.Event()
+    bars: list[TqdmProgress] = []
+
+    def on_interrupt(signum, frame):
+        # The first Ctrl-C stops after a checkpoint; a second one aborts.
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nstopping after a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+
+    def progress(done: int, total: int, message: str = "", **info) -> None:
+        if not bars:                     # made on first use: only rank 0 reports under torchrun
+            bars.append(TqdmProgress("train", unit="it"))
+        if info.get("event") == "note":
+            bars[0]._bar.write(message, file=sys.stderr)
+        else:
+            bars[0](done, total, message, **info)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        result = train(args.source, args.target, args.model, settings, progress=progress,
+                       cancel=stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        for bar in bars:
+            bar.close()
+    if int(os.environ.get("RANK", "0")) == 0:       # under torchrun, rank 0 speaks for all
+        print(json.dumps(result.to_dict(), indent=1) if args.json else result.report())
+    return 0
+
+
+def _args_gpu(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print probe and plan as JSON")
+
+
+def cmd_gpu(args: argparse.Namespace) -> int:
+    from localswap import gpu
+
+    probe = gpu.probe()
+    plan = gpu.plan(probe)
+    if args.json:
+        print(json.dumps({"probe": probe.to_dict(), "plan": plan.to_dict()}, indent=1))
+        return 0
+    for d in probe.devices:
+        util = f", {d.utilisation}% busy" if d.utilisation is not None else ""
+        print(f"GPU {d.index}: {d.name}, {d.free_mb} of {d.total_mb} MiB free{util}, "
+              f"driver {d.driver}")
+    if probe.note:
+        print(probe.note)
+    print("training plan: " + plan.describe())
+    return 0
+
+
 COMMANDS = {
     "extract": ("find, align and save faces from videos or photos", _args_extract, cmd_extract),
+    "train": ("train (or continue) a face-swap model on two facesets", _args_train, cmd_train),
+    "gpu": ("show the GPU probe and the training plan for it", _args_gpu, cmd_gpu),
     "download-weights": ("fetch facexlib's weight files (needs internet)",
                          _args_download_weights, cmd_download_weights),
 }
