@@ -121,12 +121,147 @@ def cmd_gpu(args: argparse.Namespace) -> int:
     return 0
 
 
+def _workspace_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workspace", default="workspace",
+                   help="workspace folder (facesets/, models/, outputs/) (default: workspace)")
+
+
+def _args_convert(p: argparse.ArgumentParser) -> None:
+    from localswap.settings import ConvertSettings
+    p.add_argument("input", help="video, photo or folder of photos of the target person (A)")
+    p.add_argument("--model", required=True,
+                   help="trained model folder, or the name of a model in the workspace library")
+    p.add_argument("--out", required=True,
+                   help="output .mp4 for a video, an image for a photo, a folder for a folder")
+    _workspace_flag(p)
+    ConvertSettings.add_arguments(p)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from localswap.convert.convert import convert
+    from localswap.library import resolve_model
+    from localswap.progress import TqdmProgress
+    from localswap.settings import ConvertSettings
+    from localswap.workspace import Workspace
+
+    settings = ConvertSettings.from_args(args)
+    model = Path(args.model) if Path(args.model).is_dir() else \
+        resolve_model(args.model, Workspace(args.workspace))
+    bar = TqdmProgress("convert", unit="frame")
+    try:
+        result = convert(args.input, model, args.out, settings, progress=bar)
+    finally:
+        bar.close()
+    print(json.dumps(result.to_dict(), indent=1) if args.json else result.report())
+    return 0
+
+
+SWAP_TRAIN_FLAGS = ("iterations", "arch", "resolution", "width", "batch", "max_minutes")
+
+
+def _args_swap(p: argparse.ArgumentParser) -> None:
+    from dataclasses import fields
+
+    from localswap.settings import ConvertSettings, TrainSettings
+    p.add_argument("--source", nargs="+", required=True,
+                   help="videos, photos or folders of photos of the person to put in (B)")
+    p.add_argument("--target", required=True, help="the video whose face is replaced (A)")
+    p.add_argument("--out", required=True, help="output .mp4")
+    p.add_argument("--model", help="model folder or library name to continue (default: a new "
+                   "model in the workspace named after the two people)")
+    _workspace_flag(p)
+    TrainSettings.add_arguments(p, skip=tuple(f.name for f in fields(TrainSettings)
+                                              if f.name not in SWAP_TRAIN_FLAGS))
+    ConvertSettings.add_arguments(p, skip=("batch",))   # --batch is the training batch here
+
+
+def cmd_swap(args: argparse.Namespace) -> int:
+    from localswap import pipeline
+    from localswap.progress import TqdmProgress
+    from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
+    from localswap.workspace import Workspace
+
+    ws = Workspace(args.workspace)
+    bars = []
+
+    def progress_for(stage: str):
+        if bars:
+            bars[-1].close()             # one bar per stage, each finished before the next
+        bars.append(TqdmProgress(stage, unit="it" if stage == "train" else "frame"))
+        return bars[-1]
+    try:
+        job = pipeline.swap(args.source, args.target, args.out, ws, model=args.model,
+                            train=TrainSettings.from_args(args),
+                            convert=ConvertSettings.from_args(args,
+                                                              batch=ConvertSettings().batch),
+                            extract=ExtractSettings.from_args(args),
+                            progress_for=progress_for, report=print)
+    finally:
+        for bar in bars:
+            bar.close()
+    print(f"model: {job.model_dir}")
+    print(f"wrote {job.out}")
+    return 0
+
+
+def _args_models(p: argparse.ArgumentParser) -> None:
+    _workspace_flag(p)
+    act = p.add_mutually_exclusive_group()
+    act.add_argument("--export", nargs=2, metavar=("NAME", "FILE"), help="write a model file")
+    act.add_argument("--import", dest="import_file", metavar="FILE",
+                     help="add a model file written by --export to the library")
+    act.add_argument("--rename", nargs=2, metavar=("OLD", "NEW"), help="rename a model")
+    act.add_argument("--delete", metavar="NAME", help="delete a model")
+    p.add_argument("--name", help="library name for --import (default: the exported name)")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from localswap import library
+    from localswap.workspace import Workspace
+
+    ws = Workspace(args.workspace)
+    if args.export:
+        print(library.export_model(ws, args.export[0], args.export[1]))
+        return 0
+    if args.import_file:
+        info = library.import_model(ws, args.import_file, name=args.name)
+        print(f"imported {info.name} ({info.arch}, {info.resolution} px)")
+        return 0
+    if args.rename:
+        print(library.rename_model(ws, *args.rename))
+        return 0
+    if args.delete:
+        library.delete_model(ws, args.delete)
+        print(f"deleted {args.delete}")
+        return 0
+    models = library.list_models(ws)
+    if args.json:
+        print(json.dumps([m.to_dict() for m in models], indent=1))
+        return 0
+    if not models:
+        print(f"no models in {ws.root / 'models'}")
+        return 0
+    for m in models:
+        loss = f"{m.last_loss:.4f}" if m.last_loss is not None else "-"
+        print(f"{m.name:<24} {m.arch:<10} {m.resolution:>4} px  {m.iterations:>8} it  "
+              f"{m.source or '?'} -> {m.target or '?'}  loss {loss:<8} {m.size_mb:>8.1f} MB  "
+              f"{m.date}")
+    return 0
+
+
 COMMANDS = {
     "extract": ("find, align and save faces from videos or photos", _args_extract, cmd_extract),
     "train": ("train (or continue) a face-swap model on two facesets", _args_train, cmd_train),
     "gpu": ("show the GPU probe and the training plan for it", _args_gpu, cmd_gpu),
     "download-weights": ("fetch facexlib's weight files (needs internet)",
                          _args_download_weights, cmd_download_weights),
+    "convert": ("render a video or photos with a trained model's face (no training)",
+                _args_convert, cmd_convert),
+    "swap": ("extract both people, train (or continue) a model, convert: all in one",
+             _args_swap, cmd_swap),
+    "models": ("list, export or import trained models", _args_models, cmd_models),
 }
 
 

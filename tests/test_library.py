@@ -88,9 +88,13 @@ def test_import_refuses_pickles_and_foreign_files(ws, tmp_path, tiny_model):
             library.import_model(ws, f)
     good = (tiny_model / "model.safetensors").read_bytes()
     manifest = (tiny_model / "manifest.json").read_text()
-    cut = _zip(tmp_path / "cut.zip", {"manifest.json": manifest,
-                                      "model.safetensors": good[: len(good) // 2]})
-    with pytest.raises(UserError, match="damaged or truncated"):
+    half = good[: len(good) // 2]
+    cut = _zip(tmp_path / "cut.zip", {"manifest.json": manifest, "model.safetensors": half})
+    with pytest.raises(UserError, match="checksum in its manifest"):    # the trainer's hashes
+        library.import_model(ws, cut)
+    bare = json.dumps({k: v for k, v in json.loads(manifest).items() if k != "files"})
+    cut = _zip(tmp_path / "cut2.zip", {"manifest.json": bare, "model.safetensors": half})
+    with pytest.raises(UserError, match="damaged or truncated"):       # safetensors parse
         library.import_model(ws, cut)
     # The checksum in export.json catches a damaged copy before anything is parsed.
     index = json.dumps({"format": "localswap-model", "version": 1, "name": "x",

@@ -1,0 +1,136 @@
+"""This machine's measured speeds, for time estimates before a swap starts.
+
+Kept in workspace/speeds.json, keyed by what the speed depends on (device, model, video
+size), and refreshed after every real stage. A speed not stored yet is measured on the spot,
+on the target video itself: each stage is run twice at two small sizes and the difference
+taken, so fixed start-up costs (loading the detector, building the model, opening ffmpeg)
+do not count as per-frame time. That takes a few seconds on a CPU.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from localswap import media
+from localswap.workspace import Workspace, atomic_write_json
+
+if TYPE_CHECKING:
+    from localswap.pipeline import SwapJob
+
+FILE = "speeds.json"
+
+
+@dataclass
+class Speeds:
+    extract_fps: float
+    train_its: float
+    convert_fps: float
+    extract_basis: str = ""
+    train_basis: str = ""
+    convert_basis: str = ""
+
+
+def _device(name: str) -> str:
+    import torch
+    return "cuda" if name in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+
+
+def keys(job: "SwapJob") -> dict[str, str]:
+    info = media.probe(job.target)
+    size = f"{info.width}x{info.height}"
+    t = job.train
+    return {"extract": f"{_device(job.extract.device)}:{job.extract.detector}:{size}",
+            "train": f"{_device(t.device)}:{t.arch}:{t.resolution}:{t.width}:{t.batch}:"
+                     f"{t.precision}",
+            "convert": f"{_device(job.convert.device)}:{t.arch}:{t.resolution}:{t.width}:"
+                       f"{size}"}
+
+
+def load(ws: Workspace) -> dict:
+    try:
+        data = json.loads((ws.root / FILE).read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def record(ws: Workspace, kind: str, value: float, job: "SwapJob") -> None:
+    """Remember a measured speed (frames/s or it/s) for `kind` under the job's key."""
+    if not value or value <= 0:
+        return
+    data = load(ws)
+    data.setdefault(kind, {})[keys(job)[kind]] = {"value": round(float(value), 4),
+                                                  "when": time.strftime("%Y-%m-%d %H:%M")}
+    atomic_write_json(ws.root / FILE, data)
+
+
+def for_job(job: "SwapJob", ws: Workspace) -> Speeds:
+    """Stored speeds where this machine has them for this kind of job, measured otherwise."""
+    stored, k = load(ws), keys(job)
+    got = {kind: (stored.get(kind, {}).get(k[kind]) or {}).get("value") for kind in k}
+    out = Speeds(0, 0, 0)
+    if all(got.values()):
+        basis = "measured on earlier runs here"
+        return Speeds(got["extract"], got["train"], got["convert"], basis, basis, basis)
+    measured = measure(job)
+    for kind in ("extract", "train", "convert"):
+        value, basis = (got[kind], "measured on earlier runs here") if got[kind] else \
+            (measured[kind], measured[f"{kind}_basis"])
+        setattr(out, {"extract": "extract_fps", "train": "train_its",
+                      "convert": "convert_fps"}[kind], max(value, 1e-3))
+        setattr(out, f"{kind}_basis", basis)
+    for kind in ("extract", "train", "convert"):
+        if not got[kind]:
+            record(ws, kind, measured[kind], job)
+    return out
+
+
+def _rate(small: tuple[int, float], large: tuple[int, float]) -> float:
+    """Units per second from two runs of different sizes (n, seconds): start-up cancels."""
+    (n1, t1), (n2, t2) = small, large
+    if n2 > n1 and t2 > t1:
+        return (n2 - n1) / (t2 - t1)
+    return n2 / max(t2, 1e-6)
+
+
+def measure(job: "SwapJob") -> dict:
+    """Quick measurements on the job's own target video, in a temp folder."""
+    from localswap.convert.convert import convert
+    from localswap.faces.extract import extract
+    from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
+    from localswap.train.trainer import train
+
+    with tempfile.TemporaryDirectory(prefix="localswap-speed-") as tmp:
+        tmp = Path(tmp)
+        runs = []
+        for n in (3, 11):
+            s = ExtractSettings(**{**job.extract.to_dict(), "max_frames": n, "every": 1})
+            t = time.perf_counter()
+            summary = extract([job.target], tmp / f"fs{n}", s)
+            runs.append((summary.frames_read, time.perf_counter() - t))
+        extract_fps = _rate(*runs)
+        faces = tmp / "fs11"
+        runs = []
+        for n in (1, 4):
+            s = TrainSettings(**{**job.train.to_dict(), "iterations": n, "save_every": 10 ** 6,
+                                 "preview_every": 10 ** 6, "save_minutes": 0.0,
+                                 "max_minutes": 0.0, "plateau": 0.0})
+            t = time.perf_counter()
+            train(faces, faces, tmp / f"model{n}", s)
+            runs.append((n, time.perf_counter() - t))
+        train_its = _rate(*runs)
+        info = media.probe(job.target)
+        runs = []
+        for span in (0.25, 1.0):
+            end = min(info.duration, span)
+            s = ConvertSettings(**{**job.convert.to_dict(), "start": None, "end": end})
+            result = convert(job.target, tmp / "model4", tmp / f"c{span}.mp4", s)
+            runs.append((result.frames, result.seconds))
+        convert_fps = _rate(*runs)
+    basis = "measured just now on a few frames and iterations"
+    return {"extract": extract_fps, "train": train_its, "convert": convert_fps,
+            "extract_basis": basis, "train_basis": basis, "convert_basis": basis}
