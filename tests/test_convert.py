@@ -197,3 +197,18 @@ def test_face_missed_for_a_few_frames_is_filled_from_its_track(tiny_model, tmp_p
     for k in (20, 21, 22):
         assert np.abs(after[k][face].astype(int) - before[k][face].astype(int)).mean() > 8
         assert _psnr(unfilled[k], before[k]) > 38  # without filling: the original face
+
+
+def test_damaged_weights_fall_back_to_the_backup(tiny_model, tmp_path):
+    import shutil
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    assert (model / "backup" / "model.safetensors").is_file()   # the trainer's best save
+    data = (model / "model.safetensors").read_bytes()
+    (model / "model.safetensors").write_bytes(data[: len(data) // 2])   # an interrupted copy
+    swapper = Swapper(model, "cpu")
+    rgb, _ = swapper(np.zeros((1, 64, 64, 3), np.uint8))
+    assert rgb.shape == (1, 64, 64, 3)
+    (model / "backup" / "model.safetensors").write_bytes(b"junk")
+    with pytest.raises(UserError, match="no usable weights"):
+        Swapper(model, "cpu")

@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from localswap.errors import UserError
-
-# The file names localswap.train.checkpoint writes.
-MODEL_FILE, MANIFEST_FILE, BACKUP_DIR = "model.safetensors", "manifest.json", "backup"
+from localswap.gpu import cpu_has_native_bf16
+from localswap.train.checkpoint import BACKUP as BACKUP_DIR
+from localswap.train.checkpoint import MANIFEST as MANIFEST_FILE
+from localswap.train.checkpoint import MODEL as MODEL_FILE
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -25,20 +26,6 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
-
-
-def cpu_has_native_bf16() -> bool:
-    """True on CPUs with bf16 arithmetic in hardware (AMX or AVX512-BF16), where oneDNN runs
-    bf16 convolutions about twice as fast as fp32; elsewhere bf16 is emulated and slower."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"amx_bf16", "avx512_bf16"})
-    except OSError:
-        pass
-    return False
 
 
 def read_manifest(model_dir: str | Path) -> dict:
