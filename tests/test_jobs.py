@@ -12,8 +12,8 @@ from localswap.jobs.store import JobStore
 from localswap.jobs.submit import submit_quick_swap, submit_swap
 from localswap.errors import UserError
 from localswap.workspace import Workspace
-from model_fixtures import build_tiny_model
-from ui_helpers import FAST_EXTRACT, check_playable_mp4, wait_for, wait_job
+from ui_helpers import (FAST_EXTRACT, check_playable_mp4, install_tiny_model, wait_for,
+                        wait_job)
 
 
 @pytest.fixture
@@ -22,8 +22,8 @@ def ws(tmp_path) -> Workspace:
 
 
 @pytest.fixture
-def ws_with_model(ws, faceset_a, faceset_b) -> Workspace:
-    build_tiny_model(ws.root / "models", faceset_a, faceset_b)
+def ws_with_model(ws, tmp_path_factory, faceset_a, faceset_b) -> Workspace:
+    install_tiny_model(ws.root / "models", tmp_path_factory.getbasetemp(), faceset_a, faceset_b)
     return ws
 
 
@@ -99,7 +99,7 @@ def test_cancel_during_conversion_leaves_no_partial_file(ws_with_model, video_a)
     try:
         j = submit_quick_swap(runner, (str(video_a), "a.mp4"), "tiny_model", True,
                               {"convert": {"batch": 1}})
-        wait_for(lambda: (job := runner.store.get(j)).stage == "convert"
+        wait_for(lambda: (job := runner.store.get(j)).stage == "quick_convert"
                  and job.progress > 0, 120, poll=0.05, what="conversion to start")
         assert runner.cancel(j)
         job = wait_job(runner.store, j)

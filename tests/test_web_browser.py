@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ui_helpers import OUTPUT, ROOT, LaunchedApp, wait_for
+from ui_helpers import OUTPUT, ROOT, LaunchedApp, install_tiny_model, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -66,9 +66,9 @@ def test_share_without_auth_never_serves_without_password(tmp_path, browser):
 def launched(tmp_path_factory, faceset_a, faceset_b):
     """launch.py over a workspace that already holds a tiny model, no password (local)."""
     from localswap.workspace import Workspace
-    from model_fixtures import build_tiny_model
-    ws = Workspace(tmp_path_factory.mktemp("browser") / "ws")
-    build_tiny_model(ws.root / "models", faceset_a, faceset_b)
+        ws = Workspace(tmp_path_factory.mktemp("browser") / "ws")
+    install_tiny_model(ws.root / "models", tmp_path_factory.getbasetemp(), faceset_a,
+                       faceset_b)
     app = LaunchedApp(workspace=ws.root)
     yield app, ws
     app.close()

@@ -101,3 +101,14 @@ def check_playable_mp4(path: Path, frames: int | None = None) -> None:
     assert count > 0
     if frames is not None:
         assert abs(count - frames) <= 1, (count, frames)
+
+
+def install_tiny_model(models_dir: Path, base: Path, faceset_a: Path, faceset_b: Path) -> Path:
+    """Copy the session's tiny trained model (trained once, under `base`) into a library."""
+    import shutil
+    from model_fixtures import build_tiny_model
+    src = build_tiny_model(base, faceset_a, faceset_b)
+    dest = Path(models_dir) / "tiny_model"
+    if not dest.exists():
+        shutil.copytree(src, dest)
+    return dest

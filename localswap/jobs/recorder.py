@@ -56,6 +56,8 @@ class Recorder:
         self._stage_eta = self._stage_eta or "eta" in info
         if message:
             self.message = message
+        if info.pop("event", None) == "note" and message:
+            self._events.append(("log", {"text": message, "stage": self.stage}))
         losses = info.pop("losses", None)
         if isinstance(losses, dict):       # accept {"a": .., "b": ..} as well as loss_a/loss_b
             info.setdefault("loss_a", losses.get("a"))

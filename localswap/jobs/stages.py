@@ -14,7 +14,7 @@ from pathlib import Path
 
 from localswap import media
 from localswap.errors import NoFacesError, UserError
-from localswap.jobs.recorder import Recorder
+from localswap.jobs.recorder import Recorder, Stopped
 from localswap.jobs.store import Job
 from localswap.settings import ExtractSettings
 from localswap.workspace import Workspace, check_name, inside
@@ -25,6 +25,7 @@ TITLES = {
     "extract_source": "Finding faces in the source",
     "train": "Training",
     "convert": "Rendering the video",
+    "quick_convert": "Rendering the video",
 }
 STOPPABLE = ("train",)    # stages that end themselves on the stop event (after a checkpoint)
 
@@ -53,14 +54,10 @@ def swap_plan(job: Job) -> list[str]:
 
 
 def quick_plan(job: Job) -> list[str]:
-    return (["prepare"] if job.params.get("downscale") else []) + ["convert"]
+    return (["prepare"] if job.params.get("downscale") else []) + ["quick_convert"]
 
 
 PLANS = {"swap": swap_plan, "quick_swap": quick_plan}
-
-
-def faceset_dir(ctx: Context, side: str) -> Path:
-    return ctx.workspace.path("facesets", f"job{ctx.job.id}-{side}")
 
 
 def model_dir(ctx: Context) -> Path:
@@ -123,77 +120,109 @@ def _downscale(src: Path, dst: Path, width: int, progress: Recorder, n: int, tot
         tmp.unlink(missing_ok=True)
 
 
-def _extract_settings(ctx: Context) -> ExtractSettings:
-    values = dict(ctx.job.params.get("extract", {}))
-    values.setdefault("device", "cpu" if ctx.device == "cpu" else "auto")
-    return ExtractSettings(**values).validate()
+def _settings(ctx: Context, cls, key: str):
+    values = dict(ctx.job.params.get(key, {}))
+    if ctx.device != "auto" and any(f == "device" for f in cls.__dataclass_fields__):
+        values.setdefault("device", ctx.device)
+    return cls(**values).validate()
 
 
-def _extract(ctx: Context, inputs: list[Path], side: str, who: str) -> dict:
-    from localswap.faces.extract import extract
-    summary = extract(inputs, faceset_dir(ctx, side), _extract_settings(ctx), ctx.progress)
+def swap_job(ctx: Context):
+    """The pipeline's SwapJob for this job: the same paths and settings the CLI's `swap`
+    decides (facesets named after the model, the face type of a model being continued).
+    Running stages through pipeline.run_stage also keeps speeds.json, the basis of the
+    estimates, up to date."""
+    from localswap.pipeline import plan_swap
+    from localswap.settings import ConvertSettings, TrainSettings
+    rels = ctx.job.result.get("sources") or ctx.job.params["sources"]
+    return plan_swap([ctx.path(r) for r in rels], target_path(ctx), output_path(ctx, 0),
+                     ctx.workspace, model=str(model_dir(ctx)),
+                     train=_settings(ctx, TrainSettings, "train"),
+                     convert=_settings(ctx, ConvertSettings, "convert"),
+                     extract=_settings(ctx, ExtractSettings, "extract"))
+
+
+def output_path(ctx: Context, iteration: int) -> Path:
+    return ctx.workspace.root / "outputs" / f"swap-{ctx.job.id}-{iteration}.mp4"
+
+
+def _extract(ctx: Context, stage: str, side: str, who: str) -> dict:
+    from localswap.pipeline import run_stage
+    job = swap_job(ctx)
+    try:
+        summary = run_stage(job, stage, ctx.workspace, ctx.progress)
+    except NoFacesError as exc:
+        raise NoFacesError(f"{who}: {exc}") from exc
     ctx.progress.log(f"{who}: kept {summary.faces_kept} faces from {summary.frames_read} "
                      f"frames ({summary.faces_total} in the faceset).")
     ctx.progress.info[f"faces_{side}"] = summary.faces_total
-    return {f"faceset_{side}": ctx.rel(faceset_dir(ctx, side))}
+    folder = job.faceset_target if side == "target" else job.faceset_source
+    return {f"faceset_{side}": ctx.rel(folder)}
 
 
 def extract_target(ctx: Context) -> dict:
-    try:
-        return _extract(ctx, [target_path(ctx)], "target", "Target")
-    except NoFacesError as exc:
-        raise NoFacesError(f"Target video: {exc}") from exc
+    return _extract(ctx, "extract_target", "target", "Target video")
 
 
 def extract_source(ctx: Context) -> dict:
-    rels = ctx.job.result.get("sources") or ctx.job.params["sources"]
+    return _extract(ctx, "extract_source", "source", "Source")
+
+
+def _iteration(model: Path) -> int:
+    from localswap.convert.swapper import read_manifest
     try:
-        return _extract(ctx, [ctx.path(r) for r in rels], "source", "Source")
-    except NoFacesError as exc:
-        raise NoFacesError(f"Source: {exc}") from exc
+        return int(read_manifest(model).get("iteration", 0) or 0)
+    except UserError:
+        return 0
 
 
 def train(ctx: Context) -> dict:
-    """Train (or continue) the job's model on faceset A (target) and B (source). The trainer
+    """Train (or continue) the model on faceset A (target) and B (source). The trainer
     resumes from the model dir's checkpoint, so a resumed job continues where it stopped; the
     stop event ends it after a checkpoint (cancel, convert now, shutdown)."""
-    from localswap.settings import TrainSettings
-    from localswap.train.trainer import train as run_train
-    values = dict(ctx.job.params.get("train", {}))
-    if ctx.device != "auto":
-        values.setdefault("device", ctx.device)
-    settings = TrainSettings(**values).validate()
-    result = run_train(faceset_dir(ctx, "source"), faceset_dir(ctx, "target"), model_dir(ctx),
-                       settings, progress=ctx.progress, cancel=ctx.stop)
-    iteration = getattr(result, "iteration", None)
-    if iteration is not None:
-        ctx.progress.info["iteration"] = int(iteration)
-    return {"model": ctx.rel(model_dir(ctx))}
+    from localswap.pipeline import run_stage
+    job = swap_job(ctx)
+    run_stage(job, "train", ctx.workspace, ctx.progress, ctx.stop)
+    ctx.progress.info["iteration"] = _iteration(job.model_dir)
+    return {"model": ctx.rel(job.model_dir)}
 
 
-def convert(ctx: Context) -> dict:
-    from localswap.convert.convert import Cancelled, convert as run_convert
-    from localswap.settings import ConvertSettings
-    from localswap.jobs.recorder import Stopped
-    values = dict(ctx.job.params.get("convert", {}))
-    if ctx.device != "auto":
-        values.setdefault("device", ctx.device)
-    settings = ConvertSettings(**values).validate()
-    model = model_dir(ctx)
-    iteration = int(ctx.progress.info.get("iteration") or 0)
-    out = ctx.workspace.root / "outputs" / f"swap-{ctx.job.id}-{iteration}.mp4"
-    try:
-        result = run_convert(target_path(ctx), model, out, settings, ctx.progress, ctx.stop)
-    except Cancelled as exc:
-        reason = ctx.progress.stop_reason()
-        raise Stopped(reason) from exc
+def _rendered(ctx: Context, result, out: Path) -> dict:
     ctx.progress.log(f"Rendered {result.frames} frames, {result.faces} faces swapped, "
                      f"{result.fps:.1f} frames/s.")
     return {"output": ctx.rel(out)}
 
 
+def convert(ctx: Context) -> dict:
+    """Render the target with the model; the file name carries the model's iteration."""
+    from localswap.convert.convert import Cancelled
+    from localswap.pipeline import run_stage
+    job = swap_job(ctx)
+    job.out = output_path(ctx, _iteration(job.model_dir))
+    try:
+        result = run_stage(job, "convert", ctx.workspace, ctx.progress, ctx.stop)
+    except Cancelled as exc:
+        raise Stopped(ctx.progress.stop_reason()) from exc
+    return _rendered(ctx, result, job.out)
+
+
+def quick_convert(ctx: Context) -> dict:
+    """A quick swap: render the target with a library model, no training."""
+    from localswap.convert.convert import Cancelled, convert as run_convert
+    from localswap.settings import ConvertSettings
+    model = model_dir(ctx)
+    out = output_path(ctx, _iteration(model))
+    try:
+        result = run_convert(target_path(ctx), model, out,
+                             _settings(ctx, ConvertSettings, "convert"), ctx.progress, ctx.stop)
+    except Cancelled as exc:
+        raise Stopped(ctx.progress.stop_reason()) from exc
+    return _rendered(ctx, result, out)
+
+
 STAGES = {"prepare": prepare, "extract_target": extract_target,
-          "extract_source": extract_source, "train": train, "convert": convert}
+          "extract_source": extract_source, "train": train, "convert": convert,
+          "quick_convert": quick_convert}
 
 
 # -- failures in words ---------------------------------------------------------------------

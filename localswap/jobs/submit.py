@@ -9,23 +9,15 @@ from pathlib import Path
 from localswap.errors import UserError
 from localswap.jobs.runner import Runner
 from localswap.jobs.uploads import Upload, UploadSettings, store_upload
-from localswap.settings import ConvertSettings, ExtractSettings
+from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
 from localswap.workspace import check_name
 
 CONSENT = "I have the right to use these faces"
 
 
-def train_settings_class():
-    """TrainSettings once the training engine defines it (None until then)."""
-    import localswap.settings as s
-    return getattr(s, "TrainSettings", None)
-
-
 def checked(cls, values: dict | None, section: str) -> dict:
     """Validate `values` against the settings dataclass `cls`; return them as given."""
     values = {k: v for k, v in (values or {}).items() if v is not None}  # None = default
-    if cls is None:
-        return values
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -62,7 +54,7 @@ def submit_swap(runner: Runner, target: tuple[str, str], sources: list[tuple[str
     if not sources:
         raise UserError("Add the source: a video or photos of the new face.")
     extract = checked(ExtractSettings, options.get("extract"), "extraction")
-    train = checked(train_settings_class(), options.get("train"), "training")
+    train = checked(TrainSettings, options.get("train"), "training")
     convert = checked(ConvertSettings, options.get("convert"), "conversion")
     ws = runner.workspace
     tgt = store_upload(ws, target[0], target[1], limits)

@@ -10,21 +10,22 @@ import gradio as gr
 from localswap import media
 from localswap.errors import UserError
 from localswap.jobs import stages
-from localswap.jobs.estimate import estimate
+from localswap.jobs.estimate import estimate_swap
 from localswap.jobs.snapshot import eta_text
-from localswap.jobs.submit import CONSENT, submit_swap, train_settings_class
+from localswap.jobs.submit import CONSENT, submit_swap
 from localswap.jobs.uploads import check_media
-from localswap.settings import ConvertSettings, ExtractSettings
+from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
 from localswap.ui import job_view, widgets
 from localswap.ui.context import Context, human_error
 
 VIDEO_TYPES = sorted(media.VIDEO_EXTS)
 MEDIA_TYPES = sorted(media.VIDEO_EXTS | media.IMAGE_EXTS)
 # The fields Advanced mode shows first, when the settings class has them.
-TRAIN_FIRST = ["arch", "resolution", "batch", "iterations", "time_budget", "minutes",
-               "face_type", "lr"]
+TRAIN_FIRST = ["iterations", "max_minutes", "arch", "resolution", "width", "batch",
+               "precision", "plateau", "preview_every", "save_every", "save_minutes"]
 CONVERT_FIRST = ["color", "blend", "mask", "erode", "blur", "smooth", "faces", "label"]
-EXTRACT_FIELDS = ["every", "size", "min_face", "blur_threshold", "detector", "max_frames"]
+EXTRACT_FIELDS = ["face_type", "every", "size", "min_face", "blur_threshold", "detector",
+                  "max_frames"]
 NEW_MODEL = "(new model)"
 
 
@@ -56,15 +57,13 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
                               precision=0, minimum=64, maximum=8192)
     mode = gr.Radio(["Basic", "Advanced"], value="Basic", label="Mode", elem_id="mode",
                     info="Basic picks everything for your GPU; Advanced lets you choose.")
-    train_cls = train_settings_class()
+    train_cls = TrainSettings
     with gr.Column(visible=False) as advanced:
         models = [NEW_MODEL] + ctx.workspace.names("models")
         model = gr.Dropdown(models, value=NEW_MODEL, label="Model", elem_id="model-choice",
                             info="train a new model, or continue one from the library",
                             allow_custom_value=False)
         with gr.Accordion("Training", open=True):
-            if train_cls is None:
-                gr.Markdown("The training settings are not available in this build.")
             train_w = widgets.settings_widgets(train_cls, _order(train_cls, TRAIN_FIRST),
                                                skip=("device",), prefix="train")
         with gr.Accordion("Rendering: colour, blend and mask", open=False):
@@ -162,36 +161,11 @@ def upload_report(ctx: Context, target, sources) -> str:
 
 
 def estimate_text(ctx: Context, target, sources, opts: dict) -> str:
-    if not target:
+    if not target or not sources:
         return ""
-    frames = _frames(target)
-    src_frames = sum(_frames(s) for s in sources or [])
-    train_cls = train_settings_class()
-    iterations = opts.get("train", {}).get("iterations") or _default(train_cls, "iterations")
-    iterations = int(iterations or 1000)
-    every = int(opts.get("extract", {}).get("every", 1))
-    est = estimate(ctx.store, frames, src_frames, iterations, every)
-    rows = " · ".join(f"{stages.TITLES[s]}: ~{eta_text(sec)}" for s, sec in est.stages)
-    basis = ("from the speed measured on this machine" if est.measured else
-             "a first guess: it gets exact after the first job on this machine")
-    return f"**Estimated time**: about {eta_text(est.total)} ({rows}); {basis}."
-
-
-def _default(cls, name: str):
-    from dataclasses import fields
-    for f in fields(cls) if cls is not None else ():
-        if f.name == name:
-            return widgets.default_of(f)
-    return None
-
-
-def _frames(path) -> int:
-    p, name = _pair(path)
-    if not p:
-        return 0
-    if not media.is_video(name):
-        return 1
     try:
-        return media.probe(p).frames
-    except UserError:
-        return 0
+        est = estimate_swap(ctx.runner, _pair(target)[0], [_pair(s)[0] for s in sources], opts)
+    except Exception as exc:  # an estimate must never break the page
+        return f"No estimate: {human_error(exc)}"
+    rows = " · ".join(f"{stages.TITLES[s]}: ~{eta_text(sec)}" for s, sec in est.stages)
+    return f"**Estimated time**: about {eta_text(est.total)} ({rows}); {est.basis}."

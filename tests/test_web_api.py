@@ -1,0 +1,69 @@
+"""The app's API through gradio_client, against the real server on 127.0.0.1."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+
+from ui_helpers import (FAST_EXTRACT, TINY_TRAIN, InProcessApp, check_playable_mp4,
+                        install_tiny_model, wait_for)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, faceset_a, faceset_b):
+    root = tmp_path_factory.mktemp("api") / "ws"
+    app = InProcessApp(root)
+    install_tiny_model(app.workspace.root / "models", tmp_path_factory.getbasetemp(),
+                       faceset_a, faceset_b)
+    yield app
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server.url, verbose=False, download_files=str(server.workspace.root.parent
+                                                                 / "downloads"))
+
+
+def poll_done(client, job_id: int, timeout: float = 200) -> dict:
+    seen = []
+
+    def finished():
+        status = client.predict(job_id, api_name="/job")
+        seen.append(status["status"])
+        return status if status["status"] in ("done", "failed", "cancelled") else None
+    status = wait_for(finished, timeout, poll=1.0, what=f"job {job_id}")
+    return status
+
+
+def test_quick_swap_round_trip(client, video_a):
+    job_id = client.predict(handle_file(str(video_a)), "tiny_model", True, None,
+                            api_name="/quick_swap")
+    status = poll_done(client, job_id)
+    assert status["status"] == "done", status
+    path = Path(client.predict(job_id, api_name="/result"))
+    check_playable_mp4(path, frames=48)
+
+
+def test_swap_end_to_end(client, video_a, video_b):
+    options = {"train": {**TINY_TRAIN, "iterations": 6}, "extract": FAST_EXTRACT}
+    job_id = client.predict(handle_file(str(video_a)), [handle_file(str(video_b))], True,
+                            options, api_name="/swap")
+    status = poll_done(client, job_id, timeout=240)
+    assert status["status"] == "done", (status["error"], status["log"])
+    assert list(status["timings"]) == ["extract_target", "extract_source", "train", "convert"]
+    assert status["losses"], "no loss points were recorded"
+    path = Path(client.predict(job_id, api_name="/result"))
+    check_playable_mp4(path, frames=48)
+
+
+def test_refusals_come_back_as_sentences(client, video_a):
+    from gradio_client.exceptions import AppError
+    with pytest.raises(AppError, match="Tick"):
+        client.predict(handle_file(str(video_a)), "tiny_model", False, None,
+                       api_name="/quick_swap")
+    with pytest.raises(AppError, match="no job #999"):
+        client.predict(999, api_name="/job")
+    with pytest.raises(AppError, match="no result yet"):
+        client.predict(999, api_name="/result")
