@@ -89,6 +89,15 @@ def test_previews_progress_and_manifest(trained):
     assert (model / "backup" / "manifest.json").is_file()
 
 
+def test_conversion_loads_what_the_trainer_wrote(trained):
+    from localswap.convert.swapper import load_model
+    model, _, _ = trained
+    loaded, manifest = load_model(model)
+    saved = load_file(model / "model.safetensors")
+    assert manifest["iteration"] == 40 and loaded.decoder_b.mask is not None
+    assert all(torch.equal(v, saved[k]) for k, v in loaded.state_dict().items())
+
+
 def test_resume_continues_exactly(facesets, tmp_path):
     src, tgt = facesets
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
@@ -123,6 +132,30 @@ def test_a_truncated_checkpoint_is_detected_and_the_backup_used(facesets, tmp_pa
     assert checkpoint.load(model).manifest["iteration"] == 10      # the main one is whole again
 
 
+def test_weights_only_model_continues_and_foreign_folders_are_left_alone(trained, facesets,
+                                                                         tmp_path):
+    src, tgt = facesets
+    model, result, _ = trained
+    imported = tmp_path / "imported"           # what a library import without optimizer holds
+    imported.mkdir()
+    shutil.copy(model / "model.safetensors", imported)
+    manifest = json.loads((model / "manifest.json").read_text())
+    for key in ("files", "width", "loss_history"):
+        del manifest[key]
+    (imported / "manifest.json").write_text(json.dumps(manifest))
+    more = train(src, tgt, imported, tiny(iterations=result.iteration + 2))
+    assert more.start_iteration == 40 and more.iteration == 42
+    assert any("Adam starts afresh" in n for n in more.notes)
+    stray = tmp_path / "stray"                 # weights but no manifest: refused, untouched
+    stray.mkdir()
+    shutil.copy(model / "model.safetensors", stray)
+    before = (stray / "model.safetensors").read_bytes()
+    with pytest.raises(UserError, match="no readable manifest"):
+        train(src, tgt, stray, tiny(iterations=5))
+    assert (stray / "model.safetensors").read_bytes() == before
+    assert sorted(p.name for p in stray.iterdir()) == ["model.safetensors"]
+
+
 def test_cancel_time_budget_and_plateau_stop_training(facesets, tmp_path):
     src, tgt = facesets
     stop = threading.Event()
@@ -135,9 +168,14 @@ def test_cancel_time_budget_and_plateau_stop_training(facesets, tmp_path):
     assert checkpoint.load(tmp_path / "c").manifest["iteration"] == 3   # saved on the way out
     result = train(src, tgt, tmp_path / "f", tiny(iterations=50), cancel=lambda: True)
     assert result.stopped == "cancel" and result.iteration == 0
-    result = train(src, tgt, tmp_path / "t", tiny(iterations=100_000, max_minutes=0.05))
+    saves = []
+    result = train(src, tgt, tmp_path / "t", tiny(iterations=100_000, max_minutes=0.05,
+                                                  save_every=10 ** 6, save_minutes=0.01),
+                   lambda d, t, m="", **i: saves.append(d) if i.get("event") == "save" else 0)
     assert result.stopped == "time" and 1 <= result.iteration < 100_000
     assert 3.0 <= result.seconds < 10.0
+    # Saved at the start, every 0.6 s by the clock, and at the end.
+    assert saves[0] == 0 and saves[-1] == result.iteration and len(saves) >= 4
     result = train(src, tgt, tmp_path / "p", tiny(iterations=500, preview_every=1,
                                                   plateau=0.999))
     assert result.stopped == "plateau" and 8 <= result.iteration < 500

@@ -97,7 +97,7 @@ def save(model_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimiz
 @dataclass
 class Loaded:
     model: dict[str, torch.Tensor]
-    optimizer: dict
+    optimizer: dict | None              # None: the model dir holds weights only
     manifest: dict
     from_backup: bool = False
     problems: list[str] = field(default_factory=list)
@@ -111,20 +111,23 @@ def _load_folder(folder: Path) -> Loaded:
         raise ValueError(f"{folder / MANIFEST} is missing") from None
     except (OSError, ValueError) as exc:
         raise ValueError(f"{folder / MANIFEST} is unreadable ({exc})") from None
-    hashes = manifest.get("files", {})
+    hashes = manifest.get("files") or {}      # absent in models made by other tools
     for name in (MODEL, OPTIMIZER):
         path = folder / name
         if not path.is_file():
+            if name == OPTIMIZER and name not in hashes:
+                continue                          # weights only (e.g. an imported model)
             raise ValueError(f"{path} is missing")
-        if _sha256(path) != hashes.get(name):
+        if name in hashes and _sha256(path) != hashes[name]:
             raise ValueError(f"{path} does not match the manifest (truncated, corrupted or "
                              "written by an interrupted save)")
     try:
         model = load_file(folder / MODEL)
-        otensors = load_file(folder / OPTIMIZER)
-        with safe_open(folder / OPTIMIZER, framework="pt") as fh:
-            ometa = fh.metadata() or {}
-        optim = optimizer_state(otensors, ometa)
+        optim = None
+        if (folder / OPTIMIZER).is_file():
+            with safe_open(folder / OPTIMIZER, framework="pt") as fh:
+                ometa = fh.metadata() or {}
+            optim = optimizer_state(load_file(folder / OPTIMIZER), ometa)
     except (SafetensorError, OSError, ValueError, KeyError) as exc:
         raise ValueError(f"{folder}: unreadable checkpoint ({exc})") from None
     return Loaded(model, optim, manifest)
@@ -143,6 +146,15 @@ def load(model_dir: Path) -> Loaded:
         loaded.from_backup, loaded.problems = is_backup, problems
         return loaded
     raise UserError(f"{model_dir}: no usable checkpoint: {'; '.join(problems)}")
+
+
+def stored_width(model_dir: Path) -> int | None:
+    """The width of the stored model (its first convolution's outputs), from the file header."""
+    try:
+        with safe_open(Path(model_dir) / MODEL, framework="pt") as fh:
+            return int(fh.get_slice("encoder.0.conv.weight").get_shape()[0])
+    except (SafetensorError, OSError, ValueError, KeyError):
+        return None
 
 
 def read_manifest(model_dir: Path) -> dict | None:

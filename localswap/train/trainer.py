@@ -97,6 +97,10 @@ def _plan(settings: TrainSettings, d: distributed.Dist, fixed: dict, faces: int,
 
 
 def _check_immutable(settings: TrainSettings, manifest: dict, model_dir: Path) -> dict:
+    manifest.setdefault("width", checkpoint.stored_width(model_dir))
+    if any(manifest.get(k) is None for k in IMMUTABLE):
+        raise UserError(f"{model_dir}: manifest.json does not say the model's architecture, "
+                        "resolution and width; train a new model in another folder")
     fixed = {k: manifest[k] for k in IMMUTABLE}
     for key in IMMUTABLE:
         asked = getattr(settings, key)
@@ -135,6 +139,9 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
         raise UserError(f"the facesets hold different face types ({fs_a.face_type} in "
                         f"{target}, {fs_b.face_type} in {source}): extract both the same way")
     manifest = checkpoint.read_manifest(model_dir) if checkpoint.exists(model_dir) else None
+    if manifest is None and checkpoint.exists(model_dir):
+        raise UserError(f"{model_dir} holds model files but no readable manifest.json; train "
+                        "into another folder (nothing there was changed)")
     fixed = {}
     if manifest:
         fixed = _check_immutable(settings, manifest, model_dir)
@@ -180,8 +187,15 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
                  elapsed_s=0.0, created=time.strftime("%Y-%m-%dT%H:%M:%S"))
 
     def restore(loaded: checkpoint.Loaded) -> int:
-        model.load_state_dict(loaded.model)
-        optimizer.load_state_dict(loaded.optimizer)
+        try:
+            model.load_state_dict(loaded.model)
+        except RuntimeError as exc:
+            raise UserError(f"{model_dir}: the stored weights do not fit a {arch} {res} px "
+                            f"width {width} model ({str(exc).splitlines()[0][:160]})") from exc
+        if loaded.optimizer is not None:
+            optimizer.load_state_dict(loaded.optimizer)
+        else:
+            note("the model dir has no optimizer state: Adam starts afresh")
         for group in optimizer.param_groups:
             group["lr"] = settings.lr                          # the learning rate may change
         m = loaded.manifest
@@ -232,6 +246,9 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
             state["best_loss"] = avg
         state["since_save"] = [0.0, 0]
         checkpoint.save(model_dir, model, optimizer, manifest_now(iteration), backup=improved)
+        progress(iteration, settings.iterations, f"saved the model at iteration {iteration}"
+                 + (" (new best: backup kept)" if improved else ""), event="save",
+                 iteration=iteration, backup=improved)
 
     t0 = time.monotonic()
     if manifest:
