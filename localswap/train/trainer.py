@@ -311,6 +311,8 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
                 it = restore(checkpoint.load(model_dir))
                 note(f"reloaded the last checkpoint (iteration {it}) after {bad} bad steps")
                 bad = 0
+                times.clear()
+                times.append((time.monotonic(), it))
             continue
         bad, attempt = 0, 0
         it += 1
