@@ -5,6 +5,7 @@ import threading
 import cv2
 import numpy as np
 import pytest
+import torch
 
 import media_builders as mb
 from localswap import media
@@ -110,9 +111,11 @@ def test_cancel_leaves_no_file(tiny_model, video_a, tmp_path):
         if done >= 8:
             cancel.set()
 
+    threads = torch.get_num_threads()
     with pytest.raises(Cancelled):
         convert(video_a, tiny_model, out, progress=progress, cancel=cancel)
     assert list(tmp_path.iterdir()) == []
+    assert torch.get_num_threads() == threads      # the converter's thread limit is undone
 
 
 def test_failure_in_a_stage_leaves_no_file(tiny_model, video_a, tmp_path):

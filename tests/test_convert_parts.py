@@ -1,5 +1,4 @@
 """The converter's parts on real face crops: colour transfer, masks, blending, smoothing."""
-import cv2
 import numpy as np
 import pytest
 

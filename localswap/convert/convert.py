@@ -318,18 +318,18 @@ def _convert_video(path: Path, swapper: Swapper, out: Path, s: ConvertSettings,
     q_frames, q_faces = queue.Queue(QUEUE_DEPTH), queue.Queue(QUEUE_DEPTH)
     # Batches arrive in bursts: room for two keeps the encoder fed while the next one fills.
     q_done = queue.Queue(max(QUEUE_DEPTH, min(2 * s.batch + 2, 64)))
-    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
-    if swapper.device.type == "cpu":
-        # The stages already run side by side with ffmpeg: threads inside each stage mostly
-        # spin against the others. Measured on 2 cores: 1 torch thread converts faster than
-        # 2, and 1 OpenCV thread uses ~10% less CPU per frame than 2.
-        cores = os.cpu_count() or 2
-        torch.set_num_threads(max(1, cores // 2))
-        cv2.setNumThreads(max(1, cores // 4))
     writer = media.VideoWriter(out, info.width, info.height, info.fps, audio_from=path,
                                metadata={"comment": synthetic_tag(swapper)}, crf=s.crf,
                                audio_start=s.start, audio_end=s.end)
+    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
     try:
+        if swapper.device.type == "cpu":
+            # The stages already run side by side with ffmpeg: threads inside each stage
+            # mostly spin against the others. Measured on 2 cores: 1 torch thread converts
+            # faster than 2, and 1 OpenCV thread uses ~10% less CPU per frame than 2.
+            cores = os.cpu_count() or 2
+            torch.set_num_threads(max(1, cores // 2))
+            cv2.setNumThreads(max(1, cores // 4))
         p.spawn("decode", _decode, p, path, info, s, q_frames)
         p.spawn("analyse", _analyse, p, s, swapper, q_frames, q_faces, tracker)
         p.spawn("model", _model, p, swapper, s.batch, q_faces, q_done)
