@@ -76,4 +76,4 @@ class BaselineTrainer:
         self.opt.zero_grad(set_to_none=True)
         (loss_a + loss_b).backward()
         self.opt.step()
-        return float(loss_a), float(loss_b)
+        return loss_a.item(), loss_b.item()

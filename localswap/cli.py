@@ -251,10 +251,40 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _args_bench(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="short runs (under 3 minutes on a "
+                   "2-core CPU); noisier figures")
+    p.add_argument("--json", dest="json_file", metavar="FILE", help="also write the figures here")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--only", nargs="+", metavar="SECTION",
+                   help="run only these sections (machine always runs): extraction training "
+                   "baseline conversion quality")
+    p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # tests: shape only
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads (0 = torch's choice); 1 gives steadier figures on a "
+                   "busy CPU")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from localswap import bench
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = bench.run(quick=args.quick, device=args.device, only=args.only, tiny=args.tiny)
+    print(bench.table(results))
+    if args.json_file:
+        bench.write_json(results, args.json_file)
+    return 0
+
+
 COMMANDS = {
     "extract": ("find, align and save faces from videos or photos", _args_extract, cmd_extract),
     "train": ("train (or continue) a face-swap model on two facesets", _args_train, cmd_train),
     "gpu": ("show the GPU probe and the training plan for it", _args_gpu, cmd_gpu),
+    "bench": ("measure speed against this machine's limits and a faceswap baseline",
+              _args_bench, cmd_bench),
     "download-weights": ("fetch facexlib's weight files (needs internet)",
                          _args_download_weights, cmd_download_weights),
     "convert": ("render a video or photos with a trained model's face (no training)",

@@ -1,0 +1,199 @@
+"""`python -m localswap bench`: speed as ratios to this machine's own limits, in one process.
+
+Sections (each a function returning a flat-ish dict with stable keys):
+  machine     matmul FLOP/s (fp32, bf16; fp16 on CUDA), decode-only and decode+encode-only
+              frames/s of a 720p clip built from packaged photos
+  extraction  end-to-end frames/s and its ratio to decode-only
+  training    per model: model-only step, full step (data + augmentation), EG/s, FLOP/s and
+              its fraction of the bf16 matmul peak, peak memory
+  baseline    the same step for a plain eager fp32 faceswap-Original loop, and the ratio
+  conversion  frames/s with 64 and 128 px models, ratio to decode+encode-only, time per stage
+  quality     masked SSIM of B->B on held-out faces after a fixed number of iterations
+Every timing is a median of repeats after a warm-up.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from localswap import __version__, media, samples
+
+SCHEMA_VERSION = 1
+
+
+def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_flops(device: torch.device, dtype: torch.dtype, n: int, repeats: int) -> float:
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+
+    def run():
+        a @ b
+        sync(device)
+    return 2 * n ** 3 / median_time(run, repeats)
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {torch.get_num_threads()} threads"
+
+
+def make_clip(folder: Path, frames: int) -> Path:
+    """A 720p, 24 fps clip of a moving face with an audio tone."""
+    path = folder / f"bench_720p_{frames}.mp4"
+    if not path.exists():
+        samples.encode(path, samples.moving_frames(
+            samples.astronaut(), samples.FACE_CENTRES["astronaut"], frames, size=(1280, 720),
+            zoom=1.8), fps=24)
+    return path
+
+
+def decode_fps(clip: Path) -> float:
+    t = time.perf_counter()
+    n = sum(1 for _ in media.read_frames(clip))
+    return n / (time.perf_counter() - t)
+
+
+def decode_encode_fps(clip: Path, out: Path) -> float:
+    """The floor for any converter: decode every frame and encode it again, audio kept."""
+    info = media.probe(clip)
+    t = time.perf_counter()
+    with media.VideoWriter(out, info.width, info.height, info.fps, audio_from=clip) as w:
+        for _, _, frame in media.prefetch(media.read_frames(clip, info=info)):
+            w.write(frame)
+    return w.frames / (time.perf_counter() - t)
+
+
+def section_machine(ctx: dict) -> dict:
+    device, quick = ctx["device"], ctx["quick"]
+    n = 256 if ctx["tiny"] else 1024 if quick else 2048
+    reps = 1 if ctx["tiny"] else 3 if quick else 7
+    out = {"matmul_n": n, "fp32_flops": matmul_flops(device, torch.float32, n, reps),
+           "bf16_flops": matmul_flops(device, torch.bfloat16, n, reps)}
+    if device.type == "cuda":
+        out["fp16_flops"] = matmul_flops(device, torch.float16, n, reps)
+    out["low_precision_peak_flops"] = max(out["bf16_flops"], out.get("fp16_flops", 0.0))
+    clip = ctx["clip"]
+    out["clip"] = {"width": 1280, "height": 720, "frames": media.probe(clip).frames}
+    out["decode_fps"] = statistics.median(decode_fps(clip) for _ in range(reps))
+    out["decode_encode_fps"] = statistics.median(
+        decode_encode_fps(clip, ctx["tmp"] / "floor.mp4") for _ in range(2 if quick else 3))
+    return out
+
+
+def section_extraction(ctx: dict) -> dict:
+    import shutil
+
+    from localswap.faces.extract import extract
+    from localswap.settings import ExtractSettings
+    runs = []
+    for k in range(1 if ctx["tiny"] else 2 if ctx["quick"] else 3):
+        out = ctx["tmp"] / f"faces{k}"
+        summary = extract([ctx["clip"]], out, ExtractSettings())
+        runs.append(summary)
+        if k:
+            shutil.rmtree(out)
+    fps = statistics.median(s.fps for s in runs)
+    ctx["faceset_720p"] = ctx["tmp"] / "faces0"
+    return {"fps": fps, "ratio_to_decode": fps / ctx["results"]["machine"]["decode_fps"],
+            "faces_kept": runs[0].faces_kept, "frames": runs[0].frames_read}
+
+
+def _lazy(module: str, name: str) -> Callable[[dict], dict]:
+    def section(ctx: dict) -> dict:
+        import importlib
+        return getattr(importlib.import_module(module), name)(ctx)
+    return section
+
+
+SECTIONS: dict[str, Callable[[dict], dict]] = {
+    "machine": section_machine,
+    "extraction": section_extraction,
+    "training": _lazy("localswap.bench_train", "section_training"),
+    "baseline": _lazy("localswap.bench_train", "section_baseline"),
+    "conversion": _lazy("localswap.convert.benchmark", "section_conversion"),
+    "quality": _lazy("localswap.bench_train", "section_quality"),
+}
+
+
+def run(quick: bool = False, device: str = "auto", only: list[str] | None = None,
+        progress: Callable[[str], None] = print, tiny: bool = False) -> dict:
+    """All sections; `tiny` shrinks every workload to check the output, not the speed."""
+    quick = quick or tiny
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if device == "auto" else device))
+    results: dict = {"schema": SCHEMA_VERSION, "localswap": __version__, "torch": torch.__version__,
+                     "device": describe_device(dev), "device_type": dev.type, "quick": quick}
+    with tempfile.TemporaryDirectory(prefix="localswap-bench-") as tmp:
+        ctx = {"device": dev, "quick": quick, "tiny": tiny, "tmp": Path(tmp), "results": results}
+        ctx["clip"] = make_clip(Path(tmp), 12 if tiny else 48 if quick else 120)
+        for name, fn in SECTIONS.items():
+            if only and name not in only and name != "machine":
+                continue
+            progress(f"bench: {name} ...")
+            t = time.perf_counter()
+            results[name] = fn(ctx)
+            results[name]["seconds"] = round(time.perf_counter() - t, 2)
+    return results
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        if v >= 1e9:
+            return f"{v / 1e9:.1f} G"
+        return f"{v:.3g}"
+    return str(v)
+
+
+def table(results: dict) -> str:
+    lines = [f"localswap {results['localswap']} bench on {results['device']} "
+             f"(torch {results['torch']}{', quick' if results['quick'] else ''})"]
+
+    def add(prefix: str, sec: dict) -> None:
+        for key, value in sec.items():
+            if isinstance(value, dict) and any(isinstance(v, dict) for v in value.values()):
+                add(f"{prefix}{key}.", value)
+            elif isinstance(value, dict):
+                lines.append(f"  {prefix}{key}")
+                lines.extend(f"    {k:<28} {_fmt(v)}" for k, v in value.items())
+            else:
+                lines.append(f"  {prefix + key:<30} {_fmt(value)}")
+    for name in SECTIONS:
+        if results.get(name):
+            lines.append(f"\n[{name}]")
+            add("", results[name])
+    return "\n".join(lines)
+
+
+def write_json(results: dict, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(results, indent=1))
