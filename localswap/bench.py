@@ -68,30 +68,10 @@ def describe_device(device: torch.device) -> str:
     return f"{name}, {torch.get_num_threads()} threads"
 
 
-def make_clip(folder: Path, frames: int) -> Path:
-    """A 720p, 24 fps clip of a moving face with an audio tone."""
-    path = folder / f"bench_720p_{frames}.mp4"
-    if not path.exists():
-        samples.encode(path, samples.moving_frames(
-            samples.astronaut(), samples.FACE_CENTRES["astronaut"], frames, size=(1280, 720),
-            zoom=1.8), fps=24)
-    return path
-
-
 def decode_fps(clip: Path) -> float:
     t = time.perf_counter()
     n = sum(1 for _ in media.read_frames(clip))
     return n / (time.perf_counter() - t)
-
-
-def decode_encode_fps(clip: Path, out: Path) -> float:
-    """The floor for any converter: decode every frame and encode it again, audio kept."""
-    info = media.probe(clip)
-    t = time.perf_counter()
-    with media.VideoWriter(out, info.width, info.height, info.fps, audio_from=clip) as w:
-        for _, _, frame in media.prefetch(media.read_frames(clip, info=info)):
-            w.write(frame)
-    return w.frames / (time.perf_counter() - t)
 
 
 def section_machine(ctx: dict) -> dict:
@@ -106,8 +86,9 @@ def section_machine(ctx: dict) -> dict:
     clip = ctx["clip"]
     out["clip"] = {"width": 1280, "height": 720, "frames": media.probe(clip).frames}
     out["decode_fps"] = statistics.median(decode_fps(clip) for _ in range(reps))
+    from localswap.convert.benchmark import decode_encode
     out["decode_encode_fps"] = statistics.median(
-        decode_encode_fps(clip, ctx["tmp"] / "floor.mp4") for _ in range(2 if quick else 3))
+        decode_encode(clip, ctx["tmp"] / "floor.mp4")[0] for _ in range(2 if quick else 3))
     return out
 
 
@@ -156,7 +137,7 @@ def run(quick: bool = False, device: str = "auto", only: list[str] | None = None
                      "device": describe_device(dev), "device_type": dev.type, "quick": quick}
     with tempfile.TemporaryDirectory(prefix="localswap-bench-") as tmp:
         ctx = {"device": dev, "quick": quick, "tiny": tiny, "tmp": Path(tmp), "results": results}
-        ctx["clip"] = make_clip(Path(tmp), 12 if tiny else 48 if quick else 120)
+        ctx["clip"] = samples.clip_720p(Path(tmp), 12 if tiny else 48 if quick else 120)
         for name, fn in SECTIONS.items():
             if only and name not in only and name != "machine":
                 continue

@@ -86,3 +86,12 @@ def two_faces_frames(n: int, size=(480, 360)) -> list[np.ndarray]:
         f[10:160, size[0] - 160:size[0] - 10] = inset
         out.append(f)
     return out
+
+
+def clip_720p(folder: Path, frames: int) -> Path:
+    """The benchmarks' clip: 1280x720, 24 fps, a moving face about 175 px across, audio tone."""
+    path = Path(folder) / f"bench_720p_{frames}.mp4"
+    if not path.exists():
+        encode(path, moving_frames(astronaut(), FACE_CENTRES["astronaut"], frames,
+                                   size=(1280, 720), zoom=1.8), fps=24)
+    return path

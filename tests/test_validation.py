@@ -1,7 +1,6 @@
 """Property tests: random names and random bytes never crash the input validators and never
 lead to a file outside the workspace."""
 import os
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import queue
 import resource
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -25,15 +23,6 @@ from localswap.convert.swapper import Swapper
 from localswap.settings import ConvertSettings
 
 MODELS = {"64px": ("localswap", 64), "128px": ("localswap", 128)}
-
-
-def make_clip(folder: Path, frames: int) -> Path:
-    path = folder / f"bench_720p_{frames}.mp4"
-    if not path.exists():
-        samples.encode(path, samples.moving_frames(
-            samples.astronaut(), samples.FACE_CENTRES["astronaut"], frames, size=(1280, 720),
-            zoom=1.8), fps=24)
-    return path
 
 
 def save_fresh_model(folder: Path, arch: str, resolution: int) -> Path:
@@ -60,17 +49,10 @@ def decode_encode(clip: Path, out: Path) -> tuple[float, float]:
     """(frames/s, CPU ms per frame) of decoding every frame and encoding it again, audio kept:
     the same reader and writer the converter uses, decoding in its own thread as there."""
     info = media.probe(clip)
-    q: queue.Queue = queue.Queue(8)
-
-    def pump():
-        for item in media.read_frames(clip, info=info):
-            q.put(item)
-        q.put(None)
     c, t = _cpu(), time.perf_counter()
-    threading.Thread(target=pump, daemon=True).start()
     with media.VideoWriter(out, info.width, info.height, info.fps, audio_from=clip) as w:
-        while (item := q.get()) is not None:
-            w.write(item[2])
+        for _, _, frame in media.prefetch(media.read_frames(clip, info=info)):
+            w.write(frame)
     return w.frames / (time.perf_counter() - t), 1000 * (_cpu() - c) / w.frames
 
 
@@ -117,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="localswap-convbench-") as tmp:
-        clip = make_clip(Path(tmp), args.frames)
+        clip = samples.clip_720p(Path(tmp), args.frames)
         res = section_conversion({"tmp": tmp, "clip": clip, "repeats": args.repeats,
                                   "device": args.device})
     res["threads"] = torch.get_num_threads()
