@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 
@@ -12,8 +13,8 @@ from localswap.jobs.store import JobStore
 from localswap.jobs.submit import submit_quick_swap, submit_swap
 from localswap.errors import UserError
 from localswap.workspace import Workspace
-from ui_helpers import (FAST_EXTRACT, check_playable_mp4, install_tiny_model, wait_for,
-                        wait_job)
+from ui_helpers import (FAST_EXTRACT, TINY_TRAIN, check_playable_mp4, install_tiny_model,
+                        wait_for, wait_job)
 
 
 @pytest.fixture
@@ -93,11 +94,19 @@ def test_refusals_are_sentences(ws_with_model, video_a):
     assert runner.store.list() == []
 
 
-def test_cancel_during_conversion_leaves_no_partial_file(ws_with_model, video_a):
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory) -> Path:
+    """10 s of the moving astronaut: long enough to cancel a conversion half way."""
+    import media_builders as mb
+    frames = mb.moving_frames(mb.astronaut(), mb.FACE_CENTRES["astronaut"], 240)
+    return mb.encode(tmp_path_factory.mktemp("long") / "long.mp4", frames, 24)
+
+
+def test_cancel_during_conversion_leaves_no_partial_file(ws_with_model, long_video):
     ws = ws_with_model
     runner = Runner(ws).start()
     try:
-        j = submit_quick_swap(runner, (str(video_a), "a.mp4"), "tiny_model", True,
+        j = submit_quick_swap(runner, (str(long_video), "a.mp4"), "tiny_model", True,
                               {"convert": {"batch": 1}})
         wait_for(lambda: (job := runner.store.get(j)).stage == "quick_convert"
                  and job.progress > 0, 120, poll=0.05, what="conversion to start")
@@ -106,4 +115,90 @@ def test_cancel_during_conversion_leaves_no_partial_file(ws_with_model, video_a)
     finally:
         runner.stop()
     assert job.status == "cancelled", (job.status, job.error)
+    assert job.progress < 1.0                        # it really stopped half way
     assert list((ws.root / "outputs").iterdir()) == []
+
+
+def _manifest(ws: Workspace, model: str) -> dict:
+    import json
+    return json.loads((ws.root / "models" / model / "manifest.json").read_text())
+
+
+def _swap(runner, video_a, video_b, **train) -> int:
+    return submit_swap(runner, (str(video_a), "astronaut.mp4"),
+                       [(str(video_b), "hopper.mp4")], True,
+                       {"train": {**TINY_TRAIN, **train}, "extract": FAST_EXTRACT})
+
+
+def test_cancel_mid_training_keeps_checkpoint_then_continue(ws, video_a, video_b):
+    runner = Runner(ws).start()
+    try:
+        j = _swap(runner, video_a, video_b, iterations=100_000, save_every=2,
+                  preview_every=2)
+        wait_for(lambda: runner.store.get(j).info.get("iteration", 0) >= 3, 180,
+                 what="training to pass iteration 3")
+        assert runner.cancel(j)
+        job = wait_job(runner.store, j)
+        assert job.status == "cancelled", job.error
+        model = job.params["model"]
+        saved = _manifest(ws, model)["iteration"]
+        # The checkpoint on disk is the last iteration trained, saved on the way out.
+        assert saved >= 3 and saved == job.info["iteration"]
+        assert "train" not in job.timings and "output" not in job.result
+        assert (ws.root / "models" / model / "model.safetensors").is_file()
+        # Continue training: the same job trains 2 more iterations, then renders.
+        assert runner.continue_training(j, 2)
+        job = wait_job(runner.store, j)
+        assert job.status == "done", job.error
+    finally:
+        runner.stop()
+    assert _manifest(ws, model)["iteration"] == saved + 2
+    assert job.result["output"].endswith(f"-{saved + 2}.mp4")
+    check_playable_mp4(ws.root / job.result["output"], frames=48)
+    points = runner.store.events(j, "loss")
+    assert points and points[-1]["iteration"] == saved + 2
+
+
+RUN_RUNNER = """
+import sys, time
+from localswap.jobs.runner import Runner
+from localswap.workspace import Workspace
+Runner(Workspace(sys.argv[1])).start()
+time.sleep(600)
+"""
+
+
+def test_restart_resumes_interrupted_job_from_checkpoint(ws, video_a, video_b):
+    import signal
+    import subprocess
+    import sys
+    # Queue the job, then let another process run it and kill that process mid-training.
+    queued = Runner(ws)
+    j = _swap(queued, video_a, video_b, iterations=24, save_every=2, preview_every=2)
+    proc = subprocess.Popen([sys.executable, "-c", RUN_RUNNER, str(ws.root)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        store = queued.store
+        wait_for(lambda: store.get(j).info.get("iteration", 0) >= 4, 180,
+                 what="training in the other process to pass iteration 4")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    model = store.get(j).params["model"]
+    checkpoint = _manifest(ws, model)["iteration"]
+    assert 2 <= checkpoint < 24 and store.get(j).status == "running"
+    killed_at = time.time()
+    runner = Runner(ws).start()            # a restart over the same database
+    try:
+        job = wait_job(runner.store, j)
+    finally:
+        runner.stop()
+    assert job.status == "done", job.error
+    assert _manifest(ws, model)["iteration"] == 24
+    log = [e["text"] for e in runner.store.events(j, "log")]
+    assert any("app stopped while this job was running" in t for t in log)
+    # Extraction was not repeated, and training went on from the checkpoint, not from 0.
+    assert sum("Finding faces in the target started" in t for t in log) == 1
+    after = [p["iteration"] for p in runner.store.events(j, "loss") if p["t"] > killed_at]
+    assert after and min(after) > checkpoint
+    check_playable_mp4(ws.root / job.result["output"], frames=48)

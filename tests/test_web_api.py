@@ -47,7 +47,7 @@ def test_quick_swap_round_trip(client, video_a):
 
 
 def test_swap_end_to_end(client, video_a, video_b):
-    options = {"train": {**TINY_TRAIN, "iterations": 6}, "extract": FAST_EXTRACT}
+    options = {"train": {**TINY_TRAIN, "iterations": 4}, "extract": FAST_EXTRACT}
     job_id = client.predict(handle_file(str(video_a)), [handle_file(str(video_b))], True,
                             options, api_name="/swap")
     status = poll_done(client, job_id, timeout=240)

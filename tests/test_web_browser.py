@@ -66,7 +66,7 @@ def test_share_without_auth_never_serves_without_password(tmp_path, browser):
 def launched(tmp_path_factory, faceset_a, faceset_b):
     """launch.py over a workspace that already holds a tiny model, no password (local)."""
     from localswap.workspace import Workspace
-        ws = Workspace(tmp_path_factory.mktemp("browser") / "ws")
+    ws = Workspace(tmp_path_factory.mktemp("browser") / "ws")
     install_tiny_model(ws.root / "models", tmp_path_factory.getbasetemp(), faceset_a,
                        faceset_b)
     app = LaunchedApp(workspace=ws.root)
@@ -89,7 +89,10 @@ def test_models_panel_quick_swap_rename_and_delete(launched, browser, video_a):
     page.locator("#model-notice").get_by_text("Tick").wait_for(timeout=10_000)  # consent first
     page.locator("#quick-consent input[type=checkbox]").check()
     page.locator("#quick-start").click()
-    page.locator("#result-video video").wait_for(timeout=120_000)
+    try:
+        page.locator("#result-video video").wait_for(timeout=120_000)
+    finally:
+        screenshot(page, "quick-swap.png")
     assert "finished" in page.locator("#job-status").inner_text()
     assert page.locator("#download").is_visible()
     # Rename, then delete behind a confirmation.
@@ -106,3 +109,77 @@ def test_models_panel_quick_swap_rename_and_delete(launched, browser, video_a):
     details.get_by_text("No models yet").wait_for(timeout=20_000)
     assert not (ws.root / "models" / "my model").exists()
     page.close()
+
+
+def fill_number(page, elem_id: str, value) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Tab")
+
+
+def pick(page, elem_id: str, option: str) -> None:
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def loss_lines(page) -> int:
+    """Coloured, non-empty line marks drawn in the loss plot (A and B once there is data)."""
+    marks = page.eval_on_selector_all(
+        "#loss-plot svg g.mark-line path",
+        "els => els.map(e => [e.getAttribute('stroke'), (e.getAttribute('d') || '').length])")
+    return sum(1 for stroke, length in marks if stroke and stroke != "none" and length > 10)
+
+
+def test_swap_in_the_browser(launched, browser, video_a, video_b):
+    app, ws = launched
+    page = browser.new_page(viewport={"width": 1280, "height": 1500})
+    page.goto(app.url)
+    # Advanced mode: a tiny model and a handful of iterations, so it runs on this CPU.
+    page.locator("#mode").get_by_role("radio", name="Advanced").check()
+    fill_number(page, "train-iterations", 10)
+    fill_number(page, "train-preview-every", 2)
+    fill_number(page, "train-width", 8)
+    fill_number(page, "train-batch", 4)
+    pick(page, "train-resolution", "64")
+    pick(page, "train-arch", "localswap")
+    page.get_by_text("Face extraction").click()
+    fill_number(page, "extract-every", 4)
+    page.locator("#target-file input[type=file]").set_input_files(str(video_a))
+    page.locator("#source-files input[type=file]").set_input_files([str(video_b)])
+    check = page.locator("#upload-check")
+    check.get_by_text("Source:").wait_for(timeout=30_000)
+    assert "✓ Target" in check.inner_text() and "48 frames" in check.inner_text()
+    page.locator("#estimate").get_by_text("Estimated time").wait_for(timeout=90_000)
+    assert "Training: ~" in page.locator("#estimate").inner_text()
+    page.locator("#start").click()
+    page.locator("#start-message").get_by_text("Tick").wait_for(timeout=10_000)
+    page.locator("#consent input[type=checkbox]").check()
+    shot = screenshot(page, "new-swap.png")
+    page.locator("#start").click()
+    # The job view: the loss plot draws both curves and a preview grid appears.
+    page.locator("#preview img").wait_for(timeout=120_000)
+    wait_for(lambda: loss_lines(page) == 2, 60, what="the loss plot to draw both curves")
+    assert "Training" in page.locator("#job-status").inner_text() or \
+        "finished" in page.locator("#job-status").inner_text()
+    training = screenshot(page, "job-training.png")
+    # A reload loses nothing: the same job, its losses and previews come back.
+    page.reload()
+    page.locator("#job-status").get_by_text("astronaut.mp4").wait_for(timeout=30_000)
+    page.locator("#preview img").wait_for(timeout=30_000)
+    wait_for(lambda: loss_lines(page) == 2, 30, what="the loss plot after a reload")
+    page.locator("#result-video video").wait_for(timeout=180_000)
+    page.locator("#job-status").get_by_text("finished", exact=True).wait_for(timeout=30_000)
+    assert page.locator("#download").is_visible()
+    done = screenshot(page, "job-finished.png")
+    page.get_by_role("tab", name="Models").click()
+    page.locator("#model-gallery img").first.wait_for(timeout=30_000)   # the new thumbnail
+    models = screenshot(page, "models.png")
+    page.get_by_role("tab", name="System").click()
+    page.locator("#system-info").get_by_text("Versions").wait_for(timeout=30_000)
+    system = screenshot(page, "system.png")
+    page.close()
+    # The README shows these.
+    docs = ROOT / "docs" / "screenshots"
+    docs.mkdir(parents=True, exist_ok=True)
+    for path in (shot, training, done, models, system):
+        shutil.copyfile(path, docs / path.name)

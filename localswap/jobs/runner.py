@@ -185,7 +185,8 @@ class Runner:
         self.store.update(job.id, status=RUNNING, started=job.started or now, error="",
                           hint="")
         timings = dict(job.timings)
-        for stage in stages.PLANS[job.kind](job):
+        plan = stages.PLANS[job.kind](job)
+        for stage in plan:
             if stage in timings:
                 continue
             job = self.store.get(job.id)
@@ -213,19 +214,24 @@ class Runner:
             rec.flush()
             job = self.store.get(job.id)
             self.store.update(job.id, result={**job.result, **result})
-            if self._stop_stage.is_set():
-                reason = self._reason[0] if self._reason else "cancel"
-                if not (reason == "convert_now" and stage == "train"):
-                    # Stopped early: the stage is not finished and runs again on resume.
+            reason = (self._reason[0] if self._reason else "cancel") \
+                if self._stop_stage.is_set() else None
+            if reason and stage in stages.STOPPABLE:
+                if reason != "convert_now":
+                    # Training ended early: it is not finished and runs again on resume.
                     return self._stopped(self.store.get(job.id), reason, rec)
                 with self._lock:
                     self._stop_stage.clear()
                     self._reason[:] = []
                 self.store.update(job.id, control="")
                 rec.log("Training stopped early to convert now.")
+                reason = None
+            # A stage that returned normally did its work, whatever was asked meanwhile.
             timings[stage] = round(time.perf_counter() - t0, 2)
             self.store.update(job.id, timings=timings)
             rec.log(f"{stages.TITLES[stage]} finished in {_duration(timings[stage])}.")
+            if reason in ("cancel", "shutdown") and stage != plan[-1]:
+                return self._stopped(self.store.get(job.id), reason, rec)
         self._finish(self.store.get(job.id), DONE, "Finished.", progress=1.0)
 
     def _stopped(self, job: Job, reason: str, rec: Recorder) -> None:

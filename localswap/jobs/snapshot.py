@@ -69,7 +69,7 @@ class Snapshots:
             preview=previews[-1]["path"] if previews else None,
             log=[f"{time.strftime('%H:%M:%S', time.localtime(e['t']))}  {e['text']}"
                  for e in logs],
-            plateau=plateau_note(points),
+            plateau=plateau_text(job.info, points),
             made=time.monotonic())
 
     def forget(self, job_id: int) -> None:
@@ -94,11 +94,23 @@ def _spread(items: list[dict], n: int) -> list[dict]:
     return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
 
 
-def plateau_note(points: list[dict]) -> str:
-    """Plain words on whether more training still pays off, from the loss trend.
+def plateau_text(info: dict, points: list[dict]) -> str:
+    """The trainer's fitted estimate when it has one (an exponential decay fitted to the loss
+    history), else the trend of the recorded points."""
+    remaining = info.get("plateau_remaining")
+    if isinstance(remaining, (int, float)) and math.isfinite(remaining):
+        verdict = ("more training still pays off" if remaining >= 0.02 else
+                   "more training will change little: convert now, or add more varied "
+                   "source material")
+        return (f"**Plateau estimate**: the fitted loss curve predicts about "
+                f"{100 * remaining:.1f} % further improvement, so {verdict}. "
+                f"({info.get('plateau', '')})")
+    return plateau_note(points)
 
-    Compares the mean loss of the last quarter of the curve with the quarter before it; when
-    the improvement per 1,000 iterations is under 1 %, the curve has flattened."""
+
+def plateau_note(points: list[dict]) -> str:
+    """Plain words on the loss trend: the mean of the newest quarter of the curve against the
+    quarter before it. Under 1 % better per 1,000 iterations counts as flat."""
     if len(points) < 8:
         return "Too early to tell: the loss is measured for a while before a trend shows."
     q = max(2, len(points) // 4)
@@ -107,14 +119,14 @@ def plateau_note(points: list[dict]) -> str:
     def mean(ps):
         return sum((p["loss_a"] + p["loss_b"]) / 2 for p in ps) / len(ps)
 
-    span = max(1, recent[-1]["iteration"] - before[0]["iteration"]) / 2
     m_recent, m_before = mean(recent), mean(before)
     if not (math.isfinite(m_recent) and math.isfinite(m_before)) or m_before <= 0:
         return ""
-    per_k = (m_before - m_recent) / m_before * 1000 / span
-    if per_k > 0.01:
-        return (f"Still improving: the loss fell {per_k * 100:.1f} % per 1,000 iterations "
-                "lately, so more training should still sharpen the result.")
+    span = max(1, recent[-1]["iteration"] - before[-1]["iteration"])
+    drop = (m_before - m_recent) / m_before
+    if drop * 1000 / max(span, 1000) >= 0.01:
+        return (f"Still improving: the loss fell {100 * drop:.1f} % over the last {span} "
+                "iterations, so more training should still sharpen the result.")
     return ("The loss has flattened (under 1 % better per 1,000 iterations): more training "
             "will change little; convert now, or add more varied source material.")
 

@@ -47,8 +47,11 @@ def build_app(workspace: Workspace, runner: Runner | None = None,
         api.register(ctx)
 
         def on_load():
-            return [*job_view.refresh(ctx, None, {}), new.model_choices(ctx)]
-        app.load(on_load, None, [*view.outputs(), new.model], api_visibility="private")
+            # A tab opened (or reloaded) while a job runs lands on that job.
+            busy = ctx.runner.current is not None
+            return [*job_view.refresh(ctx, None, {}), new.model_choices(ctx),
+                    gr.update(selected="job") if busy else gr.skip()]
+        app.load(on_load, None, [*view.outputs(), new.model, tabs], api_visibility="private")
         models_tab.select(lambda: models_panel.library_view(ctx), None, models.outputs(),
                           api_visibility="private")
         system_tab.select(lambda: system_panel.report(ctx), None, system,

@@ -69,15 +69,17 @@ def render(ctx: Context) -> JobView:
         resume = gr.Button("Resume", visible=False, elem_id="job-resume")
     with gr.Row():
         with gr.Column(scale=3):
-            plot = gr.LinePlot(_losses_frame([]), x="iteration", y="loss", color="face",
+            # Starts without a value: a plot whose first value is empty never draws its lines
+            # afterwards (Gradio 6.31), so an empty curve is sent as None too.
+            plot = gr.LinePlot(None, x="iteration", y="loss", color="face",
                                title="Loss (lower is better)", height=280,
                                elem_id="loss-plot")
             plateau = gr.Markdown(elem_id="plateau")
         with gr.Column(scale=2):
             preview = gr.Image(label="Latest preview", type="filepath", interactive=False,
                                elem_id="preview", height=280)
-    gallery = gr.Gallery(label="Timelapse", columns=8, height=140, allow_preview=True,
-                         elem_id="timelapse")
+    gallery = gr.Gallery(label="Timelapse", columns=8, height=180, allow_preview=True,
+                         object_fit="contain", elem_id="timelapse")
     with gr.Accordion("What is the loss?", open=False):
         gr.Markdown(LOSS_HELP)
     with gr.Row():
@@ -174,7 +176,8 @@ def refresh(ctx: Context, job_id, seen: dict) -> list:
     trains = job.kind == "swap"       # a quick swap has no loss, previews or timelapse
     _put(out, seen, "plot", (job.id, len(snap.losses), snap.losses[-1]["iteration"]
                              if snap.losses else 0, trains),
-         lambda: gr.update(value=_losses_frame(snap.losses), visible=trains))
+         lambda: gr.update(value=_losses_frame(snap.losses) if snap.losses else None,
+                           visible=trains))
     _put(out, seen, "plateau", snap.plateau if snap.losses else "",
          lambda: snap.plateau if snap.losses else "")
     _put(out, seen, "preview", (snap.preview, trains),
@@ -262,6 +265,9 @@ def status_text(snap: Snapshot) -> str:
 
 
 def _losses_frame(points: list[dict]) -> pd.DataFrame:
+    """Long format for the plot, typed (an untyped frame would make the axes categorical)."""
     rows = [(p["iteration"], p["loss_a"], "A (target)") for p in points] + \
            [(p["iteration"], p["loss_b"], "B (source)") for p in points]
-    return pd.DataFrame(rows, columns=["iteration", "loss", "face"])
+    return pd.DataFrame({"iteration": pd.Series([r[0] for r in rows], dtype="int64"),
+                         "loss": pd.Series([r[1] for r in rows], dtype="float64"),
+                         "face": pd.Series([r[2] for r in rows], dtype="str")})

@@ -107,9 +107,13 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
 
     for comp in (target, sources):
         comp.change(check, [target, sources], checked, api_visibility="private")
-    for comp in (target, sources, mode, *setting_inputs):
-        comp.change(show_estimate, [*common, *setting_inputs], estimate_md,
-                    api_visibility="private", show_progress="hidden")
+    # One listener for every input, run one at a time with only the newest pending change
+    # kept: a first estimate measures this machine's speed for a few seconds, and a burst of
+    # edits must not queue one measurement each.
+    gr.on([c.change for c in (target, sources, mode, model, *setting_inputs)], show_estimate,
+          [*common, *setting_inputs], estimate_md, api_visibility="private",
+          show_progress="minimal", trigger_mode="always_last", concurrency_limit=1,
+          concurrency_id="estimate")
 
     def on_start(target_v, sources_v, mode_v, model_v, down_on, down_px, consent_v, *values):
         try:
