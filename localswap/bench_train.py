@@ -175,7 +175,7 @@ def section_quality(ctx: dict) -> dict:
     """After N iterations: masked SSIM of B->B on held-out faces, localswap vs baseline."""
     fs_a, fs_b, held = facesets(ctx)
     dev = ctx["device"]
-    iters = 1 if ctx["tiny"] else 8 if ctx["quick"] else 150
+    iters = 1 if ctx["tiny"] else 4 if ctx["quick"] else 150
     n = 2 if ctx["tiny"] else 16
     held_faces = FaceData(held, 64, dev).faces
     step, plan = make_step("original", 64, fs_a, fs_b, dev, batch=n)
