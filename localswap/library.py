@@ -11,7 +11,6 @@ refused by content, whatever their name: unpickling runs arbitrary code.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ from pathlib import Path
 
 from localswap.convert.swapper import MANIFEST_FILE, MODEL_FILE, build_from_state, read_manifest
 from localswap.errors import UserError
-from localswap.workspace import Workspace, check_name
+from localswap.workspace import Workspace, check_name, file_sha256
 
 FORMAT = "localswap-model"
 VERSION = 1
@@ -144,14 +143,6 @@ def delete_model(ws: Workspace, name: str) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def export_model(ws: Workspace, name: str, file: str | Path) -> Path:
     """Write model `name` as one portable zip at `file` (atomically)."""
     src = ws.path("models", name)
@@ -161,7 +152,7 @@ def export_model(ws: Workspace, name: str, file: str | Path) -> Path:
     file = Path(file)
     members = [m for m in MEMBERS if (src / m).is_file()]
     index = {"format": FORMAT, "version": VERSION, "name": name,
-             "files": {m: _sha256(src / m) for m in members}}
+             "files": {m: file_sha256(src / m) for m in members}}
     file.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
     os.close(fd)
@@ -225,12 +216,12 @@ def import_model(ws: Workspace, file: str | Path, name: str | None = None) -> Mo
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise UserError(f"{file.name}: damaged or truncated archive ({exc})") from exc
         for m, digest in index["files"].items():
-            if digest and _sha256(tmp / m) != digest:
+            if digest and file_sha256(tmp / m) != digest:
                 raise UserError(f"{file.name}: {m} does not match its checksum (damaged copy)")
         manifest = read_manifest(tmp)
         recorded = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
         for m, digest in recorded.items():     # the trainer's own checksums, when present
-            if m in MEMBERS and (tmp / m).is_file() and _sha256(tmp / m) != digest:
+            if m in MEMBERS and (tmp / m).is_file() and file_sha256(tmp / m) != digest:
                 raise UserError(f"{file.name}: {m} does not match the checksum in its "
                                 "manifest (damaged copy)")
         build_from_state(manifest, _check_safetensors(tmp / MODEL_FILE, file.name))

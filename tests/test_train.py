@@ -19,6 +19,7 @@ from localswap.train.data import FaceData
 from localswap.train.models import build_model
 from localswap.train.step import Step, run_with_oom_retry
 from localswap.train.trainer import train
+from model_fixtures import one_torch_thread
 
 TINY = dict(resolution=64, width=8, batch=4, precision="fp32", device="cpu", lr=3e-4,
             save_minutes=0.0)
@@ -27,11 +28,9 @@ TINY = dict(resolution=64, width=8, batch=4, precision="fp32", device="cpu", lr=
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """One torch thread: on a small shared CPU, two threads spin-wait on each other (10x slower
-    under load, measured); restored afterwards for other modules."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    under load, measured)."""
+    with one_torch_thread():
+        yield
 
 
 def tiny(**kw) -> TrainSettings:

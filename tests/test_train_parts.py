@@ -17,6 +17,7 @@ from localswap.train.data import FaceData, yaw_weights
 from localswap.train.losses import dssim, face_loss
 from localswap.train.models import RESOLUTIONS, Original, build_model, count_params
 from localswap.train.plateau import fit_decay
+from model_fixtures import one_torch_thread
 
 CPU = torch.device("cpu")
 
@@ -24,11 +25,9 @@ CPU = torch.device("cpu")
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """One torch thread: on a small shared CPU, two threads spin-wait on each other (10x slower
-    under load, measured); restored afterwards for other modules."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    under load, measured)."""
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

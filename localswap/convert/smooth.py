@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from localswap.faces.detect import iou
 
 
 class OneEuro:
@@ -70,14 +71,6 @@ def filter_for(strength: float) -> tuple[float, float] | None:
     return 10 ** (math.log10(8.0) - strength * math.log10(8.0 / 0.3)), 4.0
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 @dataclass
 class TrackedFace:
     track: int
@@ -125,10 +118,10 @@ class FaceTracker:
         for i, lm in enumerate(found):
             box = _bbox(lm)
             for tr in self.tracks.values():
-                iou = _iou(box, _bbox(tr.raw))
+                overlap = iou(box, _bbox(tr.raw))
                 centre = np.linalg.norm(lm.mean(0) - tr.raw.mean(0)) / max(tr.width, 1.0)
-                if iou > 0.2 or centre < 0.5:
-                    pairs.append((-iou + centre, i, tr))
+                if overlap > 0.2 or centre < 0.5:
+                    pairs.append((-overlap + centre, i, tr))
         out: list[_Track | None] = [None] * len(found)
         used: set[int] = set()
         for _, i, tr in sorted(pairs, key=lambda p: p[0]):

@@ -6,7 +6,6 @@ the encoding of an A face (A = the target video's person, B = the source person)
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from localswap.gpu import cpu_has_native_bf16
 from localswap.train.checkpoint import BACKUP as BACKUP_DIR
 from localswap.train.checkpoint import MANIFEST as MANIFEST_FILE
 from localswap.train.checkpoint import MODEL as MODEL_FILE
+from localswap.workspace import file_sha256
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -70,14 +70,6 @@ def build_from_state(manifest: dict, state: dict[str, torch.Tensor]) -> torch.nn
         raise UserError(f"the weights do not match a {arch} {res} px model "
                         f"({str(exc).splitlines()[0][:200]})") from exc
     return model
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def weights_folder(model_dir: Path) -> Path:

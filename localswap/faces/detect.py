@@ -39,6 +39,15 @@ def bbox_of(landmarks: np.ndarray) -> np.ndarray:
     return np.array([*pts.min(0), *pts.max(0)], np.float32)
 
 
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two x0, y0, x1, y1 boxes."""
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
 def weights_dir() -> Path:
     """weights/ beside the package, or LOCALSWAP_WEIGHTS."""
     return Path(os.environ.get("LOCALSWAP_WEIGHTS",

@@ -21,7 +21,7 @@ import numpy as np
 from localswap import media
 from localswap.errors import DiskFullError, NoFacesError, UserError, is_disk_full
 from localswap.faces.align import transform_matrix, transform_points, warp_face
-from localswap.faces.detect import Detection, make_backend
+from localswap.faces.detect import Detection, iou, make_backend
 from localswap.faces.faceset import Faceset, FaceEntry, yaw_bin
 from localswap.faces.landmarks import estimate_pose, face_hull
 from localswap.progress import Progress, no_progress
@@ -92,14 +92,6 @@ def face_width(landmarks: np.ndarray) -> float:
     return float(np.linalg.norm(landmarks[16] - landmarks[0]))
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 class _Tracks:
     """Greedy IoU tracking: which detections are the same person from frame to frame."""
 
@@ -112,9 +104,9 @@ class _Tracks:
         for d in dets:
             best, best_iou = None, 0.3
             for tid, box in self.last.items():
-                iou = _iou(d.bbox, box)
-                if tid not in taken and iou > best_iou:
-                    best, best_iou = tid, iou
+                overlap = iou(d.bbox, box)
+                if tid not in taken and overlap > best_iou:
+                    best, best_iou = tid, overlap
             if best is None:
                 best = max([0, *self.last.keys()]) + 1
             taken.add(best)

@@ -23,7 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save as st_save
 
 from localswap.errors import UserError
-from localswap.workspace import atomic_write_bytes, atomic_write_json
+from localswap.workspace import atomic_write_bytes, atomic_write_json, file_sha256
 
 MODEL, OPTIMIZER, MANIFEST, BACKUP = ("model.safetensors", "optimizer.safetensors",
                                       "manifest.json", "backup")
@@ -33,14 +33,6 @@ FORMAT = 1
 def exists(model_dir: Path) -> bool:
     d = Path(model_dir)
     return any((d / f).exists() for f in (MANIFEST, MODEL, Path(BACKUP) / MANIFEST))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -118,7 +110,7 @@ def _load_folder(folder: Path) -> Loaded:
             if name == OPTIMIZER and name not in hashes:
                 continue                          # weights only (e.g. an imported model)
             raise ValueError(f"{path} is missing")
-        if name in hashes and _sha256(path) != hashes[name]:
+        if name in hashes and file_sha256(path) != hashes[name]:
             raise ValueError(f"{path} does not match the manifest (truncated, corrupted or "
                              "written by an interrupted save)")
     try:
