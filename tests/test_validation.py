@@ -58,3 +58,35 @@ def test_random_bytes_inputs_give_user_errors(tmp_path, data, ext):
             media.read_image(f)
     f.unlink()
     assert set(os.listdir(tmp_path)) == before
+
+
+def _zip_bytes(members: dict) -> bytes:
+    import io
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+MEMBER_NAMES = st.sampled_from(["model.safetensors", "manifest.json", "export.json",
+                                "../escape.txt", "/abs/path", "a/b/../../c", "data.pkl",
+                                "optimizer.safetensors", "x" * 200])
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.binary(max_size=2048),
+       members=st.dictionaries(MEMBER_NAMES, st.binary(max_size=512), max_size=4),
+       as_zip=st.booleans(), name=st.one_of(st.none(), NASTY, st.text(max_size=20)))
+def test_model_import_never_crashes_or_escapes(tmp_path, raw, members, as_zip, name):
+    from localswap import library
+    ws = Workspace(tmp_path / "ws")
+    upload = tmp_path / "upload.zip"
+    upload.write_bytes(_zip_bytes(members) if as_zip else raw)
+    outside = set(p for p in tmp_path.rglob("*") if not inside(ws.root, p))
+    with pytest.raises(UserError):
+        library.import_model(ws, upload, name)
+    assert set(p for p in tmp_path.rglob("*") if not inside(ws.root, p)) == outside
+    assert list((ws.root / "models").iterdir()) == []   # nothing half-imported, no temp left
