@@ -202,3 +202,18 @@ def test_restart_resumes_interrupted_job_from_checkpoint(ws, video_a, video_b):
     after = [p["iteration"] for p in runner.store.events(j, "loss") if p["t"] > killed_at]
     assert after and min(after) > checkpoint
     check_playable_mp4(ws.root / job.result["output"], frames=48)
+
+
+def test_downscale_before_processing(ws_with_model, video_a):
+    runner = Runner(ws_with_model).start()
+    try:
+        j = submit_quick_swap(runner, (str(video_a), "a.mp4"), "tiny_model", True,
+                              {"downscale": 320})
+        job = wait_job(runner.store, j)
+    finally:
+        runner.stop()
+    assert job.status == "done", job.error
+    assert list(job.timings) == ["prepare", "quick_convert"]
+    from localswap import media
+    info = media.probe(ws_with_model.root / job.result["output"])
+    assert (info.width, info.height) == (320, 240) and info.has_audio

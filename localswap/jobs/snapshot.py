@@ -10,6 +10,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from localswap.jobs.store import Job, JobStore
 
@@ -59,7 +60,8 @@ class Snapshots:
             points = points + new
             last = new[-1]["id"]
         self._points[job.id] = (last, points)
-        previews = self.store.events(job.id, "preview")
+        # The trainer keeps only its newest previews on disk: show the ones still there.
+        previews = [p for p in self.store.events(job.id, "preview") if Path(p["path"]).is_file()]
         logs = self.store.events(job.id, "log", last=LOG_LINES)
         return Snapshot(
             job=job,

@@ -95,19 +95,21 @@ def prepare(ctx: Context) -> dict:
 
 
 def _downscale(src: Path, dst: Path, width: int, progress: Recorder, n: int, total: int):
+    """Re-encode `src` at `width` px wide into `dst` (temp file + rename), reporting progress
+    from ffmpeg's -progress output; audio is kept (as AAC, which every mp4 player reads)."""
     info = media.probe(src)
     tmp = dst.with_name(f".{dst.name}.tmp.mp4")
     cmd = [media.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-           "-i", str(src), "-vf", f"scale={width}:-2", "-c:v", "libx264", "-preset", "veryfast",
-           "-crf", "18", "-pix_fmt", "yuv420p", "-c:a", "copy", "-progress", "pipe:1",
-           "-nostats", str(tmp)]
+           "-i", str(src), "-map", "0:v:0", "-map", "0:a:0?", "-vf", f"scale={width}:-2",
+           "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p",
+           "-c:a", "aac", "-progress", "pipe:1", "-nostats", str(tmp)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for line in proc.stdout:
-            if line.startswith("out_time_us=") and info.duration:
-                seconds = int(line.split("=")[1].strip() or 0) / 1e6 if \
-                    line.split("=")[1].strip().isdigit() else 0
-                progress(n * 1000 + int(1000 * min(1.0, seconds / info.duration)), total * 1000,
+            key, _, value = line.strip().partition("=")
+            if key == "out_time_us" and value.isdigit() and info.duration:
+                done = min(1.0, int(value) / 1e6 / info.duration)
+                progress(n * 1000 + int(1000 * done), total * 1000,
                          f"downscaling {src.name} to {width} px wide")
         if proc.wait() != 0:
             raise UserError(f"{src.name}: the video could not be downscaled "
@@ -117,6 +119,8 @@ def _downscale(src: Path, dst: Path, width: int, progress: Recorder, n: int, tot
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
         tmp.unlink(missing_ok=True)
 
 

@@ -24,7 +24,7 @@ CACHE_CLEANUP = (3600, 24 * 3600)   # every hour, drop Gradio cache files older 
 
 
 def build_app(workspace: Workspace, runner: Runner | None = None,
-              uploads: UploadSettings | None = None, poll: float = 1.0) -> gr.Blocks:
+              uploads: UploadSettings | None = None, poll: float = 2.0) -> gr.Blocks:
     """The app over `runner` (one is created and started when not given)."""
     runner = runner or Runner(workspace).start()
     ctx = Context(workspace, runner, Snapshots(runner.store), uploads or UploadSettings(), poll)
@@ -65,10 +65,11 @@ def launch_kwargs(workspace: Workspace, uploads: UploadSettings | None = None) -
     root = workspace.root
     uploads = uploads or UploadSettings()
     return {
-        # Outputs and previews are handed to the browser through Gradio's cache; nothing else
-        # in the workspace (uploads, facesets, weights, the database) may ever be served.
+        # Rendered videos and exports (outputs/) are the only files served from the
+        # workspace; previews go to the page as pixels. Uploads, facesets, models (weights)
+        # and the database are blocked even if a path to them were ever handed out.
         "allowed_paths": [str(root / "outputs")],
-        "blocked_paths": [str(root / "uploads"), str(root / "facesets"),
+        "blocked_paths": [str(root / "uploads"), str(root / "facesets"), str(root / "models"),
                           str(root / "localswap.db")],
         "max_file_size": int(uploads.max_gb * GB),
         "footer_links": ["api"],

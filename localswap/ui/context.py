@@ -15,7 +15,7 @@ class Context:
     runner: Runner
     snapshots: Snapshots
     uploads: UploadSettings = field(default_factory=UploadSettings)
-    poll: float = 1.0           # seconds between snapshot polls in the browser
+    poll: float = 2.0           # seconds between snapshot polls in the browser
 
     @property
     def store(self):

@@ -6,6 +6,7 @@ again on every tick.
 """
 from __future__ import annotations
 
+import functools
 import html
 import time
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import gradio as gr
 import pandas as pd
 
+from localswap import media
 from localswap.jobs import stages
 from localswap.jobs.snapshot import Snapshot, eta_text
 from localswap.jobs.store import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING
@@ -76,7 +78,7 @@ def render(ctx: Context) -> JobView:
                                elem_id="loss-plot")
             plateau = gr.Markdown(elem_id="plateau")
         with gr.Column(scale=2):
-            preview = gr.Image(label="Latest preview", type="filepath", interactive=False,
+            preview = gr.Image(label="Latest preview", type="numpy", interactive=False,
                                elem_id="preview", height=280)
     gallery = gr.Gallery(label="Timelapse", columns=8, height=180, allow_preview=True,
                          object_fit="contain", elem_id="timelapse")
@@ -181,10 +183,12 @@ def refresh(ctx: Context, job_id, seen: dict) -> list:
     _put(out, seen, "plateau", snap.plateau if snap.losses else "",
          lambda: snap.plateau if snap.losses else "")
     _put(out, seen, "preview", (snap.preview, trains),
-         lambda: gr.update(value=snap.preview, visible=trains))
+         lambda: gr.update(value=preview_image(snap.preview), visible=trains))
     _put(out, seen, "gallery", (tuple(p["path"] for p in snap.previews), trains),
-         lambda: gr.update(value=[(p["path"], f"iteration {p.get('iteration', '?')}")
-                                  for p in snap.previews], visible=trains))
+         lambda: gr.update(value=[(img, f"iteration {p.get('iteration', '?')}")
+                                  for p in snap.previews
+                                  if (img := preview_image(p["path"])) is not None],
+                           visible=trains))
     _put(out, seen, "log", len(snap.log) and snap.log[-1], lambda: "\n".join(snap.log))
     running_train = job.status == RUNNING and job.stage == "train"
     can_continue = job.kind == "swap" and job.status in (DONE, CANCELLED) and bool(
@@ -200,6 +204,19 @@ def refresh(ctx: Context, job_id, seen: dict) -> list:
     _put(out, seen, "video", result, lambda: result)
     _put(out, seen, "download", result, lambda: gr.update(value=result, visible=bool(result)))
     return _ordered(out, seen)
+
+
+@functools.lru_cache(maxsize=64)
+def preview_image(path: str | None):
+    """A preview grid as pixels. Previews live in the model dir, which the app never serves
+    as files (it holds the weights), so they go to the page as images. Preview files are
+    written once and never changed, so decoding each once is enough."""
+    if not path:
+        return None
+    try:
+        return media.read_image(path)
+    except Exception:  # pruned by the trainer or damaged: show nothing rather than fail
+        return None
 
 
 ORDER = ("job", "status", "error", "plot", "plateau", "preview", "gallery", "log", "cancel",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 
 from localswap.errors import UserError
 from localswap.jobs.submit import CONSENT, submit_quick_swap
@@ -27,8 +28,8 @@ class ModelsPanel:
 
 
 def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.State):
-    gallery = gr.Gallery(label="Library", columns=6, height=220, allow_preview=False,
-                         elem_id="model-gallery")
+    gallery = gr.Gallery(label="Library", columns=4, height=260, allow_preview=False,
+                         object_fit="contain", elem_id="model-gallery")
     with gr.Row():
         pick = gr.Dropdown(label="Model", choices=[], value=None, scale=3, elem_id="model-pick")
         refresh = gr.Button("Refresh", size="sm", scale=0)
@@ -122,12 +123,26 @@ def models(ctx: Context) -> list:
     return list_models(ctx.workspace)
 
 
-def thumbnail(path: str | Path) -> str | None:
-    """The newest preview image in a model dir (previews/ first), if any."""
+PREVIEW_ROWS, LABEL_W, THUMB_FACES = 6, 56, 3   # the trainer's grid: A, A>A, A>B, B, ...
+
+
+def thumbnail(path: str | Path):
+    """The model at a glance: faces of A over the same faces turned into B (rows 1 and 3 of
+    its newest preview grid), as an RGB array; None without a preview."""
     path = Path(path)
-    found = sorted(path.glob("previews/*.png")) or sorted(path.glob("*.png")) or \
-        sorted(path.glob("previews/*.jpg"))
-    return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
+    found = sorted(path.glob("previews/*.png")) or sorted(path.glob("preview.png"))
+    if not found:
+        return None
+    from localswap import media
+    try:
+        grid = media.read_image(max(found, key=lambda p: p.stat().st_mtime))
+    except Exception:  # a damaged preview only costs the thumbnail
+        return None
+    cell = grid.shape[0] // PREVIEW_ROWS
+    if cell < 8 or grid.shape[1] < LABEL_W + cell:
+        return grid
+    right = min(grid.shape[1], LABEL_W + THUMB_FACES * cell)
+    return np.concatenate([grid[:cell, LABEL_W:right], grid[2 * cell:3 * cell, LABEL_W:right]])
 
 
 def library_view(ctx: Context, selected: str | None = None) -> tuple:
@@ -135,8 +150,8 @@ def library_view(ctx: Context, selected: str | None = None) -> tuple:
     names = [m.name for m in items]
     if selected not in names:
         selected = names[0] if names else None
-    pics = [(thumbnail(m.path), f"{m.name} · {m.iterations} it") for m in items
-            if thumbnail(m.path)]
+    pics = [(t, f"{m.name} · {m.iterations} it") for m in items
+            if (t := thumbnail(m.path)) is not None]
     return (pics, gr.update(choices=names, value=selected), describe(ctx, selected))
 
 

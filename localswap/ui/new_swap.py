@@ -21,8 +21,8 @@ from localswap.ui.context import Context, human_error
 VIDEO_TYPES = sorted(media.VIDEO_EXTS)
 MEDIA_TYPES = sorted(media.VIDEO_EXTS | media.IMAGE_EXTS)
 # The fields Advanced mode shows first, when the settings class has them.
-TRAIN_FIRST = ["iterations", "max_minutes", "arch", "resolution", "width", "batch",
-               "precision", "plateau", "preview_every", "save_every", "save_minutes"]
+TRAIN_MAIN = ["iterations", "max_minutes", "arch", "resolution", "width", "batch"]
+TRAIN_MORE_FIRST = ["precision", "plateau", "preview_every", "save_every", "save_minutes"]
 CONVERT_FIRST = ["color", "blend", "mask", "erode", "blur", "smooth", "faces", "label"]
 EXTRACT_FIELDS = ["face_type", "every", "size", "min_face", "blur_threshold", "detector",
                   "max_frames"]
@@ -64,8 +64,11 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
                             info="train a new model, or continue one from the library",
                             allow_custom_value=False)
         with gr.Accordion("Training", open=True):
-            train_w = widgets.settings_widgets(train_cls, _order(train_cls, TRAIN_FIRST),
-                                               skip=("device",), prefix="train")
+            train_w = widgets.settings_widgets(train_cls, TRAIN_MAIN, prefix="train")
+            with gr.Accordion("More training settings", open=False):
+                more = [n for n in _order(train_cls, TRAIN_MORE_FIRST) if n not in TRAIN_MAIN]
+                train_w.update(widgets.settings_widgets(train_cls, more, skip=("device",),
+                                                        prefix="train"))
         with gr.Accordion("Rendering: colour, blend and mask", open=False):
             convert_w = widgets.settings_widgets(ConvertSettings,
                                                  _order(ConvertSettings, CONVERT_FIRST),
