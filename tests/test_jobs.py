@@ -130,7 +130,7 @@ def _swap(runner, video_a, video_b, **train) -> int:
                        {"train": {**TINY_TRAIN, **train}, "extract": FAST_EXTRACT})
 
 
-def test_cancel_mid_training_keeps_checkpoint_then_continue(ws, video_a, video_b):
+def test_cancel_keeps_checkpoint_then_continue_and_convert_now(ws, video_a, video_b):
     runner = Runner(ws).start()
     try:
         j = _swap(runner, video_a, video_b, iterations=100_000, save_every=2,
@@ -145,18 +145,24 @@ def test_cancel_mid_training_keeps_checkpoint_then_continue(ws, video_a, video_b
         # The checkpoint on disk is the last iteration trained, saved on the way out.
         assert saved >= 3 and saved == job.info["iteration"]
         assert "train" not in job.timings and "output" not in job.result
-        assert (ws.root / "models" / model / "model.safetensors").is_file()
-        # Continue training: the same job trains 2 more iterations, then renders.
-        assert runner.continue_training(j, 2)
+        # Continue training the same job, then end it early with "Convert now".
+        assert runner.continue_training(j, 100_000)
+        wait_for(lambda: runner.store.get(j).info.get("iteration", 0) >= saved + 2, 180,
+                 what="training to continue")
+        assert runner.convert_now(j)
         job = wait_job(runner.store, j)
         assert job.status == "done", job.error
     finally:
         runner.stop()
-    assert _manifest(ws, model)["iteration"] == saved + 2
-    assert job.result["output"].endswith(f"-{saved + 2}.mp4")
+    trained = _manifest(ws, model)["iteration"]
+    assert saved + 2 <= trained < saved + 100_000
+    assert list(job.timings) == ["extract_target", "extract_source", "train", "convert"]
+    assert job.result["output"].endswith(f"-{trained}.mp4")
     check_playable_mp4(ws.root / job.result["output"], frames=48)
     points = runner.store.events(j, "loss")
-    assert points and points[-1]["iteration"] == saved + 2
+    assert points[-1]["iteration"] == trained
+    assert sum("Finding faces in the target started" in e["text"]
+               for e in runner.store.events(j, "log")) == 1
 
 
 RUN_RUNNER = """
@@ -217,3 +223,20 @@ def test_downscale_before_processing(ws_with_model, video_a):
     from localswap import media
     info = media.probe(ws_with_model.root / job.result["output"])
     assert (info.width, info.height) == (320, 240) and info.has_audio
+
+
+def test_without_auto_resume_an_interrupted_job_waits_for_a_click(ws_with_model, video_a):
+    queued = Runner(ws_with_model)
+    j = submit_quick_swap(queued, (str(video_a), "a.mp4"), "tiny_model", True)
+    queued.store.update(j, status="running", stage="quick_convert")   # as a dead process left it
+    runner = Runner(ws_with_model, resume=False).start()
+    try:
+        time.sleep(1.5)
+        job = runner.store.get(j)
+        assert job.status == "interrupted" and runner.idle()
+        assert any("Press Resume" in e["text"] for e in runner.store.events(j, "log"))
+        assert runner.resume_job(j)
+        job = wait_job(runner.store, j)
+    finally:
+        runner.stop()
+    assert job.status == "done", job.error

@@ -67,3 +67,14 @@ def test_refusals_come_back_as_sentences(client, video_a):
         client.predict(999, api_name="/job")
     with pytest.raises(AppError, match="no result yet"):
         client.predict(999, api_name="/result")
+
+
+def test_server_paths_are_not_accepted_as_uploads(server, video_a):
+    import httpx
+    fake = {"path": str(video_a), "orig_name": "a.mp4", "meta": {"_type": "gradio.FileData"}}
+    before = len(server.runner.store.list())
+    with httpx.Client(base_url=server.url + "gradio_api/", timeout=30) as h:
+        event = h.post("call/quick_swap", json={"data": [fake, "tiny_model", True, None]})
+        body = h.get(f"call/quick_swap/{event.json()['event_id']}").text
+    assert "event: error" in body and "Traceback" not in body
+    assert len(server.runner.store.list()) == before          # no job, nothing copied

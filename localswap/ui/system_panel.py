@@ -26,16 +26,27 @@ def report(ctx: Context) -> str:
 
 
 def gpu_section() -> str:
+    """The NVML probe and the plan training would use here (the trainer's own planner)."""
     try:
         from localswap import gpu
-    except ImportError:
-        return "### GPU\n" + _torch_devices() + "\n\n(The GPU planner is not in this build.)"
-    try:
         probe = gpu.probe()
-        plan = gpu.plan(probe)
+        cpu_precision = "bf16" if gpu.cpu_has_native_bf16() else "fp32"
+        plan = gpu.plan(probe, cpu_precision=cpu_precision)
     except Exception as exc:  # the probe must never break the page
         return f"### GPU\nThe GPU probe failed: {exc}"
-    return "### GPU\n" + _as_table(probe) + "\n\n### Training plan\n" + _as_table(plan)
+    if probe.devices:
+        rows = ["| GPU | memory free / total | utilisation | compute capability |",
+                "|---|---|---|---|"]
+        for d in probe.devices:
+            cc = ".".join(map(str, d.compute_capability or [])) or "?"
+            util = f"{d.utilisation} %" if d.utilisation is not None else "?"
+            rows.append(f"| {d.index}: {d.name} | {d.free_mb:,} / {d.total_mb:,} MiB | {util} "
+                        f"| {cc} |")
+        found = "\n".join(rows) + f"\n\nDriver {probe.driver}."
+    else:
+        found = _torch_devices() + (f" ({probe.note})" if probe.note else "")
+    return (f"### GPU\n{found}\n\n### Training plan for this machine\n{plan.describe()}. "
+            "Advanced mode can change it.")
 
 
 def _torch_devices() -> str:
@@ -44,27 +55,6 @@ def _torch_devices() -> str:
         names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         return "CUDA: " + ", ".join(names)
     return "No CUDA GPU found: everything runs on the CPU (slowly)."
-
-
-def _as_table(obj) -> str:
-    """A dataclass, dict or list of them as Markdown (one `key | value` row per field)."""
-    import dataclasses
-    if isinstance(obj, (list, tuple)):
-        return "\n\n".join(_as_table(o) for o in obj) or "none"
-    if dataclasses.is_dataclass(obj):
-        obj = dataclasses.asdict(obj)
-    if not isinstance(obj, dict):
-        note = getattr(obj, "note", None)
-        return str(obj) + (f"\n\n{note}" if note else "")
-    rows = ["| | |", "|---|---|"] + [f"| {k.replace('_', ' ')} | {_cell(v)} |"
-                                     for k, v in obj.items()]
-    return "\n".join(rows)
-
-
-def _cell(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return str(v).replace("|", "/").replace("\n", " ")
 
 
 def disk_section(ctx: Context) -> str:
