@@ -136,6 +136,8 @@ def plateau_note(points: list[dict]) -> str:
 def eta_text(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
         return "—"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     seconds = int(seconds)
     if seconds < 60:
         return f"{seconds} s"
