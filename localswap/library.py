@@ -22,7 +22,7 @@ from pathlib import Path
 
 from localswap.convert.swapper import MANIFEST_FILE, MODEL_FILE, build_from_state, read_manifest
 from localswap.errors import UserError
-from localswap.workspace import Workspace, check_name, file_sha256
+from localswap.workspace import AtomicFile, Workspace, check_name, file_sha256
 
 FORMAT = "localswap-model"
 VERSION = 1
@@ -153,20 +153,11 @@ def export_model(ws: Workspace, name: str, file: str | Path) -> Path:
     members = [m for m in MEMBERS if (src / m).is_file()]
     index = {"format": FORMAT, "version": VERSION, "name": name,
              "files": {m: file_sha256(src / m) for m in members}}
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
-    os.close(fd)
-    try:
+    with AtomicFile(file) as tmp:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
             zf.writestr(EXPORT_FILE, json.dumps(index, indent=1))
             for m in members:
                 zf.write(src / m, m)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return file
 
 

@@ -39,20 +39,43 @@ def inside(root: Path, path: Path) -> bool:
         return False
 
 
+class AtomicFile:
+    """A temp file beside `path` that becomes `path` only if the `with` block succeeds.
+
+    The temp file is created at construction (so an unwritable folder raises OSError before
+    any work); on success it is fsynced and renamed over `path`, on failure removed.
+        with AtomicFile(path) as tmp:
+            write tmp
+    """
+
+    def __init__(self, path: str | os.PathLike, suffix: str = ".tmp"):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=suffix,
+                                   dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+
+    def __enter__(self) -> Path:
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.tmp.unlink(missing_ok=True)
+            return
+        try:
+            with open(self.tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temp file in the same folder, fsync, then rename: never a half file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with AtomicFile(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def file_sha256(path: Path) -> str:

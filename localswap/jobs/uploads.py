@@ -14,7 +14,7 @@ from pathlib import Path
 from localswap import media
 from localswap.errors import UserError
 from localswap.settings import SettingsBase, option
-from localswap.workspace import Workspace
+from localswap.workspace import AtomicFile, Workspace
 
 GB = 1024 ** 3
 
@@ -77,11 +77,7 @@ def store_upload(workspace: Workspace, path: str | os.PathLike, name: str | None
     if ext not in allowed:
         raise UserError(f"{name}: unsupported file type {ext or '(none)'}.")
     dest = workspace.root / "uploads" / f"{secrets.token_hex(8)}{ext}"
-    tmp = dest.with_name(f".{dest.name}.part")
-    try:
+    with AtomicFile(dest, suffix=".part") as tmp:
         shutil.copyfile(path, tmp)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
     up.rel = str(dest.relative_to(workspace.root))
     return up

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import torch
 from localswap.errors import UserError
 from localswap.faces.faceset import Faceset, yaw_bin
 from localswap.faces.landmarks import region_masks
-from localswap.workspace import atomic_write_json
+from localswap.workspace import AtomicFile, atomic_write_json
 
 CACHE_VERSION = 1
 CHANNELS = 6            # R, G, B, face hull, eyes + brows, mouth
@@ -83,22 +81,15 @@ def _load_or_build(faceset: Faceset, resolution: int) -> tuple[np.ndarray, list[
         pass  # missing, stale or damaged: rebuild below
     try:
         cache_dir.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".train_", suffix=".npy", dir=cache_dir)
-        os.close(fd)
+        out = AtomicFile(npy, suffix=".npy")
     except OSError:
         arr = np.zeros(shape, np.uint8)   # read-only faceset folder: decode into memory only
         return arr, _decode(faceset, resolution, arr), "no cache (faceset folder not writable)"
-    try:
+    with out as tmp:
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
         bad = _decode(faceset, resolution, arr)
         arr.flush()
         del arr
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, npy)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     atomic_write_json(meta, {"key": key, "bad": bad, "version": CACHE_VERSION})
     return np.load(npy, mmap_mode="r"), bad, "built cache"
 
