@@ -1,6 +1,6 @@
 """Training throughput while 0, 2 and 5 clients poll the same job (a measurement, not a test).
 
-    python tests/measure_polling.py [--clients 0 2 5 0] [--seconds 30] [--in-process]
+    python tests/measure_polling.py [--clients 0 2 5 0] [--seconds 30] [--in-process] [--raw]
 
 Starts `launch.py` in its own process (as a user would), queues one swap on the sample
 videos through the API, waits until training runs, then for each client count lets that many
@@ -37,6 +37,10 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--in-process", action="store_true")
+    p.add_argument("--raw", action="store_true",
+                   help="calls without a session hash (each one a new Gradio session), as a "
+                        "bare curl loop makes them; by default each poller keeps one session, "
+                        "as a browser tab and gradio_client do")
     p.add_argument("--torch-threads", type=int, default=0,
                    help="OMP_NUM_THREADS for the app's process (0 = torch's default)")
     args = p.parse_args()
@@ -65,7 +69,8 @@ def main() -> int:
         wait_for(lambda: store.get(job).stage == "train" and
                  store.get(job).info.get("iteration", 0) > 5, 300, what="training")
         time.sleep(5)                                   # past warm-up
-        print(f"{'in-process' if args.in_process else 'launch.py'} app, 64 px width "
+        print(f"{'in-process' if args.in_process else 'launch.py'} app, "
+              f"{'raw calls' if args.raw else 'one session per client'}, 64 px width "
               f"{args.width}, torch threads {args.torch_threads or 'default'}, windows of "
               f"{args.seconds:.0f} s", flush=True)
         for n in args.clients:
@@ -75,11 +80,14 @@ def main() -> int:
             def poll():
                 # Plain HTTP, the way a page's timer reaches the queue: start the call, read
                 # its event stream. (gradio_client costs ~0.15 CPU s a call on this side.)
+                body = {"data": [job]}
+                if not args.raw:
+                    body["session_hash"] = os.urandom(6).hex()
                 with httpx.Client(base_url=app.url + "gradio_api/", timeout=30) as h:
                     while not stop.is_set():
                         t0 = time.monotonic()
                         try:
-                            event = h.post("call/job", json={"data": [job]}).json()["event_id"]
+                            event = h.post("call/job", json=body).json()["event_id"]
                             body = h.get(f"call/job/{event}").text
                             assert "event: complete" in body, body[:200]
                             calls[0] += 1

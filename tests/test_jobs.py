@@ -174,6 +174,18 @@ time.sleep(600)
 """
 
 
+def _children(pid: int) -> list[int]:
+    return [int(c) for t in Path(f"/proc/{pid}/task").iterdir()
+            for c in (t / "children").read_text().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_restart_resumes_interrupted_job_from_checkpoint(ws, video_a, video_b):
     import signal
     import subprocess
@@ -187,9 +199,13 @@ def test_restart_resumes_interrupted_job_from_checkpoint(ws, video_a, video_b):
         store = queued.store
         wait_for(lambda: store.get(j).info.get("iteration", 0) >= 4, 180,
                  what="training in the other process to pass iteration 4")
+        workers = _children(proc.pid)
+        assert workers, "the stages run in a worker process"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+    # The worker dies with its server: no orphan goes on writing to the job.
+    wait_for(lambda: not any(_alive(pid) for pid in workers), 10, what="the worker to end")
     model = store.get(j).params["model"]
     checkpoint = _manifest(ws, model)["iteration"]
     assert 2 <= checkpoint < 24 and store.get(j).status == "running"
@@ -240,3 +256,38 @@ def test_without_auto_resume_an_interrupted_job_waits_for_a_click(ws_with_model,
     finally:
         runner.stop()
     assert job.status == "done", job.error
+
+
+def test_a_crashed_worker_fails_only_its_job_and_the_queue_goes_on(ws_with_model, video_a,
+                                                                   video_b):
+    """Stages run in a worker process: when it dies (here kill -9, as the OOM killer does),
+    the job it ran fails with a sentence, a new worker runs the rest of the queue, and the
+    failed job resumes from its checkpoint."""
+    import os
+    import signal
+    ws = ws_with_model
+    runner = Runner(ws).start()
+    try:
+        j1 = _swap(runner, video_a, video_b, iterations=40, save_every=2, preview_every=100)
+        j2 = submit_quick_swap(runner, (str(video_a), "a.mp4"), "tiny_model", True)
+        wait_for(lambda: runner.store.get(j1).info.get("iteration", 0) >= 4, 180,
+                 what="training to pass iteration 4")
+        first = runner.worker_pid
+        assert first and first != os.getpid()
+        os.kill(first, signal.SIGKILL)
+        job = wait_job(runner.store, j1)
+        assert job.status == "failed"
+        assert "worker process was killed" in job.error and "Traceback" not in job.error
+        assert "Resume" in job.hint
+        assert wait_job(runner.store, j2).status == "done"        # the queue went on
+        assert runner.worker_pid not in (None, first)
+        checkpoint = _manifest(ws, job.params["model"])["iteration"]
+        assert checkpoint >= 2
+        assert runner.resume_job(j1)
+        job = wait_job(runner.store, j1)
+    finally:
+        runner.stop()
+    assert job.status == "done", job.error
+    assert _manifest(ws, job.params["model"])["iteration"] == 40
+    log = [e["text"] for e in runner.store.events(j1, "log")]
+    assert sum("Finding faces in the target started" in t for t in log) == 1

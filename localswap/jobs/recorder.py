@@ -8,11 +8,13 @@ progress call; training gets the `stop` event instead, so it can save a checkpoi
 """
 from __future__ import annotations
 
-import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from localswap.jobs.store import JobStore
+
+if TYPE_CHECKING:
+    from localswap.jobs.worker import StopRequest
 
 FLUSH_SECONDS = 1.0
 LOG_SECONDS = 15.0
@@ -28,10 +30,10 @@ class Stopped(Exception):
 
 
 class Recorder:
-    def __init__(self, store: JobStore, job_id: int, stage: str, stop: threading.Event,
-                 reason: list[str], raise_on_stop: bool = True, info: dict | None = None):
+    def __init__(self, store: JobStore, job_id: int, stage: str, stop: StopRequest,
+                 raise_on_stop: bool = True, info: dict | None = None):
         self.store, self.job_id, self.stage = store, job_id, stage
-        self.stop, self._reason = stop, reason
+        self.stop = stop
         self.raise_on_stop = raise_on_stop
         self.info: dict[str, Any] = dict(info or {})
         self.done = self.total = 0
@@ -47,7 +49,7 @@ class Recorder:
 
     def __call__(self, done: int, total: int, message: str = "", **info: Any) -> None:
         if self.stop.is_set() and self.raise_on_stop:
-            reason = self._reason[0] if self._reason else "cancel"
+            reason = self.stop.reason
             if reason in ("cancel", "shutdown"):     # 'convert now' only ends training
                 raise Stopped(reason)
         self.done, self.total = int(done), int(total)
@@ -77,7 +79,7 @@ class Recorder:
             self.flush(now)
 
     def stop_reason(self) -> str:
-        return self._reason[0] if self._reason else "cancel"
+        return self.stop.reason
 
     def log(self, text: str) -> None:
         self._events.append(("log", {"text": text, "stage": self.stage}))

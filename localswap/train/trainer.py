@@ -71,7 +71,7 @@ class TrainResult:
 def _cancelled(cancel) -> bool:
     if cancel is None:
         return False
-    return cancel.is_set() if isinstance(cancel, threading.Event) else bool(cancel())
+    return cancel.is_set() if hasattr(cancel, "is_set") else bool(cancel())
 
 
 def _step_seed(seed: int, rank: int, iteration: int, attempt: int) -> int:
