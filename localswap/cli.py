@@ -15,10 +15,41 @@ from localswap.errors import UserError
 from localswap.settings import ExtractSettings
 
 
+LIMIT_FLAGS = {"max_gb": "--max-gb", "max_minutes": "--max-video-minutes"}
+
+
+def _limit_flags(p: argparse.ArgumentParser) -> None:
+    """The web app's upload limits (UploadSettings), off unless given: the files are yours.
+    (--max-video-minutes, as swap's --max-minutes is the training time budget.)"""
+    from dataclasses import fields
+
+    from localswap.jobs.uploads import UploadSettings
+    for f in fields(UploadSettings):
+        if f.name in LIMIT_FLAGS:
+            p.add_argument(LIMIT_FLAGS[f.name], dest=f"limit_{f.name}", type=float,
+                           metavar="GB" if f.name == "max_gb" else "MINUTES",
+                           help=f"{f.metadata['help']}; others are refused before any work "
+                                "(default: no limit)")
+
+
+def _check_limits(args: argparse.Namespace, inputs: list) -> None:
+    """Refuse inputs over the limits given, before any work, with the web app's sentences."""
+    from localswap.jobs.uploads import UploadSettings, check_inputs
+    given = {k: getattr(args, f"limit_{k}") for k in LIMIT_FLAGS
+             if getattr(args, f"limit_{k}", None) is not None}
+    if not given:
+        return
+    limits = UploadSettings(**given).validate()
+    for k in set(LIMIT_FLAGS) - set(given):
+        setattr(limits, k, float("inf"))
+    check_inputs(inputs, limits)
+
+
 def _args_extract(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help="video files, image files or folders of images")
     p.add_argument("--out", required=True, help="faceset folder to create or add to")
     ExtractSettings.add_arguments(p)
+    _limit_flags(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -27,6 +58,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from localswap.progress import TqdmProgress
 
     settings = ExtractSettings.from_args(args)
+    _check_limits(args, args.inputs)
     bar = TqdmProgress("extract", unit="frame")
     try:
         summary = extract(args.inputs, args.out, settings, progress=bar)
@@ -135,6 +167,7 @@ def _args_convert(p: argparse.ArgumentParser) -> None:
                    help="output .mp4 for a video, an image for a photo, a folder for a folder")
     _workspace_flag(p)
     ConvertSettings.add_arguments(p)
+    _limit_flags(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -146,6 +179,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from localswap.workspace import Workspace
 
     settings = ConvertSettings.from_args(args)
+    _check_limits(args, [args.input])
     model = Path(args.model) if Path(args.model).is_dir() else \
         resolve_model(args.model, Workspace(args.workspace))
     bar = TqdmProgress("convert", unit="frame")
@@ -174,6 +208,7 @@ def _args_swap(p: argparse.ArgumentParser) -> None:
     TrainSettings.add_arguments(p, skip=tuple(f.name for f in fields(TrainSettings)
                                               if f.name not in SWAP_TRAIN_FLAGS))
     ConvertSettings.add_arguments(p, skip=("batch",))   # --batch is the training batch here
+    _limit_flags(p)
 
 
 def cmd_swap(args: argparse.Namespace) -> int:
@@ -182,6 +217,7 @@ def cmd_swap(args: argparse.Namespace) -> int:
     from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
     from localswap.workspace import Workspace
 
+    _check_limits(args, [args.target, *args.source])
     ws = Workspace(args.workspace)
     bars = []
 

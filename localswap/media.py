@@ -2,9 +2,16 @@
 
 Uses the static ffmpeg bundled in imageio-ffmpeg, so no system ffmpeg is needed. Frames stream
 through pipes: nothing is written to disk frame by frame.
+
+Awkward videos: a rotation tag (phones) is applied by ffmpeg when decoding, so `probe` reports
+and `read_frames` yields the displayed (upright) size, and output written from those frames
+shows the same way without a tag. A variable-frame-rate video is read at a constant rate, its
+average fps, each frame being the picture shown at that moment (pictures repeated or skipped
+as the timestamps say), so the output keeps the input's duration and audio sync.
 """
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import re
@@ -20,6 +27,17 @@ import imageio_ffmpeg
 import numpy as np
 
 from localswap.errors import UserError
+
+
+class _NoRotationNote(logging.Filter):
+    """imageio-ffmpeg warns whenever the decoded size differs from the coded one, which is
+    every read of a rotated (phone) video; the displayed size is the one we want."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "different from the source frame size" not in record.getMessage()
+
+
+logging.getLogger("imageio_ffmpeg").addFilter(_NoRotationNote())
 
 VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -48,6 +66,7 @@ class MediaInfo:
     has_audio: bool
     audio_codec: str | None
     codec: str
+    vfr: bool = False    # variable frame rate: read at a constant `fps`, the average rate
 
 
 def _check_file(path: Path) -> None:
@@ -76,7 +95,21 @@ def probe(path: str | os.PathLike) -> MediaInfo:
         raise UserError(f"{path.name}: no video stream found")
     return MediaInfo(str(path), int(w), int(h), fps, duration, int(round(duration * fps)),
                      bool(meta.get("audio_codec")), meta.get("audio_codec"),
-                     str(meta.get("codec", "")))
+                     str(meta.get("codec", "")), _variable_rate(path, fps))
+
+
+def _variable_rate(path: Path, fps: float) -> bool:
+    """True when the stream's average rate (`fps`, what the frame count and the output use)
+    differs from its base rate (ffmpeg's `tbr`): frames are not evenly spaced. Decoding such a
+    stream plainly repeats frames up to the base rate, which made output too long."""
+    header = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+                            capture_output=True, text=True, errors="replace").stderr
+    line = next((x for x in header.splitlines() if " Video: " in x), "")
+    tbr = re.search(r" ([0-9.]+)(k?) tbr", line)
+    if not tbr:
+        return False
+    base = float(tbr.group(1)) * (1000 if tbr.group(2) else 1)
+    return abs(base - fps) > 1e-3 * fps
 
 
 def read_frames(path: str | os.PathLike, every: int = 1, start: float | None = None,
@@ -85,17 +118,22 @@ def read_frames(path: str | os.PathLike, every: int = 1, start: float | None = N
     """Yield (frame index, timestamp s, RGB uint8 HxWx3 read-only) for every `every`th frame.
 
     `start`/`end` (seconds) trim the clip; indices and timestamps stay those of the full video.
+    A variable-frame-rate video comes out at a constant `info.fps` (see the module doc).
     """
     info = info or probe(path)
-    input_params, output_params = ["-nostdin"], []
+    input_params, output_params, filters = ["-nostdin"], [], []
     first = 0
     if start:
         input_params += ["-ss", f"{start:.6f}"]
         first = int(round(start * info.fps))
     if end is not None:
         input_params += ["-to", f"{end:.6f}"]
+    if info.vfr:
+        filters.append(f"fps={info.fps:.6f}")
     if every > 1:
-        output_params += ["-vf", f"select=not(mod(n\\,{every}))", "-fps_mode", "passthrough"]
+        filters.append(f"select=not(mod(n\\,{every}))")
+    if filters:
+        output_params += ["-vf", ",".join(filters), "-fps_mode", "passthrough"]
     gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24", input_params=input_params,
                                      output_params=output_params, bits_per_pixel=24)
     try:

@@ -52,7 +52,8 @@ class InProcessApp:
         self.port = free_port()
         self.app.queue(default_concurrency_limit=4)
         self.app.launch(server_name="127.0.0.1", server_port=self.port, prevent_thread_lock=True,
-                        quiet=True, ssr_mode=False, **launch_kwargs(self.workspace))
+                        quiet=True, ssr_mode=False,
+                        **launch_kwargs(self.workspace, build_kwargs.get("uploads")))
         self.url = f"http://127.0.0.1:{self.port}/"
 
     def close(self) -> None:

@@ -33,6 +33,7 @@ from localswap.progress import Progress, no_progress
 from localswap.settings import ConvertSettings
 
 QUEUE_DEPTH = 8
+FRAME_BUDGET = 128 * 2**20   # bytes of decoded frames one queue (or one model batch) may hold
 MIN_FACE = 12          # px across; smaller detections are left alone
 STAGES = ("decode", "detect", "align", "model", "compose", "encode")
 
@@ -272,6 +273,12 @@ def _model(p: _Pipeline, swapper: Swapper, batch: int, inp: queue.Queue,
             return
 
 
+def _depth(frames: int, info: media.MediaInfo) -> int:
+    """`frames`, or fewer when that many would pass FRAME_BUDGET: the usual depths hold ~50
+    frames in flight, 1.2 GB at 4K (25 MB a frame); sizes up to 1080p are not affected."""
+    return max(2, min(frames, FRAME_BUDGET // (info.width * info.height * 3)))
+
+
 def _check_paths(inp: Path, out: Path, video: bool) -> None:
     if out.resolve() == inp.resolve():
         raise UserError(f"{out}: the output would overwrite the input; pick another name")
@@ -315,9 +322,10 @@ def _convert_video(path: Path, swapper: Swapper, out: Path, s: ConvertSettings,
     look = Look(s.color, s.blend, s.mask, s.erode, s.blur)
     tracker = FaceTracker(s.smooth, s.fill_gap)
     p = _Pipeline(cancel)
-    q_frames, q_faces = queue.Queue(QUEUE_DEPTH), queue.Queue(QUEUE_DEPTH)
+    depth, batch = _depth(QUEUE_DEPTH, info), _depth(s.batch, info)
+    q_frames, q_faces = queue.Queue(depth), queue.Queue(depth)
     # Batches arrive in bursts: room for two keeps the encoder fed while the next one fills.
-    q_done = queue.Queue(max(QUEUE_DEPTH, min(2 * s.batch + 2, 64)))
+    q_done = queue.Queue(_depth(max(QUEUE_DEPTH, min(2 * s.batch + 2, 64)), info))
     writer = media.VideoWriter(out, info.width, info.height, info.fps, audio_from=path,
                                metadata={"comment": synthetic_tag(swapper)}, crf=s.crf,
                                audio_start=s.start, audio_end=s.end)
@@ -332,7 +340,7 @@ def _convert_video(path: Path, swapper: Swapper, out: Path, s: ConvertSettings,
             cv2.setNumThreads(max(1, cores // 4))
         p.spawn("decode", _decode, p, path, info, s, q_frames)
         p.spawn("analyse", _analyse, p, s, swapper, q_frames, q_faces, tracker)
-        p.spawn("model", _model, p, swapper, s.batch, q_faces, q_done)
+        p.spawn("model", _model, p, swapper, batch, q_faces, q_done)
         while True:
             try:
                 frame = p.get(q_done)

@@ -2,6 +2,8 @@
 
 The name a user gave a file is display text only; on disk it becomes uploads/<random>.<ext>
 with the extension taken from a fixed list, so no user string ever becomes a path.
+The command line checks its inputs against the same limits (`check_inputs`) when its
+--max-gb / --max-video-minutes flags are given, with the same sentences.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ GB = 1024 ** 3
 
 @dataclass
 class UploadSettings(SettingsBase):
-    max_gb: float = option(2.0, "largest upload accepted, in GB", low=0.01, high=1000.0)
+    max_gb: float = option(2.0, "largest video or photo accepted, in GB", low=0.01, high=1000.0)
     max_minutes: float = option(10.0, "longest video accepted, in minutes", low=0.05,
                                 high=600.0)
     downscale: int = option(0, "downscale videos wider than this many pixels before "
@@ -46,8 +48,8 @@ def check_media(path: Path, name: str, limits: UploadSettings, photos: bool) -> 
     if size == 0:
         raise UserError(f"{name}: the file is empty or missing.")
     if size > limits.max_gb * GB:
-        raise UserError(f"{name} is {size / GB:.2f} GB; the limit is {limits.max_gb:g} GB. "
-                        "Trim or compress it (or raise the limit in Advanced settings).")
+        raise UserError(f"{name} is {size / GB:.3g} GB; the limit is {limits.max_gb:g} GB. "
+                        "Trim or compress it first.")
     if media.is_video(name):
         try:
             info = media.probe(path)
@@ -55,8 +57,10 @@ def check_media(path: Path, name: str, limits: UploadSettings, photos: bool) -> 
             raise UserError(f"{name}: cannot read this video (damaged, truncated or not a "
                             "video file).") from exc
         if info.duration > limits.max_minutes * 60:
-            raise UserError(f"{name} lasts {info.duration / 60:.1f} minutes; the limit is "
-                            f"{limits.max_minutes:g} minutes. Trim it first.")
+            d = info.duration
+            lasts = f"{d:.1f} s ({d / 60:.2f} minutes)" if d < 60 else f"{d / 60:.2f} minutes"
+            raise UserError(f"{name} lasts {lasts}; the limit is {limits.max_minutes:g} "
+                            "minutes. Trim it first.")
         return Upload("", name, True, info.width, info.height, info.duration, info.frames)
     if photos and media.is_image(name):
         image = media.read_image(path)
@@ -64,6 +68,18 @@ def check_media(path: Path, name: str, limits: UploadSettings, photos: bool) -> 
     kinds = "a video (mp4, mov, mkv, webm, avi)" + (" or a photo (jpg, png, webp)"
                                                      if photos else "")
     raise UserError(f"{name}: not {kinds}.")
+
+
+def check_inputs(inputs: list[str | os.PathLike], limits: UploadSettings) -> None:
+    """The command line's check, before any work: every video and photo among `inputs`
+    (folders: the photos in them) against `limits`. Other files are left to the stage, which
+    names what it accepts."""
+    for raw in inputs:
+        p = Path(raw)
+        files = sorted(q for q in p.rglob("*") if media.is_image(q)) if p.is_dir() else [p]
+        for f in files:
+            if f.is_file() and (media.is_video(f) or media.is_image(f)):
+                check_media(f, f.name, limits, photos=True)
 
 
 def store_upload(workspace: Workspace, path: str | os.PathLike, name: str | None,

@@ -71,6 +71,9 @@ def launch_kwargs(workspace: Workspace, uploads: UploadSettings | None = None) -
         "allowed_paths": [str(root / "outputs")],
         "blocked_paths": [str(root / "uploads"), str(root / "facesets"), str(root / "models"),
                           str(root / "localswap.db")],
-        "max_file_size": int(uploads.max_gb * GB),
+        # Gradio's own cap stops an upload far over the limit while it arrives (gradio_client
+        # refuses it before sending). It sits at twice the limit, so a file a little over
+        # reaches check_media and gets its sentence rather than a byte count.
+        "max_file_size": int(2 * uploads.max_gb * GB),
         "footer_links": ["api"],
     }
