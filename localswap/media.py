@@ -11,6 +11,7 @@ as the timestamps say), so the output keeps the input's duration and audio sync.
 """
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import queue
@@ -26,7 +27,7 @@ import cv2
 import imageio_ffmpeg
 import numpy as np
 
-from localswap.errors import UserError
+from localswap.errors import DiskFullError, UserError
 
 
 class _NoRotationNote(logging.Filter):
@@ -288,6 +289,14 @@ class VideoWriter:
         os.replace(self.tmp, self.path)
         return self.path
 
+    @staticmethod
+    def remove_leftovers(path: str | os.PathLike) -> None:
+        """Delete the temp files of earlier writers of `path` whose process was killed (they
+        never got to clean up); only for an output that no other writer is making now."""
+        path = Path(path)
+        for stale in path.parent.glob(f".{glob.escape(path.stem)}.*.mp4"):
+            stale.unlink(missing_ok=True)
+
     def abort(self) -> None:
         if self._proc.poll() is None:
             self._proc.kill()
@@ -310,6 +319,7 @@ class VideoWriter:
 
 
 def _encode_error(stderr: str) -> Exception:
-    if re.search(r"No space left on device", stderr):
-        return UserError("disk full: the video could not be written")
+    if re.search(r"No space left on device|Disk quota exceeded", stderr):
+        return DiskFullError("disk full: the video could not be written; free some space "
+                             "and try again")
     return RuntimeError(f"ffmpeg failed: {stderr[-500:]}")

@@ -26,7 +26,7 @@ from localswap import __version__, media
 from localswap.convert.blend import Look, draw_label, face_width, paste
 from localswap.convert.smooth import FaceTracker
 from localswap.convert.swapper import Swapper
-from localswap.errors import UserError
+from localswap.errors import DiskFullError, UserError, is_disk_full
 from localswap.faces.align import transform_matrix, warp_face
 from localswap.faces.detect import make_backend
 from localswap.progress import Progress, no_progress
@@ -301,11 +301,17 @@ def convert(input: str | Path, model: str | Path | Swapper, out: str | Path,
         raise UserError(f"{input.name}: not a supported video (mp4, mov, mkv, webm, avi) or "
                         "image (jpg, png, bmp, webp, tif)")
     swapper = model if isinstance(model, Swapper) else Swapper(model, s.device, s.precision)
-    if input.is_dir() or media.is_image(input):
-        from localswap.convert.photos import convert_photos
-        return convert_photos(input, swapper, out, s, progress, cancel)
-    _check_paths(input, out, video=True)
-    return _convert_video(input, swapper, out, s, progress, cancel)
+    try:
+        if input.is_dir() or media.is_image(input):
+            from localswap.convert.photos import convert_photos
+            return convert_photos(input, swapper, out, s, progress, cancel)
+        _check_paths(input, out, video=True)
+        return _convert_video(input, swapper, out, s, progress, cancel)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        raise DiskFullError(f"disk full while writing {out}: free some space and convert "
+                            "again") from exc
 
 
 def _convert_video(path: Path, swapper: Swapper, out: Path, s: ConvertSettings,

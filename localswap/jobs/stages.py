@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localswap import media
-from localswap.errors import NoFacesError, UserError
+from localswap.errors import DiskFullError, NoFacesError, UserError, is_disk_full
 from localswap.jobs.recorder import Recorder, Stopped
 from localswap.jobs.store import Job
 from localswap.settings import ExtractSettings
@@ -203,6 +203,7 @@ def convert(ctx: Context) -> dict:
     from localswap.pipeline import run_stage
     job = swap_job(ctx)
     job.out = output_path(ctx, _iteration(job.model_dir))
+    media.VideoWriter.remove_leftovers(job.out)     # of a run killed half way
     try:
         result = run_stage(job, "convert", ctx.workspace, ctx.progress, ctx.stop)
     except Cancelled as exc:
@@ -216,6 +217,7 @@ def quick_convert(ctx: Context) -> dict:
     from localswap.settings import ConvertSettings
     model = model_dir(ctx)
     out = output_path(ctx, _iteration(model))
+    media.VideoWriter.remove_leftovers(out)         # of a run killed half way
     try:
         result = run_convert(target_path(ctx), model, out,
                              _settings(ctx, ConvertSettings, "convert"), ctx.progress, ctx.stop)
@@ -235,8 +237,8 @@ def describe(exc: Exception, stage: str) -> str:
     name = type(exc).__name__
     if "OutOfMemory" in name or "out of memory" in str(exc).lower():
         return f"{TITLES[stage]} ran out of GPU memory."
-    if isinstance(exc, OSError) and getattr(exc, "errno", None) == 28:
-        return "The disk is full."
+    if is_disk_full(exc):
+        return f"Disk full: {TITLES[stage].lower()} could not write its files."
     first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else name
     return f"{TITLES[stage]} stopped with an unexpected error ({name}: {first})."
 
@@ -244,6 +246,8 @@ def describe(exc: Exception, stage: str) -> str:
 def hint_for(exc: Exception, stage: str) -> str:
     """What to try next, for the usual causes."""
     text = str(exc).lower()
+    if isinstance(exc, DiskFullError) or is_disk_full(exc):     # first: paths may say anything
+        return "Free some disk space in the workspace, then resume the job."
     if isinstance(exc, NoFacesError) or "no usable face" in text or "not enough faces" in text:
         return ("Not enough faces: use a video or photos where one face is clearly visible, "
                 "well lit and large in the frame, or add more photos of the person.")
@@ -252,7 +256,7 @@ def hint_for(exc: Exception, stage: str) -> str:
                 "downscale long, large videos before starting.")
     if "out of memory" in text or "OutOfMemory" in type(exc).__name__:
         return "Choose a smaller resolution or batch size in Advanced mode, then resume."
-    if "disk full" in text or getattr(exc, "errno", None) == 28:
+    if "disk full" in text:
         return "Free some disk space in the workspace, then resume the job."
     if isinstance(exc, UserError):
         return "Check the files and settings named above, then start again."

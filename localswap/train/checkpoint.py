@@ -7,11 +7,14 @@
     DIR/backup/                 the same three files from the save with the best average loss
     DIR/previews/               preview grids
 
-Every file is written atomically (temp file, fsync, rename). A crash between files, a truncated
-or corrupted file, all show up as a hash mismatch on load, and the backup is used instead.
+Every file is written atomically (temp file, fsync, rename), and a save writes all three before
+it renames any, so a save that fails (a full disk) leaves the last one whole. A crash between
+renames, a truncated or corrupted file, all show up as a hash mismatch on load, and the backup
+is used instead.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -23,7 +26,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save as st_save
 
 from localswap.errors import UserError
-from localswap.workspace import atomic_write_bytes, atomic_write_json, file_sha256
+from localswap.workspace import AtomicFile, file_sha256
 
 MODEL, OPTIMIZER, MANIFEST, BACKUP = ("model.safetensors", "optimizer.safetensors",
                                       "manifest.json", "backup")
@@ -65,9 +68,15 @@ def optimizer_state(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) 
 
 
 def _write(folder: Path, model_b: bytes, optim_b: bytes, manifest: dict) -> None:
-    atomic_write_bytes(folder / MODEL, model_b)
-    atomic_write_bytes(folder / OPTIMIZER, optim_b)
-    atomic_write_json(folder / MANIFEST, manifest)
+    """All three files go to temp files first and are renamed only once all are whole, so a
+    full disk (or any failed write) leaves the previous checkpoint exactly as it was. The
+    stack renames in reverse order of entry: model, optimizer, then the manifest."""
+    with contextlib.ExitStack() as stack:
+        tmp = {name: stack.enter_context(AtomicFile(folder / name))
+               for name in (MANIFEST, OPTIMIZER, MODEL)}
+        tmp[MODEL].write_bytes(model_b)
+        tmp[OPTIMIZER].write_bytes(optim_b)
+        tmp[MANIFEST].write_bytes(json.dumps(manifest, indent=1).encode())
 
 
 def save(model_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,

@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from localswap import __version__, gpu
-from localswap.errors import UserError
+from localswap.errors import DiskFullError, UserError, is_disk_full
 from localswap.faces.faceset import Faceset
 from localswap.progress import Progress, no_progress
 from localswap.settings import TrainSettings
@@ -120,6 +120,14 @@ def train(source: str | Path, target: str | Path, model_dir: str | Path,
     d = distributed.setup(settings.device)
     try:
         return _train(Path(source), Path(target), model_dir, settings, progress, cancel, d)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        kept = (checkpoint.read_manifest(model_dir) or {}).get("iteration")
+        raise DiskFullError(
+            f"disk full while training {model_dir}: free some space and train again; "
+            + (f"it continues from the last checkpoint (iteration {kept})"
+               if kept is not None else "nothing was saved yet")) from exc
     finally:
         distributed.teardown(d)
 
