@@ -1,8 +1,9 @@
 """The Gradio app: four panels over one job runner. Only localswap/ui imports gradio.
 
 Every tab and every share-link visitor reads the same job snapshots; the runner thread owns
-the device. `launch_app` holds the launch settings the security rules depend on (telemetry off,
-files served only from the workspace's outputs and model previews).
+the device. Telemetry is off; `launch_kwargs` holds the launch settings the security rules
+depend on (files served only from the workspace's outputs; with a password, a login on every
+route).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 
 from localswap import __version__  # noqa: E402
 from localswap.jobs.runner import Runner  # noqa: E402
@@ -18,6 +20,7 @@ from localswap.jobs.snapshot import Snapshots  # noqa: E402
 from localswap.jobs.uploads import GB, UploadSettings  # noqa: E402
 from localswap.ui import api, job_view, models_panel, new_swap, system_panel  # noqa: E402
 from localswap.ui.context import Context  # noqa: E402
+from localswap.ui.security import RequireLogin  # noqa: E402
 from localswap.workspace import Workspace  # noqa: E402
 
 CACHE_CLEANUP = (3600, 24 * 3600)   # every hour, drop Gradio cache files older than a day
@@ -70,10 +73,13 @@ def launch_kwargs(workspace: Workspace, uploads: UploadSettings | None = None) -
         # and the database are blocked even if a path to them were ever handed out.
         "allowed_paths": [str(root / "outputs")],
         "blocked_paths": [str(root / "uploads"), str(root / "facesets"), str(root / "models"),
-                          str(root / "localswap.db")],
+                          *(str(root / f"localswap.db{end}") for end in ("", "-wal", "-shm"))],
         # Gradio's own cap stops an upload far over the limit while it arrives (gradio_client
         # refuses it before sending). It sits at twice the limit, so a file a little over
         # reaches check_media and gets its sentence rather than a byte count.
         "max_file_size": int(2 * uploads.max_gb * GB),
+        # With a password, every route but the login page's needs the login (Gradio's own
+        # check leaves some out): see localswap/ui/security.py.
+        "app_kwargs": {"middleware": [Middleware(RequireLogin)]},
         "footer_links": ["api"],
     }
