@@ -43,6 +43,13 @@ def one_thread():
 
 
 @pytest.fixture
+def one_thread_workers(monkeypatch):
+    """Job workers are spawned processes: one torch thread each, as in this process (on a
+    shared 2-core CPU a second thread mostly spin-waits; training ran 2-3x slower)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture
 def disk(tmp_path):
     """A 24 MB tmpfs: room for a tiny model's checkpoint, its backup and a save in progress."""
     with small_disk(tmp_path / "disk", 24 * 1024) as d:
@@ -125,7 +132,8 @@ def test_disk_full_while_training_keeps_the_last_checkpoint(facesets, disk):
     assert checkpoint.load(model).manifest["iteration"] == 8 and not hidden(disk)
 
 
-def test_disk_full_in_a_job_fails_in_words_then_resumes(tmp_path, video_a, video_b):
+def test_disk_full_in_a_job_fails_in_words_then_resumes(tmp_path, video_a, video_b,
+                                                      one_thread_workers):
     ws = Workspace(tmp_path / "ws")
     with small_disk(ws.root / "models", 24 * 1024) as models:
         if models is None:
@@ -200,7 +208,7 @@ JOBS = 20
 
 
 def test_twenty_queued_jobs_run_in_order_across_a_kill(tmp_path, tmp_path_factory, faceset_a,
-                                                       faceset_b):
+                                                       faceset_b, one_thread_workers):
     ws = Workspace(tmp_path / "ws")
     install_tiny_model(ws.root / "models", tmp_path_factory.getbasetemp(), faceset_a,
                        faceset_b)
