@@ -72,6 +72,18 @@ class AtomicFile:
             raise
 
 
+def remove_temp_files(folder: str | os.PathLike, suffix: str = ".tmp") -> list[str]:
+    """Delete the temp files AtomicFile leaves behind when its process is killed mid-write
+    ('.<name>.<random><suffix>' in `folder`). Call it only where no other writer is running;
+    returns the names removed."""
+    removed = []
+    for p in Path(folder).glob(f".*{suffix}"):
+        if p.is_file() and not p.is_symlink():
+            p.unlink(missing_ok=True)
+            removed.append(p.name)
+    return removed
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temp file in the same folder, fsync, then rename: never a half file."""
     with AtomicFile(path) as tmp:

@@ -103,7 +103,13 @@ def test_resume_continues_exactly(facesets, tmp_path):
     s = dict(preview_every=3, save_every=3)
     train(src, tgt, straight, tiny(iterations=10, **s))
     first = train(src, tgt, resumed, tiny(iterations=6, **s))
+    # A save cut off by kill -9 leaves hidden temp files; the next run clears them.
+    leftovers = [resumed / ".model.safetensors.k1ll3d.tmp",
+                 resumed / "backup" / ".optimizer.safetensors.k1ll3d.tmp"]
+    for p in leftovers:
+        p.write_bytes(b"half a checkpoint")
     second = train(src, tgt, resumed, tiny(iterations=10, **s))
+    assert not any(p.exists() for p in leftovers)
     assert first.iteration == 6 and second.start_iteration == 6 and second.iteration == 10
     for name in ("model.safetensors", "optimizer.safetensors"):
         a, b = load_file(straight / name), load_file(resumed / name)

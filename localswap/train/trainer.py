@@ -23,6 +23,7 @@ from localswap.faces.faceset import Faceset
 from localswap.progress import Progress, no_progress
 from localswap.settings import TrainSettings
 from localswap.train import checkpoint, distributed
+from localswap.workspace import remove_temp_files
 from localswap.train.augment import AugmentSettings
 from localswap.train.data import FaceData
 from localswap.train.models import build_model
@@ -143,6 +144,10 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
 
     # -- 1. what to train: the existing model's settings, or a plan for this device ----------
     fs_a, fs_b = Faceset.load(target), Faceset.load(source)
+    if d.main:      # a save cut off by a kill leaves hidden temp files; this run owns the dir
+        for folder in (model_dir, model_dir / checkpoint.BACKUP):
+            if folder.is_dir():
+                remove_temp_files(folder)
     if fs_a.face_type != fs_b.face_type:
         raise UserError(f"the facesets hold different face types ({fs_a.face_type} in "
                         f"{target}, {fs_b.face_type} in {source}): extract both the same way")
