@@ -169,6 +169,8 @@ def test_swap_in_the_browser(launched, browser, video_a, video_b):
     training = screenshot(page, "job-training.png")
     # A reload loses nothing: the same job, its losses and previews come back.
     page.reload()
+    # A reload lands on the Job tab while the job runs; it may have finished by now.
+    page.get_by_role("tab", name="Job").click()
     page.locator("#job-status").get_by_text("astronaut.mp4").wait_for(timeout=30_000)
     page.locator("#preview img").wait_for(timeout=30_000)
     wait_for(lambda: loss_lines(page) == 2, 30, what="the loss plot after a reload")

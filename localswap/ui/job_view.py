@@ -20,6 +20,7 @@ from localswap.jobs.snapshot import Snapshot, eta_text
 from localswap.jobs.store import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING
 from localswap.ui.context import Context, human_error
 
+PLOT_SECONDS = 10.0
 LOSS_HELP = (
     "**What the loss means.** Loss is how far the model's rebuilt faces are from the real ones "
     "(0 = identical). A is the target's face, B the source's. It falls quickly at first, then "
@@ -104,8 +105,9 @@ def _listen(ctx: Context, v: JobView) -> None:
         return refresh(ctx, job_id, seen)
 
     # Polls are read-only and cheap: let any number run at once.
+    # No progress overlay on a poll: its animation alone kept a tab busy drawing.
     v.timer.tick(tick, [v.job, v.seen], v.outputs(), concurrency_limit=None,
-                 api_visibility="private")
+                 show_progress="hidden", api_visibility="private")
     v.job.select(lambda j, s: refresh(ctx, j, {}), [v.job, v.seen], v.outputs(),
                  concurrency_limit=None, api_visibility="private")
 
@@ -176,19 +178,25 @@ def refresh(ctx: Context, job_id, seen: dict) -> list:
         visible=job.status == FAILED and bool(job.error),
         value=f"**{html.escape(job.error)}**\n\nWhat to try: {html.escape(job.hint)}"))
     trains = job.kind == "swap"       # a quick swap has no loss, previews or timelapse
-    _put(out, seen, "plot", (job.id, len(snap.losses), snap.losses[-1]["iteration"]
-                             if snap.losses else 0, trains),
-         lambda: gr.update(value=_losses_frame(snap.losses) if snap.losses else None,
-                           visible=trains))
+    # While a job runs its curve is redrawn at most every PLOT_SECONDS: a redraw costs a tab
+    # far more than the figures in the status line, which follow every poll.
+    now = time.monotonic()
+    if not (job.status == RUNNING and seen.get("plot.job") == job.id
+            and now - seen.get("plot.at", 0.0) < PLOT_SECONDS):
+        before = seen.get("plot")
+        _put_shown(out, seen, "plot", trains, (job.id, job.status, len(snap.losses),
+                                               snap.losses[-1]["iteration"]
+                                               if snap.losses else 0),
+                   lambda: _losses_frame(snap.losses) if snap.losses else None)
+        if seen.get("plot") != before:
+            seen["plot.job"], seen["plot.at"] = job.id, now
     _put(out, seen, "plateau", snap.plateau if snap.losses else "",
          lambda: snap.plateau if snap.losses else "")
-    _put(out, seen, "preview", (snap.preview, trains),
-         lambda: gr.update(value=preview_image(snap.preview), visible=trains))
-    _put(out, seen, "gallery", (tuple(p["path"] for p in snap.previews), trains),
-         lambda: gr.update(value=[(img, f"iteration {p.get('iteration', '?')}")
-                                  for p in snap.previews
-                                  if (img := preview_image(p["path"])) is not None],
-                           visible=trains))
+    _put_shown(out, seen, "preview", trains, snap.preview,
+               lambda: preview_image(snap.preview))
+    _put_shown(out, seen, "gallery", trains, tuple(p["path"] for p in snap.previews),
+               lambda: [(img, f"iteration {p.get('iteration', '?')}") for p in snap.previews
+                        if (img := preview_image(p["path"])) is not None])
     _put(out, seen, "log", len(snap.log) and snap.log[-1], lambda: "\n".join(snap.log))
     running_train = job.status == RUNNING and job.stage == "train"
     can_continue = job.kind == "swap" and job.status in (DONE, CANCELLED) and bool(
@@ -229,6 +237,19 @@ def _put(out: dict, seen: dict, key: str, signature, make) -> None:
     if seen.get(key) != sig:
         seen[key] = sig
         out[key] = make()
+
+
+def _put_shown(out: dict, seen: dict, key: str, visible: bool, signature, make) -> None:
+    """_put for a component that can be hidden. While its visibility stays the same it gets
+    a plain value: a gr.update makes Gradio rebuild the component's config (with a JSON
+    schema) on every poll, which was most of the server's cost per polling tab."""
+    shown = repr(bool(visible))
+    if seen.get(key + ".visible") != shown:
+        seen[key + ".visible"] = shown
+        seen[key] = repr(signature)
+        out[key] = gr.update(value=make(), visible=bool(visible))
+    else:
+        _put(out, seen, key, signature, make)
 
 
 def _ordered(out: dict, seen: dict) -> list:
