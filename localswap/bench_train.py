@@ -19,7 +19,7 @@ from localswap.train.augment import AugmentSettings, augment
 from localswap.train.data import FaceData
 from localswap.train.losses import face_loss
 from localswap.train.models import build_model
-from localswap.train.step import DTYPES, Step
+from localswap.train.step import DTYPES, Step, make_optimizer
 
 CONFIGS = [("original", 64), ("localswap", 64), ("localswap", 128)]
 
@@ -78,7 +78,7 @@ def make_step(arch: str, res: int, fs_a: Path, fs_b: Path, device: torch.device,
                     cpu_precision="bf16" if gpu.cpu_has_native_bf16() else "fp32")
     torch.manual_seed(0)
     model = build_model(arch, res, plan.width).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=5e-5, betas=(0.5, 0.999))
+    opt = make_optimizer(model, 5e-5)          # the trainer's optimizer
     step = Step(model, opt, FaceData(fs_a, res, device), FaceData(fs_b, res, device), device,
                 plan.precision, AugmentSettings())
     return step, plan

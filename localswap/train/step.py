@@ -21,6 +21,34 @@ from localswap.train.losses import face_loss
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
 
+def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam with beta1 0.5, as DeepFaceLab and faceswap train these autoencoders; the fused
+    kernel where this torch has one for the device (one pass per tensor instead of a dozen:
+    20% of the `original` step on a 2-core CPU)."""
+    params = list(model.parameters())
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999), fused=True)
+    except (RuntimeError, ValueError, TypeError):
+        return torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999))
+
+
+def keep_fused(optimizer: torch.optim.Optimizer, fused) -> None:
+    """After load_state_dict (which brings back the saved groups' settings), run the kernel
+    chosen for this device, not the one the checkpoint was made with. The fused kernel walks
+    a parameter and its moments as flat memory, so moments read back from a file (plain
+    contiguous) must get their parameter's layout again (channels_last for convolutions):
+    without this a resumed run silently mixes up the moments of different weights."""
+    for group in optimizer.param_groups:
+        group["fused"] = fused
+        if fused:
+            group["foreach"] = None
+        for p in group["params"]:
+            state = optimizer.state.get(p, {})
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.shape == p.shape:
+                    state[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
+
+
 @dataclass
 class StepResult:
     loss_a: float

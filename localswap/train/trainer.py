@@ -29,7 +29,8 @@ from localswap.train.data import FaceData
 from localswap.train.models import build_model
 from localswap.train.plateau import fit_decay
 from localswap.train.preview import preview_rows, write_preview
-from localswap.train.step import DTYPES, Step, run_with_oom_retry
+from localswap.train.step import DTYPES, Step, keep_fused, make_optimizer, \
+    run_with_oom_retry
 
 IMMUTABLE = ("arch", "resolution", "width")
 PREVIEW_FACES = 6
@@ -194,8 +195,8 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
         model = build_model(arch, res, width).to(device)
-    # Adam with beta1 0.5, as DeepFaceLab and faceswap train these autoencoders.
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, betas=(0.5, 0.999))
+    optimizer = make_optimizer(model, settings.lr)
+    fused = optimizer.param_groups[0].get("fused")
     state = dict(history=[], window=[0.0, 0.0, 0], since_save=[0.0, 0], best_loss=math.inf,
                  elapsed_s=0.0, created=time.strftime("%Y-%m-%dT%H:%M:%S"))
 
@@ -207,6 +208,7 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
                             f"width {width} model ({str(exc).splitlines()[0][:160]})") from exc
         if loaded.optimizer is not None:
             optimizer.load_state_dict(loaded.optimizer)
+            keep_fused(optimizer, fused)
         else:
             note("the model dir has no optimizer state: Adam starts afresh")
         for group in optimizer.param_groups:
