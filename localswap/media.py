@@ -28,6 +28,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from localswap.errors import DiskFullError, UserError
+from localswap.workspace import remove_temp_files
 
 
 class _NoRotationNote(logging.Filter):
@@ -294,8 +295,7 @@ class VideoWriter:
         """Delete the temp files of earlier writers of `path` whose process was killed (they
         never got to clean up); only for an output that no other writer is making now."""
         path = Path(path)
-        for stale in path.parent.glob(f".{glob.escape(path.stem)}.*.mp4"):
-            stale.unlink(missing_ok=True)
+        remove_temp_files(path.parent, glob.escape(path.stem), ".mp4")
 
     def abort(self) -> None:
         if self._proc.poll() is None:

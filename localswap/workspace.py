@@ -72,16 +72,13 @@ class AtomicFile:
             raise
 
 
-def remove_temp_files(folder: str | os.PathLike, suffix: str = ".tmp") -> list[str]:
-    """Delete the temp files AtomicFile leaves behind when its process is killed mid-write
-    ('.<name>.<random><suffix>' in `folder`). Call it only where no other writer is running;
-    returns the names removed."""
-    removed = []
-    for p in Path(folder).glob(f".*{suffix}"):
+def remove_temp_files(folder: str | os.PathLike, name: str = "*", suffix: str = ".tmp") -> None:
+    """Delete the temp files a writer killed mid-write leaves in `folder` (AtomicFile's and the
+    video writer's '.<name>.<random><suffix>'); `name` is a glob pattern. Call it only where
+    no other writer is running."""
+    for p in Path(folder).glob(f".{name}.*{suffix}"):
         if p.is_file() and not p.is_symlink():
             p.unlink(missing_ok=True)
-            removed.append(p.name)
-    return removed
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

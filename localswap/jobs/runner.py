@@ -102,12 +102,13 @@ class Runner:
             return
         error = ("The worker process was killed (out of memory?)" if code == -signal.SIGKILL
                  else f"The worker process crashed (exit code {code})")
+        title = stages.TITLES.get(job.stage, job.stage)
         self.store.add_events(job_id, [("log", {"text": error + ".", "stage": job.stage})])
         self.store.update(job_id, status=FAILED, finished=time.time(), control="",
-                          error=f"{error} while {stages.TITLES.get(job.stage, job.stage).lower()}.",
+                          error=f"{error} while {title.lower()}.",
                           hint="Resume continues from the last checkpoint; if it happens again, "
                                "choose a smaller resolution or batch, or downscale the video.",
-                          message=f"{stages.TITLES.get(job.stage, job.stage)} failed.")
+                          message=f"{title} failed.")
 
     @property
     def current(self) -> int | None:

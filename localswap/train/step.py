@@ -32,16 +32,16 @@ def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
         return torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999))
 
 
-def keep_fused(optimizer: torch.optim.Optimizer, fused) -> None:
-    """After load_state_dict (which brings back the saved groups' settings), run the kernel
-    chosen for this device, not the one the checkpoint was made with. The fused kernel walks
-    a parameter and its moments as flat memory, so moments read back from a file (plain
-    contiguous) must get their parameter's layout again (channels_last for convolutions):
-    without this a resumed run silently mixes up the moments of different weights."""
-    for group in optimizer.param_groups:
-        group["fused"] = fused
-        if fused:
-            group["foreach"] = None
+def restore_optimizer(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """load_state_dict, keeping the kernel chosen for this device (load_state_dict brings back
+    the saved groups' settings, fused or not). The fused kernel walks a parameter and its
+    moments as flat memory, so moments read back from a file (plain contiguous) get their
+    parameter's layout again (channels_last for convolutions): without this a resumed run
+    silently mixes up the moments of different weights."""
+    chosen = [(g.get("fused"), g.get("foreach")) for g in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, (fused, foreach) in zip(optimizer.param_groups, chosen):
+        group["fused"], group["foreach"] = fused, foreach
         for p in group["params"]:
             state = optimizer.state.get(p, {})
             for key, value in state.items():

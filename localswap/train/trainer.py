@@ -23,14 +23,14 @@ from localswap.faces.faceset import Faceset
 from localswap.progress import Progress, no_progress
 from localswap.settings import TrainSettings
 from localswap.train import checkpoint, distributed
-from localswap.workspace import remove_temp_files
 from localswap.train.augment import AugmentSettings
 from localswap.train.data import FaceData
 from localswap.train.models import build_model
 from localswap.train.plateau import fit_decay
 from localswap.train.preview import preview_rows, write_preview
-from localswap.train.step import DTYPES, Step, keep_fused, make_optimizer, \
+from localswap.train.step import DTYPES, Step, make_optimizer, restore_optimizer, \
     run_with_oom_retry
+from localswap.workspace import remove_temp_files
 
 IMMUTABLE = ("arch", "resolution", "width")
 PREVIEW_FACES = 6
@@ -196,7 +196,6 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
         torch.manual_seed(settings.seed)
         model = build_model(arch, res, width).to(device)
     optimizer = make_optimizer(model, settings.lr)
-    fused = optimizer.param_groups[0].get("fused")
     state = dict(history=[], window=[0.0, 0.0, 0], since_save=[0.0, 0], best_loss=math.inf,
                  elapsed_s=0.0, created=time.strftime("%Y-%m-%dT%H:%M:%S"))
 
@@ -207,8 +206,7 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
             raise UserError(f"{model_dir}: the stored weights do not fit a {arch} {res} px "
                             f"width {width} model ({str(exc).splitlines()[0][:160]})") from exc
         if loaded.optimizer is not None:
-            optimizer.load_state_dict(loaded.optimizer)
-            keep_fused(optimizer, fused)
+            restore_optimizer(optimizer, loaded.optimizer)
         else:
             note("the model dir has no optimizer state: Adam starts afresh")
         for group in optimizer.param_groups:
