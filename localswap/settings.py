@@ -159,17 +159,28 @@ class TrainSettings(SettingsBase):
     precision: str = option("auto", "arithmetic: auto = bf16/fp16 autocast where the device "
                             "supports it", choices=PRECISIONS)
     device: str = option("auto", "training device", choices=DEVICES)
-    lr: float = option(5e-5, "Adam learning rate", low=1e-7, high=1e-2)
+    lr: float = option(5e-5, "peak Adam learning rate", low=1e-7, high=1e-2)
+    warmup: int = option(200, "iterations of linear learning-rate warm-up at the start of a "
+                         "new model", low=0)
+    schedule: str = option("cosine", "learning rate after the warm-up: cosine (decays to a "
+                           "tenth of the peak by the end of the run) or constant",
+                           choices=("cosine", "constant"))
     clip_grad: float = option(0.0, "clip the gradient norm to this value (0 = off)", low=0.0,
                               high=1e6)
     eyes_mouth_weight: float = option(3.0, "extra loss weight on eyes and mouth", low=0.0,
                                       high=100.0)
     warp: bool = option(True, "randomly warp the input faces (what teaches the swap)")
+    sharpen: float = option(0.0, "final share of the run trained without random warp, which "
+                            "sharpens detail (DeepFaceLab's trick); 0 = warp throughout",
+                            low=0.0, high=0.9)
     flip: bool = option(True, "randomly mirror faces")
     save_every: int = option(1000, "save the model every N iterations", low=1)
     save_minutes: float = option(10.0, "also save every M minutes (0 = off)", low=0.0)
     preview_every: int = option(200, "write a preview grid and a loss-history point every K "
                                 "iterations", low=1)
+    preview_seconds: float = option(20.0, "also write a preview when S seconds passed since "
+                                    "the last one, so a slow run shows progress (0 = off)",
+                                    low=0.0)
     max_minutes: float = option(0.0, "stop this run after this many minutes (0 = no limit)",
                                 low=0.0)
     plateau: float = option(0.0, "stop when an exponential-decay fit of the loss predicts less "

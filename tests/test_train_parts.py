@@ -217,3 +217,67 @@ def test_decay_fit_estimates_the_remaining_improvement():
     early = fit_decay(t[:10], y[:10])
     assert early.remaining > 0.3
     assert fit_decay(t[:5], y[:5]) is None and fit_decay(t, t * 0.001) is None
+
+
+# -- recipe: ICNR upscales, learning-rate schedule, sharpening phase, previews ---------------
+def test_upscales_start_without_a_checkerboard():
+    """ICNR: at initialisation each pixel-shuffle block of 2x2 outputs is one value."""
+    from localswap.train.models import Up
+    torch.manual_seed(0)
+    model = build_model("localswap", 64, 8, channels_last=False)
+    ups = [m for m in model.modules() if isinstance(m, Up)]
+    assert len(ups) >= 4
+    for up in ups:
+        x = torch.randn(2, up.conv.in_channels, 5, 5)
+        y = up(x)
+        blocks = y.unfold(2, 2, 2).unfold(3, 2, 2).flatten(-2)   # (N, C, H/2, W/2, 4)
+        assert torch.allclose(blocks, blocks[..., :1].expand_as(blocks))
+        assert y.std() > 0.05                                     # and not all zeros
+
+
+def test_learning_rate_warms_up_peaks_and_decays_on_iterations_or_time():
+    from localswap.settings import TrainSettings
+    from localswap.train import schedule
+    s = TrainSettings(iterations=10_000, lr=2e-4, warmup=200)
+    lr = lambda it: schedule.learning_rate(s, it, schedule.progress(s, it, 0.0))  # noqa: E731
+    assert lr(0) == pytest.approx(2e-4 / 200) and lr(99) == pytest.approx(1e-4)
+    assert lr(200) == pytest.approx(2e-4, rel=1e-3)
+    assert lr(5000) == pytest.approx(2e-4 * (0.1 + 0.9 * 0.5), rel=1e-6)   # half-way down
+    assert lr(10_000) == pytest.approx(2e-5)
+    assert all(lr(i) >= lr(i + 500) for i in range(200, 9500, 500))
+    # A time budget (Basic mode): progress follows the clock when it is ahead.
+    t = TrainSettings(iterations=10 ** 7, lr=2e-4, max_minutes=10.0)
+    assert schedule.progress(t, 5000, 300.0) == pytest.approx(0.5)
+    assert schedule.learning_rate(t, 5000, 1.0) == pytest.approx(2e-5)
+    flat = TrainSettings(iterations=1000, lr=2e-4, schedule="constant")
+    assert schedule.learning_rate(flat, 900, 0.9) == 2e-4
+    assert schedule.learning_rate(TrainSettings(iterations=40, warmup=200), 0, 0.0) \
+        == pytest.approx(5e-5 / 4)                       # a 40-iteration run warms up over 4
+
+
+def test_sharpening_phase_switches_warp_off_at_the_end():
+    from localswap.settings import TrainSettings
+    from localswap.train import schedule
+    s = TrainSettings(sharpen=0.25)
+    assert schedule.warp_on(s, 0.0) and schedule.warp_on(s, 0.74)
+    assert not schedule.warp_on(s, 0.75) and not schedule.warp_on(s, 1.0)
+    assert not schedule.warp_on(TrainSettings(warp=False), 0.0)
+    assert schedule.warp_on(TrainSettings(sharpen=0.0), 0.99)
+
+
+def test_preview_shows_the_original_crop_outside_the_face(data_a):
+    from localswap.train.preview import grid_image, preview_rows
+    torch.manual_seed(0)
+    model = build_model("localswap", 64, 8)
+    faces = data_a.first(3)
+    rows = preview_rows(model, faces, faces[:2])       # B has fewer faces: blank cells
+    a, hull = faces[:, :3].float() / 255, faces[:, 3:4].float() / 255
+    outside = torch.nn.functional.max_pool2d(hull, 9, stride=1, padding=4) == 0
+    assert outside.sum() > 500
+    for row in rows[1:3]:                              # A>A and A>B: A's crop outside the hull
+        assert torch.equal(row.expand_as(a)[outside.expand_as(a)], a[outside.expand_as(a)])
+    inside = hull > 0.99
+    assert (rows[2] - a).abs()[inside.expand_as(a)].mean() > 0.05   # the model's face inside
+    grid = grid_image(rows)
+    assert grid.shape[:2] == (6 * 64, 56 + 3 * 64)
+    assert grid[3 * 64:, 56 + 2 * 64:].max() == 0      # B's missing third face is blank

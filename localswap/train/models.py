@@ -45,6 +45,16 @@ class Up(nn.Module):
     def forward(self, x):
         return F.pixel_shuffle(_lrelu(self.conv(x)), 2)
 
+    def icnr_(self) -> None:
+        """ICNR (Aitken et al. 2017): the four sub-pixel kernels of each output channel start
+        equal, so the upscale starts as nearest-neighbour and not as a checkerboard."""
+        w = self.conv.weight
+        cout = w.shape[0] // 4
+        base = torch.empty(cout, *w.shape[1:], dtype=w.dtype, device=w.device)
+        nn.init.kaiming_uniform_(base, nonlinearity="relu")
+        with torch.no_grad():
+            w.copy_(base.repeat_interleave(4, dim=0))
+
 
 class Res(nn.Module):
     """x + conv(lrelu(conv(x))), then LeakyReLU (the DeepFaceLab decoder block)."""
@@ -118,6 +128,9 @@ class SwapModel(nn.Module):
             elif isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
+        for m in self.modules():
+            if isinstance(m, Up):
+                m.icnr_()
 
 
 class Original(SwapModel):

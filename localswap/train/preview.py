@@ -15,31 +15,48 @@ MAX_CELL = 192      # previews of 512 px models are scaled down: a grid, not a g
 KEEP = 50           # preview files kept in DIR/previews (the latest is also DIR/preview.png)
 
 
+def composite(face: torch.Tensor, out: tuple, hull: torch.Tensor) -> torch.Tensor:
+    """The model's face pasted over the original crop, as conversion does: inside the face hull
+    (and the learned mask, where the model has one), feathered. Outside the hull the decoder
+    learns nothing, so showing its raw output there would show noise the video never gets."""
+    rgb, learned = out
+    mask = hull if learned is None else hull * learned.float()
+    k = max(3, face.shape[-1] // 16) | 1
+    mask = torch.nn.functional.avg_pool2d(mask, k, stride=1, padding=k // 2,
+                                          count_include_pad=False)
+    return rgb.float() * mask + face * (1 - mask)
+
+
 @torch.no_grad()
 def preview_rows(model, faces_a: torch.Tensor, faces_b: torch.Tensor, dtype=None):
-    """uint8 (N, 6, R, R) unaugmented faces -> six float (N, 3, R, R) rows."""
+    """uint8 (N, 6, R, R) unaugmented faces -> six float (N, 3, R, R) rows, each model output
+    composited over the face it was made from."""
     was_training = model.training
     model.eval()
-    a = faces_a[:, :3].float() / 255
-    b = faces_b[:, :3].float() / 255
+    a, hull_a = faces_a[:, :3].float() / 255, faces_a[:, 3:4].float() / 255
+    b, hull_b = faces_b[:, :3].float() / 255, faces_b[:, 3:4].float() / 255
     with torch.autocast(a.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         za, zb = model.encode(a), model.encode(b)
-        rows = [a, model.decode(za, "a")[0], model.decode(za, "b")[0],
-                b, model.decode(zb, "b")[0], model.decode(zb, "a")[0]]
+        outs = [model.decode(za, "a"), model.decode(za, "b"),
+                model.decode(zb, "b"), model.decode(zb, "a")]
     model.train(was_training)
+    rows = [a, composite(a, outs[0], hull_a), composite(a, outs[1], hull_a),
+            b, composite(b, outs[2], hull_b), composite(b, outs[3], hull_b)]
     return [r.float().clamp(0, 1) for r in rows]
 
 
 def grid_image(rows: list[torch.Tensor]) -> np.ndarray:
     """RGB uint8 grid with a label column."""
-    n, _, r, _ = rows[0].shape
+    n = max(row.shape[0] for row in rows)      # a faceset with fewer faces leaves blanks
+    r = rows[0].shape[-1]
     cell = min(r, MAX_CELL)
     lines = []
     for name, row in zip(ROWS, rows):
         if cell != r:
             row = torch.nn.functional.interpolate(row, size=(cell, cell), mode="area")
         img = (row.permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-        strip = np.concatenate(list(img), 1)
+        strip = np.zeros((cell, n * cell, 3), np.uint8)
+        strip[:, :img.shape[0] * cell] = np.concatenate(list(img), 1)
         label = np.full((cell, LABEL_W, 3), 32, np.uint8)
         cv2.putText(label, name, (4, cell // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
                     (235, 235, 235), 1, cv2.LINE_AA)

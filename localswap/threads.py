@@ -1,0 +1,119 @@
+"""How many CPU threads torch should use: the cores actually free, not `os.cpu_count()`.
+
+On a 2-core machine with one busy neighbour, 2 torch threads made 222 training iterations a
+minute and 1 thread 544 (alone: 840 with 2): a thread that waits for a core stalls every
+parallel region. So a run starts from the cores that are idle now (affinity minus what other
+processes keep busy, read from /proc/stat) and `ThreadTuner` keeps checking, by measured step
+time, whether one thread more or fewer is faster as neighbours come and go.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+
+def allowed_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine."""
+    with open("/proc/stat") as fh:
+        values = [float(v) for v in fh.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0.0)       # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def _own_jiffies() -> float:
+    """CPU time of this process (all its threads) in clock ticks."""
+    t = os.times()
+    return (t.user + t.system) * os.sysconf("SC_CLK_TCK")
+
+
+def busy_elsewhere(seconds: float = 0.25) -> float:
+    """Cores kept busy by other processes over a short look, e.g. 1.0 for one spinning
+    neighbour. 0 where /proc/stat cannot be read."""
+    try:
+        busy0, total0 = _cpu_times()
+        own0 = _own_jiffies()
+        time.sleep(seconds)
+        busy1, total1 = _cpu_times()
+        own1 = _own_jiffies()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    cores = os.cpu_count() or 1
+    if total1 <= total0:
+        return 0.0
+    # /proc/stat counts jiffies summed over all cores: a share of `cores`.
+    share = max(0.0, (busy1 - busy0) - (own1 - own0)) / (total1 - total0)
+    return share * cores
+
+
+def free_cores(seconds: float = 0.25) -> int:
+    """Threads worth running now: the allowed cores minus those others keep busy (>= 1)."""
+    return max(1, round(allowed_cores() - busy_elsewhere(seconds)))
+
+
+class ThreadTuner:
+    """Adjusts torch's thread count during a CPU run from measured step times.
+
+    Every `period` seconds it tries a neighbouring count for a short spell and keeps
+    whichever made steps faster (by more than `margin`), so it follows a neighbour that
+    starts or stops. Call `step_done(seconds)` after each step.
+    """
+
+    def __init__(self, start: int | None = None, most: int | None = None, period: float = 30.0,
+                 spell: float = 3.0, margin: float = 0.05, set_threads=None):
+        import torch
+        # Never more than the process was given (OMP_NUM_THREADS, a caller's set_num_threads).
+        self.before = torch.get_num_threads()
+        self.most = most or min(allowed_cores(), self.before)
+        self.set_threads = set_threads or torch.set_num_threads
+        self.threads = max(1, min(self.most, start or free_cores()))
+        self.period, self.spell, self.margin = period, spell, margin
+        self.recent: list[float] = []          # step times at self.threads since the last try
+        self.trying: int | None = None
+        self.tried: list[float] = []
+        self.next_try = time.monotonic() + period
+        self.direction = -1
+        self.changes = 0
+        self.set_threads(self.threads)
+
+    def restore(self) -> None:
+        self.set_threads(self.before)
+
+    def step_done(self, seconds: float) -> None:
+        now = time.monotonic()
+        if self.trying is None:
+            self.recent = (self.recent + [seconds])[-200:]
+            if now >= self.next_try and self.most > 1 and len(self.recent) >= 3:
+                self._start_try()
+            return
+        self.tried.append(seconds)
+        if sum(self.tried) >= self.spell and len(self.tried) >= 3:
+            self._end_try(now)
+
+    def _start_try(self) -> None:
+        other = self.threads + self.direction
+        if not 1 <= other <= self.most:
+            self.direction = -self.direction
+            other = self.threads + self.direction
+        self.trying, self.tried = other, []
+        self.set_threads(other)
+
+    def _end_try(self, now: float) -> None:
+        # Compare with as many of the latest steps at the current count (most like now).
+        base = statistics.median(self.recent[-max(3, len(self.tried)):])
+        trial = statistics.median(self.tried)
+        if trial < base * (1 - self.margin):
+            self.threads, self.recent = self.trying, list(self.tried)
+            self.changes += 1
+        else:
+            self.direction = -self.direction    # next time look the other way
+        self.set_threads(self.threads)
+        self.trying, self.tried = None, []
+        self.next_try = now + self.period
