@@ -153,6 +153,22 @@ def cmd_gpu(args: argparse.Namespace) -> int:
     return 0
 
 
+def _args_doctor(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", dest="json_file", metavar="FILE", help="also write the report here")
+    p.add_argument("--keep", metavar="DIR", help="keep the sample facesets, models and clip here "
+                   "(default: a temporary folder, removed at the end)")
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from localswap import doctor
+
+    checks = doctor.run(print, Path(args.keep) if args.keep else None)
+    print(doctor.summary(checks))
+    if args.json_file:
+        doctor.write_json(checks, args.json_file)
+    return 1 if any(c.status == doctor.FAILED for c in checks) else 0
+
+
 def _workspace_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workspace", default="workspace",
                    help="workspace folder (facesets/, models/, outputs/) (default: workspace)")
@@ -315,10 +331,43 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _args_evaluate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", nargs="+", required=True,
+                   help="videos, photos or folders of photos of the person put in (B)")
+    p.add_argument("--target", required=True, help="the original video (or photo) (A)")
+    p.add_argument("--output", required=True, help="the swapped render of the target")
+    p.add_argument("--json", dest="json_file", metavar="FILE", help="also write the report here")
+    p.add_argument("--max-frames", type=int, default=120,
+                   help="frame pairs to judge, evenly spaced (default: 120)")
+    p.add_argument("--source-faces", type=int, default=30,
+                   help="source faces behind the source's identity (default: 30)")
+    p.add_argument("--detector", default="mediapipe", choices=("mediapipe", "facexlib"))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from localswap.evaluate import evaluate
+    from localswap.progress import TqdmProgress
+
+    bar = TqdmProgress("evaluate", unit="face")
+    try:
+        report = evaluate([Path(s) for s in args.source], Path(args.target), Path(args.output),
+                          max_frames=args.max_frames, source_faces=args.source_faces,
+                          detector=args.detector, progress=bar)
+    finally:
+        bar.close()
+    print(report.table())
+    print(report.sentence())
+    if args.json_file:
+        Path(args.json_file).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+    return 0
+
+
 COMMANDS = {
     "extract": ("find, align and save faces from videos or photos", _args_extract, cmd_extract),
     "train": ("train (or continue) a face-swap model on two facesets", _args_train, cmd_train),
     "gpu": ("show the GPU probe and the training plan for it", _args_gpu, cmd_gpu),
+    "doctor": ("check that this machine's GPU works: every CUDA path, in under 5 minutes",
+               _args_doctor, cmd_doctor),
     "bench": ("measure speed against this machine's limits and a faceswap baseline",
               _args_bench, cmd_bench),
     "download-weights": ("fetch facexlib's weight files (needs internet)",
@@ -328,6 +377,8 @@ COMMANDS = {
     "swap": ("extract both people, train (or continue) a model, convert: all in one",
              _args_swap, cmd_swap),
     "models": ("list, export or import trained models", _args_models, cmd_models),
+    "evaluate": ("score a swap: identity, expression, pose, stability and seam",
+                 _args_evaluate, cmd_evaluate),
 }
 
 

