@@ -138,10 +138,14 @@ def _args_gpu(p: argparse.ArgumentParser) -> None:
 def cmd_gpu(args: argparse.Namespace) -> int:
     from localswap import gpu
 
+    from localswap.cuda_support import torch_problems
+
     probe = gpu.probe()
     plan = gpu.plan(probe)
+    problems = torch_problems(probe)        # a card too old for this torch, an old driver
     if args.json:
-        print(json.dumps({"probe": probe.to_dict(), "plan": plan.to_dict()}, indent=1))
+        print(json.dumps({"probe": probe.to_dict(), "plan": plan.to_dict(),
+                          "problems": problems}, indent=1))
         return 0
     for d in probe.devices:
         util = f", {d.utilisation}% busy" if d.utilisation is not None else ""
@@ -149,6 +153,8 @@ def cmd_gpu(args: argparse.Namespace) -> int:
               f"driver {d.driver}")
     if probe.note:
         print(probe.note)
+    for problem in problems:
+        print(problem)
     print("training plan: " + plan.describe())
     return 0
 

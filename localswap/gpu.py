@@ -13,20 +13,29 @@ computed) and counts bytes; `python -m localswap.gpu --measure` prints the rows 
 and tests/test_gpu.py re-measures some and compares. The peak is then
     16 B/param (weights, gradients, Adam's two moments) + 2 B/param for autocast's 16-bit copies
     + 1.2 x (batch x per-sample + fixed saved activations)   (allocator slack and transients)
-    + the faces kept on the GPU + 768 MiB for the CUDA context and cuDNN workspaces.
+    + the faces kept on the GPU + 768 MiB for the CUDA context and cuDNN workspaces
+    + under DDP (torchrun): 4 B/param for the gradient buckets + 512 MiB of NCCL buffers
+      (an out-of-memory error there ends the run: the ranks cannot halve their batch alone).
+Free memory comes from torch for the device training uses (CUDA order, after
+CUDA_VISIBLE_DEVICES), counting memory this process's allocator holds but does not use as free;
+NVML's list (PCI order) is only for the System panel and utilisation.
 Check on this project's CPU (RSS high-water mark of one step, large allocations forced to mmap
 so that freed memory leaves RSS): a step's peak above idle was 0.82-0.87 x (saved activations +
 gradients) for four configurations, so the saved-tensor count bounds the real peak.
 """
 from __future__ import annotations
 
+import functools
 import json
+import os
 import sys
 from dataclasses import asdict, dataclass, field
 
 MiB = 1 << 20
 SAFETY = 0.85               # keep the estimated peak under this share of free memory
 CONTEXT_MB = 768            # CUDA context + cuDNN/cuBLAS workspaces, not in our tensors
+DDP_MB = 512                # NCCL communicator buffers per rank (a first figure: doctor checks it)
+DDP_BYTES_PER_PARAM = 4     # DDP's fp32 gradient buckets, a second copy of the gradients
 SLACK = 1.2                 # caching-allocator fragmentation and backward transients
 MIN_BATCH, MAX_BATCH = 8, 16
 BATCHES = (16, 12, 8, 6, 4)
@@ -83,6 +92,7 @@ class Probe:
     devices: list[DeviceInfo] = field(default_factory=list)
     driver: str = ""
     note: str = ""
+    cuda_driver: str = ""       # the newest CUDA version the driver runs, e.g. "12.4"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -117,7 +127,13 @@ def probe() -> Probe:
                 pass
             devices.append(info)
         note = "" if devices else "the NVIDIA driver reports no GPU; training uses the CPU"
-        return Probe(devices, driver, note)
+        cuda_driver = ""
+        try:
+            v = int(pynvml.nvmlSystemGetCudaDriverVersion())     # e.g. 12040
+            cuda_driver = f"{v // 1000}.{v % 1000 // 10}"
+        except (pynvml.NVMLError, AttributeError, TypeError, ValueError):
+            pass
+        return Probe(devices, driver, note, cuda_driver)
     except pynvml.NVMLError as exc:
         return Probe(note=f"NVML failed ({exc}); training uses the CPU")
     finally:
@@ -144,12 +160,48 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=1)
+def nvidia_present() -> bool:
+    """Whether training here would be on an NVIDIA GPU, asked without initialising CUDA (NVML
+    only): the web server uses it to label speeds and pick first guesses. Asked once."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    return bool(probe().devices)
+
+
 def torch_device_info(index: int = 0) -> DeviceInfo:
-    """The same record from torch, for a CUDA device NVML cannot see (e.g. in a container)."""
+    """The device the trainer will use, as torch (CUDA order) sees it: the planner's source.
+    Memory this process's caching allocator holds but does not use (an earlier job's cache)
+    counts as free: the next allocation reuses it."""
     import torch
     free, total = torch.cuda.mem_get_info(index)
-    return DeviceInfo(index, torch.cuda.get_device_name(index), total // MiB, free // MiB,
+    cached = torch.cuda.memory_reserved(index) - torch.cuda.memory_allocated(index)
+    return DeviceInfo(index, torch.cuda.get_device_name(index), total // MiB,
+                      (free + max(0, cached)) // MiB,
                       compute_capability=list(torch.cuda.get_device_capability(index)))
+
+
+def release_cached_memory() -> bool:
+    """Give the memory torch's caching allocator keeps but no tensor uses back to the driver,
+    after a stage or a training: the worker runs job after job, and the next plan (here or in
+    another process) must see it free. Nothing to do where CUDA was never initialised."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_initialized():
+        return False
+    import gc
+    gc.collect()            # tensors kept alive only by reference cycles (tracebacks, closures)
+    torch.cuda.empty_cache()
+    return True
+
+
+def weakest(infos: list[DeviceInfo]) -> DeviceInfo:
+    """One card standing for all ranks of a torchrun: the least free memory and the oldest
+    capability, so one plan (same width, same precision) fits every rank."""
+    caps = [tuple(i.compute_capability) for i in infos if i.compute_capability]
+    low = min(infos, key=lambda i: i.free_mb)
+    return DeviceInfo(low.index, " + ".join(sorted({i.name for i in infos})), low.total_mb,
+                      low.free_mb, low.driver, None,
+                      list(min(caps)) if len(caps) == len(infos) else None)
 
 
 @dataclass
@@ -187,13 +239,14 @@ def row(arch: str, resolution: int, width: int) -> tuple:
 
 
 def estimate_mb(arch: str, resolution: int, width: int, batch: int, precision: str,
-                data_mb: float = 0.0) -> int:
-    """Estimated peak GPU memory of training, MiB (see the module docstring)."""
+                data_mb: float = 0.0, world: int = 1) -> int:
+    """Estimated peak GPU memory of training, MiB, per rank (see the module docstring)."""
     params, act32, fix32, act16, fix16 = row(arch, resolution, width)
     half = precision in ("bf16", "fp16")
     static = params * (18 if half else 16)
+    ddp = params * DDP_BYTES_PER_PARAM / MiB + DDP_MB if world > 1 else 0
     acts = batch * (act16 if half else act32) + (fix16 if half else fix32)
-    return int((static + SLACK * acts) / MiB + data_mb + CONTEXT_MB)
+    return int((static + SLACK * acts) / MiB + data_mb + CONTEXT_MB + ddp)
 
 
 def cuda_precision(capability) -> str:
@@ -212,12 +265,12 @@ def _first(device) -> DeviceInfo | None:
 
 def plan(device: DeviceInfo | Probe | None = None, *, arch: str = "auto", resolution: int = 0,
          width: int = 0, batch: int = 0, precision: str = "auto", faces: int = 4000,
-         max_resolution: int = 512, cpu_precision: str = "fp32") -> Plan:
+         max_resolution: int = 512, cpu_precision: str = "fp32", world: int = 1) -> Plan:
     """The training plan for one device (None or an empty probe: the CPU).
 
     Settings the user fixed (non-zero / not "auto") are kept and the rest planned around them;
     `faces` is the number of faces in both facesets, `max_resolution` their crop size (a model
-    larger than its faces gains nothing)."""
+    larger than its faces gains nothing); `world` the number of torchrun ranks."""
     info = _first(device)
     if info is None:
         note = device.note if isinstance(device, Probe) and device.note else "no GPU"
@@ -237,7 +290,7 @@ def plan(device: DeviceInfo | Probe | None = None, *, arch: str = "auto", resolu
             on_device = data_mb <= DATA_SHARE * budget
             used_data = data_mb if on_device else 0.0
             for b in ([batch] if batch else BATCHES):
-                peak = estimate_mb(a, res, w, b, prec, used_data)
+                peak = estimate_mb(a, res, w, b, prec, used_data, world)
                 if b >= min_batch and peak <= budget:
                     note = "" if on_device else ("the faces stay in host memory (too many for "
                                                  "the GPU budget); batches are copied over")

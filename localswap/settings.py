@@ -128,8 +128,9 @@ class ConvertSettings(SettingsBase):
     min_confidence: float = option(0.5, "detector confidence needed to accept a face",
                                    low=0.05, high=0.99)
     device: str = option("auto", "device the model runs on", choices=DEVICES)
-    precision: str = option("auto", "model arithmetic: auto (fp16 on CUDA, bf16 on CPUs with "
-                            "bf16 hardware, else fp32) or fp32", choices=("auto", "fp32"))
+    precision: str = option("auto", "model arithmetic: auto (bf16 on GPUs and CPUs with bf16 "
+                            "hardware, fp16 on older GPUs, else fp32) or fp32",
+                            choices=("auto", "fp32"))
 
     def validate(self) -> "ConvertSettings":
         super().validate()

@@ -35,8 +35,9 @@ class Speeds:
 
 
 def _device(name: str) -> str:
-    import torch
-    return "cuda" if name in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    # NVML, not torch.cuda: the web server reads stored speeds and never initialises CUDA.
+    from localswap.gpu import nvidia_present
+    return "cuda" if name in ("auto", "cuda") and nvidia_present() else "cpu"
 
 
 def keys(job: "SwapJob") -> dict[str, str]:

@@ -36,7 +36,8 @@ def test_probe_without_nvml_or_driver_is_a_note_not_a_crash():
 def test_gpu_command_prints_probe_and_plan(capsys):
     assert cli.main(["gpu", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"probe", "plan"} and out["plan"]["device"] in ("cpu", "cuda")
+    assert set(out) == {"probe", "plan", "problems"} and out["plan"]["device"] in ("cpu", "cuda")
+    assert not out["problems"] or out["probe"]["devices"]     # only about GPUs found
     assert cli.main(["gpu"]) == 0
     assert "training plan: " in capsys.readouterr().out
 

@@ -28,6 +28,18 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def half_dtype(device: torch.device, capability=None) -> torch.dtype | None:
+    """The 16-bit type to run a model in on `device`, None for fp32. bf16 where the hardware
+    has it (Ampere, 8.x, on; CPUs with AMX/AVX512-BF16): it keeps fp32's range, so a model
+    trained in bf16 cannot overflow as it may in fp16. fp16 on Volta/Turing (7.x)."""
+    if device.type == "cuda":
+        major = (capability or torch.cuda.get_device_capability(device))[0]
+        return torch.bfloat16 if major >= 8 else torch.float16 if major >= 7 else None
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
+
+
 def read_manifest(model_dir: str | Path) -> dict:
     """manifest.json as a dict, checked for the fields conversion needs."""
     model_dir = Path(model_dir)
@@ -123,11 +135,7 @@ class Swapper:
         self.arch = self.manifest["arch"]
         # Half precision where the hardware has it: about twice the speed for a mean change
         # of about half a level of 255 in the output (measured on 64 and 128 px models).
-        self.dtype = None
-        if precision == "auto" and self.device.type == "cuda":
-            self.dtype = torch.float16
-        elif precision == "auto" and self.device.type == "cpu" and cpu_has_native_bf16():
-            self.dtype = torch.bfloat16
+        self.dtype = half_dtype(self.device) if precision == "auto" else None
 
     @torch.inference_mode()
     def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -4,9 +4,16 @@ The pipeline's estimate (localswap.pipeline.estimate: speeds stored in speeds.js
 runs, else measured on the spot with a few frames and iterations) is used while the runner is
 idle. While a job runs, measuring would compete with it for the device, so the estimate then
 comes from the timings of the jobs this workspace already ran, or from first guesses.
+
+This module runs in the web server, which never initialises CUDA: a CUDA context and the
+allocator's cache would stay in the server for good, and the worker's planner would see that
+memory as used. Stored speeds are read here; measuring runs in a short-lived process of its
+own (`measure_elsewhere`) whose GPU memory goes back to the driver when it exits.
 """
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from localswap.jobs.store import JobStore
@@ -28,11 +35,9 @@ class Estimate:
 
 
 def device_kind() -> str:
-    try:
-        import torch
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except Exception:
-        return "cpu"
+    """cuda or cpu, asked of NVML (torch.cuda.is_available() would initialise the driver)."""
+    from localswap.gpu import nvidia_present
+    return "cuda" if nvidia_present() else "cpu"
 
 
 def measured_speeds(store: JobStore, limit: int = 20) -> dict[str, float]:
@@ -75,19 +80,45 @@ def estimate_swap(runner, target: str, sources: list[str], options: dict) -> Est
     extract = ExtractSettings(**options.get("extract", {})).validate()
     if runner.idle():
         try:
-            from localswap.pipeline import estimate as pipeline_estimate, plan_swap
-            ws = runner.workspace
-            model = None
-            if options.get("model"):
-                model = str(ws.path("models", options["model"]))
-            job = plan_swap(sources, target, ws.root / "outputs" / "estimate.mp4", ws, model,
-                            train, ConvertSettings(**options.get("convert", {})), extract)
-            found = pipeline_estimate(job, ws)
-            return Estimate([(e.stage, e.seconds) for e in found], measured=True,
-                            basis=found[0].basis if found else "")
+            found = _pipeline_estimate(str(runner.workspace.root), target, sources, options,
+                                       measure=False)
+            if found is None:        # a speed is missing: measure it, away from the server
+                found = measure_elsewhere(str(runner.workspace.root), target, sources, options)
+            return Estimate([(stage, sec) for stage, sec, _ in found], measured=True,
+                            basis=found[0][2] if found else "")
         except ImportError:
             pass            # the pipeline's pieces are missing from this build
     from localswap import media
     frames = media.probe(target).frames
     src = sum(media.probe(s).frames if media.is_video(s) else 1 for s in sources)
     return estimate(runner.store, frames, src, train.iterations, extract.every)
+
+
+def _pipeline_estimate(root: str, target: str, sources: list[str], options: dict,
+                       measure: bool) -> list[tuple[str, float, str]] | None:
+    """The pipeline's estimate as (stage, seconds, basis); with measure=False, None when a
+    speed it needs is not stored yet (measuring must not happen in this process)."""
+    from localswap import speeds
+    from localswap.pipeline import estimate as pipeline_estimate, plan_swap
+    from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
+    from localswap.workspace import Workspace
+    ws = Workspace(root)
+    model = str(ws.path("models", options["model"])) if options.get("model") else None
+    job = plan_swap(sources, target, ws.root / "outputs" / "estimate.mp4", ws, model,
+                    TrainSettings(**options.get("train", {})),
+                    ConvertSettings(**options.get("convert", {})),
+                    ExtractSettings(**options.get("extract", {})))
+    if not measure:
+        stored, keys = speeds.load(ws), speeds.keys(job)
+        if not all((stored.get(kind) or {}).get(key) for kind, key in keys.items()):
+            return None
+    return [(e.stage, e.seconds, e.basis) for e in pipeline_estimate(job, ws)]
+
+
+def measure_elsewhere(root: str, target: str, sources: list[str],
+                      options: dict) -> list[tuple[str, float, str]]:
+    """Measure this machine's speeds in a fresh process that exits when done (it stores them
+    in speeds.json for the next estimate), and return the estimate it made."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_pipeline_estimate, root, target, list(sources), options,
+                           True).result()

@@ -22,6 +22,7 @@ import threading
 import time
 import traceback
 
+from localswap import gpu
 from localswap.errors import UserError
 from localswap.jobs import stages
 from localswap.jobs.recorder import Recorder, Stopped
@@ -152,6 +153,10 @@ class Worker:
                 log.error("job %s stage %s failed:\n%s", job.id, stage, traceback.format_exc())
                 return self._failed(job, stage, stages.describe(exc, stage),
                                     stages.hint_for(exc, stage), rec)
+            finally:
+                # This process runs job after job: a stage's cached GPU memory must not count
+                # as used when the next stage or job plans.
+                gpu.release_cached_memory()
             rec.flush()
             job = self.store.get(job.id)
             self.store.update(job.id, result={**job.result, **result})

@@ -1,5 +1,9 @@
 """Training data: a faceset loaded once into a uint8 tensor (N, 6, R, R) = RGB + face/eyes/mouth
-masks at the model's resolution, kept on the training device when it fits.
+masks at the model's resolution, kept on the training device when it fits. When it does not
+(the planner says so, or the copy runs out of memory), the faces stay in ordinary host memory
+and each batch is gathered into a small pinned buffer and copied over asynchronously: pinning
+the whole faceset (gigabytes per rank) would gain nothing, since indexing it returns pageable
+memory anyway.
 
 The decoded, resized stack is cached in FACESET/.cache/train_R.npy (memory-mapped on load) and
 keyed by a hash of faceset.json, so the next run skips PNG decoding; a stale or damaged cache is
@@ -113,16 +117,20 @@ class FaceData:
         self.crop_size = faceset.size
         self.resolution = resolution
         host = torch.from_numpy(np.ascontiguousarray(arr[keep]))
-        if device.type == "cuda" and not on_device:
-            host = host.pin_memory()
-        self.faces = host.to(device) if on_device else host
+        self.faces, moved = host, ""
+        if on_device and device.type != "cpu":
+            self.faces, moved = _to_device(host, device)
+        # Batches of faces kept in host memory go to the GPU through a small pinned buffer.
+        self.staged = device.type == "cuda" and self.faces.device.type == "cpu"
+        self._staging: torch.Tensor | None = None
+        self._copied = None                     # CUDA event: the staging buffer's last copy
         weights, self.pose_counts, self.balanced = yaw_weights([faceset.faces[i].yaw
                                                                 for i in keep])
         self.weights = torch.tensor(weights, dtype=torch.float32, device=device)
         self.note = (f"{self.name}: {len(keep)} faces ({how}"
                      + (f", {len(bad)} unreadable images skipped" if bad else "")
                      + (f", yaw-balanced sampling {self.pose_counts}" if self.balanced else "")
-                     + ")")
+                     + moved + ")")
 
     def __len__(self) -> int:
         return self.faces.shape[0]
@@ -130,9 +138,40 @@ class FaceData:
     def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
         """n faces drawn with replacement (by the sampling weights) on the weights' device."""
         idx = torch.multinomial(self.weights, n, replacement=True, generator=gen)
+        if self.staged:
+            return self._staged(idx)
         return self.faces[idx.to(self.faces.device)].to(self.weights.device, non_blocking=True)
+
+    def _staged(self, idx: torch.Tensor) -> torch.Tensor:
+        """faces[idx] gathered on the host into the pinned buffer, copied to the device."""
+        idx = idx.to("cpu")
+        n = idx.shape[0]
+        if self._staging is None or self._staging.shape[0] < n:
+            self._staging = torch.empty((n, *self.faces.shape[1:]), dtype=torch.uint8)
+            self._staging = self._staging.pin_memory()
+            self._copied = None
+        if self._copied is not None:
+            self._copied.synchronize()          # the previous batch left the buffer
+        buf = self._staging[:n]
+        torch.index_select(self.faces, 0, idx, out=buf)
+        out = buf.to(self.weights.device, non_blocking=True)
+        if out.is_cuda:
+            self._copied = torch.cuda.Event()
+            self._copied.record()
+        return out
 
     def first(self, n: int) -> torch.Tensor:
         """A fixed set of faces spread over the faceset, for previews."""
         idx = torch.linspace(0, len(self) - 1, min(n, len(self))).round().long()
         return self.faces[idx.to(self.faces.device)].to(self.weights.device)
+
+
+def _to_device(host: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, str]:
+    """The faces on the device, or in host memory with a note when they do not fit there."""
+    from localswap.train.step import is_oom
+    try:
+        return host.to(device), ""
+    except RuntimeError as exc:
+        if not is_oom(exc):
+            raise
+    return host, "; kept in host memory: they did not fit in GPU memory"

@@ -55,6 +55,8 @@ class StepResult:
     loss_b: float
     applied: bool           # False: loss or gradient not finite, the update was skipped
     grad_norm: float = 0.0
+    overflow: bool = False  # fp16: the scaled gradient overflowed; GradScaler skipped the
+    #                         update and lowered its scale (normal while it settles)
 
 
 class Step:
@@ -104,10 +106,47 @@ class Step:
         if self.precision != "fp16" and not self._all_finite(norm):
             self.optimizer.zero_grad(set_to_none=True)
             return StepResult(la, lb, applied=False, grad_norm=float(norm))
-        # With fp16 the scaler skips the update itself when the gradient overflowed.
+        # With fp16 the scaler skips the update itself when the gradient overflowed, and says
+        # so only by lowering its scale: such a step must not count as an iteration.
+        scale = self.scaler.get_scale() if self.scaler.is_enabled() else 0.0
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.scaler.is_enabled() and self.scaler.get_scale() < scale:
+            return StepResult(la, lb, applied=False, grad_norm=float(norm), overflow=True)
         return StepResult(la, lb, applied=True, grad_norm=float(norm))
+
+
+def is_oom(exc: BaseException) -> bool:
+    """CUDA out of memory, in every form it takes: the caching allocator's OutOfMemoryError
+    (torch.OutOfMemoryError only from torch 2.5; torch.cuda's name is older), and the plain
+    RuntimeErrors of cuBLAS/cuDNN/kernels that fail to allocate their own workspace."""
+    kinds = tuple(k for k in (getattr(torch, "OutOfMemoryError", None),
+                              getattr(torch.cuda, "OutOfMemoryError", None)) if k)
+    if isinstance(exc, kinds):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and any(m in text for m in (
+        "CUDA out of memory", "CUDA error: out of memory", "CUBLAS_STATUS_ALLOC_FAILED",
+        "CUDNN_STATUS_ALLOC_FAILED", "CUDNN_STATUS_NOT_ENOUGH_WORKSPACE",
+        "cudaErrorMemoryAllocation"))
+
+
+def forget_partial_step(step, optimizer: torch.optim.Optimizer | None) -> None:
+    """Undo what a step cut short by an OOM left behind, so the retry starts clean: the
+    gradients; GradScaler's per-optimizer record (after `unscale_` the retry would fail with
+    "unscale_() has already been called"; GradScaler has no public reset); Adam state that
+    was half created (its first step allocates the moments parameter by parameter)."""
+    optimizer = optimizer or getattr(step, "optimizer", None)
+    if optimizer is None:
+        return
+    optimizer.zero_grad(set_to_none=True)
+    scaler = getattr(step, "scaler", None)
+    states = getattr(scaler, "_per_optimizer_states", None)
+    if states is not None:
+        states.pop(id(optimizer), None)
+    for p, state in list(optimizer.state.items()):
+        if state and not {"exp_avg", "exp_avg_sq"} <= set(state):
+            del optimizer.state[p]
 
 
 def run_with_oom_retry(step: Callable[[int, int], StepResult], batch: int, seed: int,
@@ -121,10 +160,11 @@ def run_with_oom_retry(step: Callable[[int, int], StepResult], batch: int, seed:
     while True:
         try:
             return step(batch, seed), batch
-        except torch.OutOfMemoryError:
-            pass  # leave the except block first so the traceback's tensors can be freed
-        if optimizer is not None:
-            optimizer.zero_grad(set_to_none=True)
+        except RuntimeError as exc:     # OutOfMemoryError is a RuntimeError too
+            if not is_oom(exc):
+                raise
+            # leave the except block first so the traceback's tensors can be freed
+        forget_partial_step(step, optimizer)
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         if batch <= 1:

@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from localswap import __version__, gpu
+from localswap import __version__, cuda_support, gpu
 from localswap.errors import DiskFullError, UserError, is_disk_full
 from localswap.faces.faceset import Faceset
 from localswap.progress import Progress, no_progress
@@ -36,6 +36,7 @@ IMMUTABLE = ("arch", "resolution", "width")
 PREVIEW_FACES = 6
 NAN_RETRIES = 3         # consecutive non-finite steps before reloading the last checkpoint
 NAN_RELOADS = 3         # reloads before giving up
+OVERFLOWS = 40          # fp16 overflows in a row (scale 2^16 -> 2^-24) before that is "bad"
 
 
 @dataclass
@@ -83,19 +84,33 @@ def _step_seed(seed: int, rank: int, iteration: int, attempt: int) -> int:
 
 def _plan(settings: TrainSettings, d: distributed.Dist, fixed: dict, faces: int,
           crop: int) -> gpu.Plan:
+    """The plan for this device from torch's own figures (NVML lists GPUs in another order);
+    under torchrun rank 0 plans for the weakest card and every rank takes that plan."""
     if d.device.type == "cuda":
-        found = gpu.probe().devices
-        index = d.device.index or 0
-        info = found[index] if index < len(found) else gpu.torch_device_info(index)
+        info = gpu.torch_device_info(d.device.index or 0)
+        problem = cuda_support.kernel_problem(info.name, info.compute_capability,
+                                              torch.cuda.get_arch_list(), torch.version.cuda)
+        if problem and settings.device == "cuda":
+            raise UserError(problem)
+        if problem:
+            info = gpu.Probe(note=problem)
     elif settings.device == "cpu":
         info = gpu.Probe(note="--device cpu")
     else:
         info = gpu.Probe(note=gpu.probe().note or "torch finds no CUDA GPU")
+    if d.on:
+        infos = distributed.gather_objects(info, d)
+        cards = [i for i in infos if isinstance(i, gpu.DeviceInfo)]
+        info = gpu.weakest(cards) if len(cards) == len(infos) else \
+            next(i for i in infos if isinstance(i, gpu.Probe))
     cpu_prec = "bf16" if gpu.cpu_has_native_bf16() else "fp32"
-    return gpu.plan(info, arch=fixed.get("arch", "auto"), resolution=fixed.get("resolution", 0),
-                    width=fixed.get("width", 0), batch=settings.batch,
-                    precision=settings.precision, faces=faces, max_resolution=crop,
-                    cpu_precision=cpu_prec)
+    plan = None
+    if d.main:
+        plan = gpu.plan(info, arch=fixed.get("arch", "auto"),
+                        resolution=fixed.get("resolution", 0), width=fixed.get("width", 0),
+                        batch=settings.batch, precision=settings.precision, faces=faces,
+                        max_resolution=crop, cpu_precision=cpu_prec, world=d.world)
+    return distributed.from_rank0(plan, d)
 
 
 def _check_immutable(settings: TrainSettings, manifest: dict, model_dir: Path) -> dict:
@@ -132,6 +147,7 @@ def train(source: str | Path, target: str | Path, model_dir: str | Path,
                if kept is not None else "nothing was saved yet")) from exc
     finally:
         distributed.teardown(d)
+        gpu.release_cached_memory()     # the next job's plan must see this memory free
 
 
 def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainResult:
@@ -182,12 +198,17 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
 
     # -- 2. data: both facesets as uint8 tensors (rank 0 builds the caches first) ------------
     device = d.device
+    if plan.device == "cpu" and device.type == "cuda":
+        if d.on:     # the ranks are joined by NCCL, which cannot carry CPU tensors
+            raise UserError(f"{plan.note}; with torchrun every GPU needs room for the model: "
+                            "start fewer processes, or train on the CPU with --device cpu")
+        device = torch.device("cpu")
     if not d.main:
-        distributed.barrier(d)
+        distributed.barrier(d, slow=True)
     data_a = FaceData(target, res, device, plan.data_on_device)
     data_b = FaceData(source, res, device, plan.data_on_device)
     if d.main:
-        distributed.barrier(d)
+        distributed.barrier(d, slow=True)
         note(data_a.note)
         note(data_b.note)
 
@@ -279,7 +300,7 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
     times.append((time.monotonic(), it))
     last_save = time.monotonic()
     preview_path, fit, stopped = None, None, "target"
-    bad, attempt, reloads = 0, 0, 0
+    bad, attempt, reloads, overflows = 0, 0, 0, 0
     la = lb = None
 
     def on_oom(old: int, new: int) -> None:
@@ -311,6 +332,10 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
         result, new_batch = run_with_oom_retry(
             step, batch, _step_seed(settings.seed, d.rank, it, attempt), on_oom, optimizer)
         batch = new_batch
+        if result.overflow and overflows < OVERFLOWS:
+            # fp16: GradScaler lowered its scale and skipped the update: not an iteration.
+            overflows, attempt = overflows + 1, attempt + 1
+            continue
         if not result.applied:
             # Non-finite loss or gradient: skip; after a few in a row reload the last checkpoint.
             bad, attempt = bad + 1, attempt + 1
@@ -323,11 +348,11 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
                                     "--lr, set --clip-grad 1 or use --precision fp32")
                 it = restore(checkpoint.load(model_dir))
                 note(f"reloaded the last checkpoint (iteration {it}) after {bad} bad steps")
-                bad = 0
+                bad, overflows = 0, 0
                 times.clear()
                 times.append((time.monotonic(), it))
             continue
-        bad, attempt = 0, 0
+        bad, attempt, overflows = 0, 0, 0
         it += 1
         la, lb = result.loss_a, result.loss_b
         state["window"] = [state["window"][0] + la, state["window"][1] + lb,
