@@ -171,7 +171,7 @@ def check_probe(probe: gpu.Probe) -> Check:
 
 def check_plan(probe: gpu.Probe, cuda: bool) -> Check:
     info = gpu.torch_device_info(0) if cuda else probe
-    p = gpu.plan(info)
+    p = gpu.plan(info, cpu_precision="bf16" if gpu.cpu_has_native_bf16() else "fp32")
     return Check("plan", OK, "for 4000 faces of 512 px: " + p.describe(), p.to_dict())
 
 
