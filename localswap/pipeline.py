@@ -19,6 +19,7 @@ from localswap.errors import UserError
 from localswap.faces.extract import collect_inputs
 from localswap.progress import Progress, no_progress
 from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
+from localswap.train import budget
 from localswap.workspace import Workspace, check_name
 
 STAGES = ("extract_target", "extract_source", "train", "convert")
@@ -38,6 +39,8 @@ class SwapJob:
     target_frames: int              # frames of the target video to extract and convert
     source_frames: int              # frames + photos of the sources
     results: dict = field(default_factory=dict)   # per stage, once run
+    basic: bool = False             # the iterations are Basic's: the quality bar's
+    device_kind: str = "cpu"        # where training will run: cpu or cuda
 
 
 @dataclass
@@ -73,6 +76,11 @@ def plan_swap(sources: list[str | Path], target: str | Path, out: str | Path, ws
     `model`: an existing model folder to continue (or a new folder to create); by default
     a new model in the workspace named after the two people."""
     train = (train or TrainSettings()).validate()
+    # Basic (iterations 0): the iterations that reach the quality bar on this kind of device.
+    from localswap.gpu import nvidia_present
+    kind = "cuda" if train.device in ("auto", "cuda") and nvidia_present() else "cpu"
+    basic = not train.iterations and not train.max_minutes
+    train = budget.resolve(train, kind)
     convert = (convert or ConvertSettings()).validate()
     extract = (extract or ExtractSettings()).validate()
     if not sources:
@@ -105,7 +113,8 @@ def plan_swap(sources: list[str | Path], target: str | Path, out: str | Path, ws
         faceset_source=ws.path("facesets", f"{stem}-source"),
         extract=extract, train=train, convert=convert,
         target_frames=_frames(target_items, extract.every),
-        source_frames=_frames(source_items, extract.every))
+        source_frames=_frames(source_items, extract.every), basic=basic,
+        device_kind=kind)
 
 
 def _iterations_left(job: SwapJob) -> int:
@@ -151,7 +160,9 @@ def run_stage(job: SwapJob, stage: str, ws: Workspace, progress: Progress = no_p
                        progress=progress, cancel=cancel)
         elapsed = time.perf_counter() - started
         its = getattr(result, "it_s", 0) or (left / elapsed if left > 0 and elapsed else 0)
-        speeds.record(ws, "train", its, job)
+        # A cancelled run's speed is mostly start-up; a disturbed one is not this machine's.
+        if result.stopped != "cancel" and not result.disturbed and elapsed >= 20:
+            speeds.record(ws, "train", its, job)
     elif stage == "convert":
         result = convert(job.target, job.model_dir, job.out, job.convert, progress, cancel)
         speeds.record(ws, "convert", result.fps, job)
@@ -174,6 +185,9 @@ def swap(sources: list[str | Path], target: str | Path, out: str | Path, ws: Wor
     for e in est:
         report("  " + e.line())
     report(f"  {'total':<15} ~{fmt_seconds(sum(e.seconds for e in est)):>8}")
+    if job.basic:
+        train_s = next(e.seconds for e in est if e.stage == "train")
+        report("Basic: " + budget.describe(job.train.iterations, train_s, job.device_kind))
     for stage in STAGES:
         t = time.perf_counter()
         run_stage(job, stage, ws, progress_for(stage), cancel)

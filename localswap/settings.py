@@ -147,8 +147,10 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 @dataclass
 class TrainSettings(SettingsBase):
-    iterations: int = option(100_000, "target total iterations of the model: a new model trains "
-                             "to N, a model at iteration k < N continues to N", low=1,
+    iterations: int = option(0, "target total iterations of the model: a new model trains "
+                             "to N, a model at iteration k < N continues to N; 0 = Basic: the "
+                             "iterations after which this recipe's swap clears the quality bar "
+                             "(docs/benchmarks.md, time to quality)", low=0,
                              high=100_000_000)
     arch: str = option("auto", "model architecture (auto = localswap, sized by the planner); "
                        "fixed once the model exists", choices=("auto",) + TRAIN_ARCHS)

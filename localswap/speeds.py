@@ -60,12 +60,17 @@ def load(ws: Workspace) -> dict:
 
 
 def record(ws: Workspace, kind: str, value: float, job: "SwapJob") -> None:
-    """Remember a measured speed (frames/s or it/s) for `kind` under the job's key."""
+    """Remember a measured speed (frames/s or it/s) for `kind` under the job's key, averaged
+    with the one stored before (half each), so one odd run moves an estimate only half way."""
     if not value or value <= 0:
         return
     data = load(ws)
-    data.setdefault(kind, {})[keys(job)[kind]] = {"value": round(float(value), 4),
-                                                  "when": time.strftime("%Y-%m-%d %H:%M")}
+    key = keys(job)[kind]
+    old = (data.get(kind, {}).get(key) or {}).get("value")
+    if isinstance(old, (int, float)) and old > 0:
+        value = (old + value) / 2
+    data.setdefault(kind, {})[key] = {"value": round(float(value), 4),
+                                      "when": time.strftime("%Y-%m-%d %H:%M")}
     atomic_write_json(ws.root / FILE, data)
 
 

@@ -74,6 +74,7 @@ class ThreadTuner:
         self.most = most or min(allowed_cores(), self.before)
         self.set_threads = set_threads or torch.set_num_threads
         self.threads = max(1, min(self.most, start or free_cores()))
+        self.started_with = self.threads
         self.period, self.spell, self.margin = period, spell, margin
         self.recent: list[float] = []          # step times at self.threads since the last try
         self.trying: int | None = None
@@ -83,8 +84,10 @@ class ThreadTuner:
         self.changes = 0
         self.set_threads(self.threads)
 
-    def restore(self) -> None:
-        self.set_threads(self.before)
+    @property
+    def disturbed(self) -> bool:
+        """Other work took cores during the run (at the start, or it made the tuner move)."""
+        return self.started_with < self.most or self.changes > 0
 
     def step_done(self, seconds: float) -> None:
         now = time.monotonic()

@@ -22,7 +22,7 @@ from localswap.train.trainer import train
 from model_fixtures import one_torch_thread
 
 TINY = dict(resolution=64, width=8, batch=4, precision="fp32", device="cpu", lr=3e-4,
-            save_minutes=0.0)
+            save_minutes=0.0, preview_seconds=0.0)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -102,7 +102,12 @@ def test_resume_continues_exactly(facesets, tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     s = dict(preview_every=3, save_every=3)
     train(src, tgt, straight, tiny(iterations=10, **s))
-    first = train(src, tgt, resumed, tiny(iterations=6, **s))
+    # Stopped at 6 of the same target of 10 (as a crash or a cancel leaves it): the learning
+    # rate schedule follows the target, so the resumed run replays the straight one.
+    done = []
+    first = train(src, tgt, resumed, tiny(iterations=10, **s),
+                  lambda d, t, m="", **i: done.append(d), cancel=lambda: bool(done) and
+                  done[-1] >= 6)
     # A save cut off by kill -9 leaves hidden temp files; the next run clears them.
     leftovers = [resumed / ".model.safetensors.k1ll3d.tmp",
                  resumed / "backup" / ".optimizer.safetensors.k1ll3d.tmp"]
@@ -261,3 +266,13 @@ def test_cli_train_and_refusal(facesets, tmp_path, capsys):
     args[args.index("--iterations") + 1] = "5"
     assert cli.main(args) == 2
     assert "cannot change once a model exists" in capsys.readouterr().err
+
+
+def test_a_slow_run_shows_a_preview_by_the_clock(facesets, tmp_path):
+    """Previews come every preview_every iterations, and at least every preview_seconds."""
+    src, tgt = facesets
+    result = train(src, tgt, tmp_path / "p", tiny(iterations=6, preview_every=10 ** 6,
+                                                  preview_seconds=1e-3, sharpen=0.5))
+    previews = sorted((tmp_path / "p" / "previews").glob("preview_*.png"))
+    assert [p.name for p in previews] == [f"preview_{i:08d}.png" for i in range(1, 7)]
+    assert result.preview == str(previews[-1])

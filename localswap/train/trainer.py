@@ -8,6 +8,7 @@ Architecture, resolution and width are fixed when the model is created.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import math
 import threading
 import time
@@ -21,8 +22,9 @@ from localswap import __version__, cuda_support, gpu
 from localswap.errors import DiskFullError, UserError, is_disk_full
 from localswap.faces.faceset import Faceset
 from localswap.progress import Progress, no_progress
+from localswap.threads import ThreadTuner
 from localswap.settings import TrainSettings
-from localswap.train import checkpoint, distributed
+from localswap.train import budget, checkpoint, distributed, schedule
 from localswap.train.augment import AugmentSettings
 from localswap.train.data import FaceData
 from localswap.train.models import build_model
@@ -56,6 +58,7 @@ class TrainResult:
     plateau: dict | None = None
     plan: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    disturbed: bool = False      # other work shared the CPU: it_s is not this machine's speed
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -135,6 +138,8 @@ def train(source: str | Path, target: str | Path, model_dir: str | Path,
     settings = (settings or TrainSettings()).validate()
     model_dir = Path(model_dir)
     d = distributed.setup(settings.device)
+    settings = budget.resolve(settings, d.device.type)     # Basic: iterations 0 -> the bar's
+    threads = torch.get_num_threads()
     try:
         return _train(Path(source), Path(target), model_dir, settings, progress, cancel, d)
     except OSError as exc:
@@ -146,6 +151,7 @@ def train(source: str | Path, target: str | Path, model_dir: str | Path,
             + (f"it continues from the last checkpoint (iteration {kept})"
                if kept is not None else "nothing was saved yet")) from exc
     finally:
+        torch.set_num_threads(threads)
         distributed.teardown(d)
         gpu.release_cached_memory()     # the next job's plan must see this memory free
 
@@ -251,6 +257,7 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
             model, device_ids=[device.index] if device.type == "cuda" else None)
     aug = AugmentSettings(warp=AugmentSettings.warp if settings.warp else 0.0,
                           flip=settings.flip)
+    sharp = dataclasses.replace(aug, warp=0.0)
     step = Step(train_model, optimizer, data_a, data_b, device, plan.precision, aug,
                 settings.eyes_mouth_weight, settings.clip_grad)
     batch = plan.batch
@@ -298,10 +305,16 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
     preview_a, preview_b = data_a.first(PREVIEW_FACES), data_b.first(PREVIEW_FACES)
     times = collections.deque(maxlen=50)               # (time, iteration) for it/s
     times.append((time.monotonic(), it))
-    last_save = time.monotonic()
+    last_save = last_preview = time.monotonic()
     preview_path, fit, stopped = None, None, "target"
     bad, attempt, reloads, overflows = 0, 0, 0, 0
     la = lb = None
+    # On a CPU: as many threads as cores are free, re-checked as neighbours come and go
+    # (train() puts the process's thread count back afterwards).
+    tuner = ThreadTuner() if device.type == "cpu" else None
+    if tuner is not None and d.main:
+        note(f"CPU threads: {tuner.threads} of {tuner.most} (the cores free now; adjusted "
+             "while training by measured step time)")
 
     def on_oom(old: int, new: int) -> None:
         if d.on:
@@ -328,9 +341,17 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
             stopped = reason or "cancel"
             break
 
+        # The recipe at this point of the run: learning rate, and warp unless sharpening.
+        f = schedule.progress(settings, it, time.monotonic() - t0)
+        for group in optimizer.param_groups:
+            group["lr"] = schedule.learning_rate(settings, it, f)
+        step.aug = aug if schedule.warp_on(settings, f) else sharp
         # One step (halving the batch on CUDA out-of-memory).
+        started = time.perf_counter()
         result, new_batch = run_with_oom_retry(
             step, batch, _step_seed(settings.seed, d.rank, it, attempt), on_oom, optimizer)
+        if tuner is not None:
+            tuner.step_done(time.perf_counter() - started)
         batch = new_batch
         if result.overflow and overflows < OVERFLOWS:
             # fp16: GradScaler lowered its scale and skipped the update: not an iteration.
@@ -362,14 +383,19 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
         if not d.main:
             continue
 
-        # History point, preview and plateau fit every K iterations.
+        # History point and plateau fit every K iterations; a preview then too, and at least
+        # every `preview_seconds`, so a slow model shows its first one within half a minute.
         if it % settings.preview_every == 0:
             wa, wb, wn = state["window"]
             state["history"].append([it, wa / wn, wb / wn])
             state["window"] = [0.0, 0.0, 0]
-            preview_path = write_a_preview(it)
             h = state["history"]
             fit = fit_decay([p[0] for p in h], [p[1] + p[2] for p in h])
+        if it % settings.preview_every == 0 or (
+                settings.preview_seconds
+                and time.monotonic() - last_preview >= settings.preview_seconds):
+            preview_path = write_a_preview(it)
+            last_preview = time.monotonic()
         # Autosave every N iterations and every M minutes.
         minutes = (time.monotonic() - last_save) / 60
         if it % settings.save_every == 0 or (settings.save_minutes
@@ -379,9 +405,13 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
         (t_old, i_old), (t_new, i_new) = times[0], times[-1]
         it_s = (i_new - i_old) / (t_new - t_old) if t_new > t_old else 0.0
         eta = (settings.iterations - it) / it_s if it_s else None
+        if settings.max_minutes:        # a time budget ends the run first when it is shorter
+            left = max(0.0, settings.max_minutes * 60 - (time.monotonic() - t0))
+            eta = left if eta is None else min(eta, left)
         progress(it, settings.iterations, f"loss A {la:.4f} B {lb:.4f}", event="step",
                  iteration=it, loss_a=la, loss_b=lb, it_s=round(it_s, 3),
-                 eg_s=round(it_s * 2 * batch * d.world, 2), eta=round(eta, 1) if eta else None,
+                 eg_s=round(it_s * 2 * batch * d.world, 2),
+                 eta=round(eta, 2) if eta is not None else None,
                  batch=batch, preview=preview_path,
                  plateau=fit.describe() if fit else None,
                  plateau_remaining=fit.remaining if fit else None)
@@ -402,4 +432,4 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
     return TrainResult(str(model_dir), it, start_it, settings.iterations, stopped, la, lb,
                        round(seconds, 2), round(its, 3), round(its * 2 * batch * d.world, 2),
                        batch, preview_path, fit.to_dict() if fit else None, plan.to_dict(),
-                       notes)
+                       notes, disturbed=tuner is not None and tuner.disturbed)

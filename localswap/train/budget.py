@@ -1,0 +1,39 @@
+"""Basic mode: train as long as a good swap takes, and no longer.
+
+`--iterations 0` (the default, and what the web app's Basic mode sends) means "the iterations
+after which the recipe's output clears the quality bar", read from the time-to-quality table
+in docs/benchmarks.md (`python -m localswap bench --only quality`): the CPU figure is measured
+on 2 cores with the CPU plan; the GPU figure is an expectation from step-time ratios until a
+GPU run of that benchmark replaces it. On this machine that is `iterations / its` seconds,
+which the estimate shows before the start.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from localswap.settings import TrainSettings
+
+BAR_ITERATIONS = {"cpu": 6000, "cuda": 20000}
+
+
+def basic_iterations(device_type: str) -> int:
+    return BAR_ITERATIONS["cuda" if device_type == "cuda" else "cpu"]
+
+
+UNLIMITED = 100_000_000      # a time budget alone: the clock ends the run
+
+
+def resolve(settings: TrainSettings, device_type: str) -> TrainSettings:
+    """`settings` with the iteration count filled in where it is 0: Basic's, or no limit when
+    the user gave a time budget (`max_minutes`) instead."""
+    if settings.iterations:
+        return settings
+    its = UNLIMITED if settings.max_minutes else basic_iterations(device_type)
+    return dataclasses.replace(settings, iterations=its)
+
+
+def describe(iterations: int, seconds: float, device_type: str) -> str:
+    where = "this GPU" if device_type == "cuda" else "this CPU"
+    minutes = max(1, round(seconds / 60))
+    return (f"about {minutes} minute{'s' if minutes != 1 else ''} of training on {where} for a "
+            f"good swap ({iterations:,} iterations)")
