@@ -1,7 +1,7 @@
 """The judge's verdict: numbers (to_dict), a table, and one sentence a user can act on."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 # The quality bar (issue 16): dlib distance <= 0.6 reads as one person; expressions follow
 # when eye and mouth opening correlate with the target's; steady when the face changes from
@@ -17,8 +17,8 @@ BLURRED = 0.6        # texture in the face over the target's: below this, a smud
 
 @dataclass
 class Report:
-    output: str
-    target: str
+    output: str = ""
+    target: str = ""
     sources: list[str] = field(default_factory=list)
     frames: int = 0                          # frame pairs judged (sampled)
     target_faces: int = 0                    # of those, frames where the target shows a face
@@ -43,11 +43,17 @@ class Report:
     def to_dict(self) -> dict:
         return {**asdict(self), "sentence": self.sentence()}
 
-    def table(self) -> str:
-        """Aligned text: measure, value, what to look for."""
+    @classmethod
+    def from_dict(cls, data: dict) -> "Report":
+        """Back from to_dict() (a job's stored result); unknown keys are ignored."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(measure, value, what to aim for), for the text table and the web app's."""
         def f(v, fmt="{:.2f}"):
             return "-" if v is None else fmt.format(v)
-        rows = [
+        return [
             ("frames judged", f"{self.frames}", f"target face in {self.target_faces}"),
             ("output face missing", f"{self.missing_faces}", "0 (a missing face is a failure)"),
             ("closer to source", f(self.closer_to_source, "{:.0%}"), ">= 95%"),
@@ -66,6 +72,10 @@ class Report:
                                               f"> {STEADY} flickers"),
             ("seam", f(self.seam), f"1.0 = like the target; > {SEAM_SHOWS} an edge shows"),
         ]
+
+    def table(self) -> str:
+        """Aligned text: measure, value, what to look for."""
+        rows = self.rows()
         w0 = max(len(r[0]) for r in rows)
         w1 = max(len(r[1]) for r in rows)
         return "\n".join(f"{a:<{w0}}  {b:>{w1}}  {c}" for a, b, c in rows)

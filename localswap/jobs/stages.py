@@ -208,7 +208,32 @@ def convert(ctx: Context) -> dict:
         result = run_stage(job, "convert", ctx.workspace, ctx.progress, ctx.stop)
     except Cancelled as exc:
         raise Stopped(ctx.progress.stop_reason()) from exc
-    return _rendered(ctx, result, job.out)
+    return {**_rendered(ctx, result, job.out), **_judge(ctx, job)}
+
+
+JUDGE_FRAMES, JUDGE_SOURCE_FACES = 40, 20   # 7-9 s on 2 CPU cores (one face descriptor: 75 ms)
+
+
+def _judge(ctx: Context, job) -> dict:
+    """localswap.evaluate's report on the render, for the job view. It never fails the job:
+    a judge that cannot judge (dlib missing, a render of part of the video) is a log line."""
+    from localswap.evaluate import evaluate
+
+    def stop_check(done: int, total: int, message: str = "", **info) -> None:
+        if ctx.stop.is_set() and ctx.stop.reason in ("cancel", "shutdown"):
+            raise Stopped(ctx.stop.reason)
+    try:
+        report = evaluate(job.sources, job.target, job.out, max_frames=JUDGE_FRAMES,
+                          source_faces=JUDGE_SOURCE_FACES, progress=stop_check)
+    except Exception as exc:  # noqa: BLE001  (the render is done; the judge is extra)
+        why = str(exc).strip()[:200] or type(exc).__name__
+        ctx.progress.log(f"Quality check skipped: {why}")
+        return {"evaluation": None}              # not an older render's report
+    ctx.progress.log(f"Quality: {report.sentence()}")
+    data = report.to_dict()
+    for key in ("output", "target", "sources"):   # absolute paths: the job keeps its own
+        data.pop(key)
+    return {"evaluation": data}
 
 
 def quick_convert(ctx: Context) -> dict:

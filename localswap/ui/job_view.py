@@ -47,13 +47,14 @@ class JobView:
     resume: gr.Button
     video: gr.Video
     download: gr.DownloadButton
+    quality: gr.Markdown
     seen: gr.State
     timer: gr.Timer
 
     def outputs(self) -> list:
         return [self.job, self.status, self.error, self.plot, self.plateau, self.preview,
                 self.gallery, self.log, self.cancel, self.convert_now, self.continue_,
-                self.more, self.resume, self.video, self.download, self.seen]
+                self.more, self.resume, self.video, self.download, self.quality, self.seen]
 
 
 def render(ctx: Context) -> JobView:
@@ -90,12 +91,13 @@ def render(ctx: Context) -> JobView:
         with gr.Column():
             download = gr.DownloadButton("Download the result", visible=False,
                                          elem_id="download")
+            quality = gr.Markdown(elem_id="job-quality")
     log = gr.Textbox(label="Log", lines=8, max_lines=8, interactive=False, autoscroll=True,
                      elem_id="job-log")
     seen = gr.State({})
     timer = gr.Timer(ctx.poll)
     view = JobView(job, status, error, plot, plateau, preview, gallery, log, cancel,
-                   convert_now, more, continue_, resume, video, download, seen, timer)
+                   convert_now, more, continue_, resume, video, download, quality, seen, timer)
     _listen(ctx, view)
     return view
 
@@ -211,6 +213,8 @@ def refresh(ctx: Context, job_id, seen: dict) -> list:
     result = output_path(ctx, job)
     _put(out, seen, "video", result, lambda: result)
     _put(out, seen, "download", result, lambda: gr.update(value=result, visible=bool(result)))
+    evaluation = job.result.get("evaluation") if result else None
+    _put(out, seen, "quality", evaluation, lambda: quality_text(evaluation))
     return _ordered(out, seen)
 
 
@@ -228,7 +232,7 @@ def preview_image(path: str | None):
 
 
 ORDER = ("job", "status", "error", "plot", "plateau", "preview", "gallery", "log", "cancel",
-         "convert_now", "continue_", "more", "resume", "video", "download")
+         "convert_now", "continue_", "more", "resume", "video", "download", "quality")
 
 
 def _put(out: dict, seen: dict, key: str, signature, make) -> None:
@@ -262,6 +266,18 @@ def output_path(ctx: Context, job) -> str | None:
         return None
     path = ctx.workspace.root / rel
     return str(path) if path.is_file() else None
+
+
+def quality_text(evaluation: dict | None) -> str:
+    """The judge's sentence and table (localswap.evaluate) for a finished render."""
+    if not evaluation:
+        return ""
+    from localswap.evaluate.report import Report
+    report = Report.from_dict(evaluation)
+    lines = [f"**Quality check:** {html.escape(report.sentence())}", "",
+             "| measure | value | aim |", "|---|---:|---|"]
+    lines += [f"| {name} | {value} | {html.escape(aim)} |" for name, value, aim in report.rows()]
+    return "\n".join(lines)
 
 
 def status_text(snap: Snapshot) -> str:
