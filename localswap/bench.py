@@ -8,7 +8,9 @@ Sections (each a function returning a flat-ish dict with stable keys):
               its fraction of the bf16 matmul peak, peak memory
   baseline    the same step for a plain eager fp32 faceswap-Original loop, and the ratio
   conversion  frames/s with 64 and 128 px models, ratio to decode+encode-only, time per stage
-  quality     masked SSIM of B->B on held-out faces after a fixed number of iterations
+  quality     time to quality: the default recipe trained on a real pair of talking-head
+              videos for fixed wall-clock budgets, each render scored by `evaluate`, with a
+              contact sheet per budget (bench_quality.py)
 Every timing is a median of repeats after a warm-up.
 """
 from __future__ import annotations
@@ -123,20 +125,23 @@ SECTIONS: dict[str, Callable[[dict], dict]] = {
     "training": _lazy("localswap.bench_train", "section_training"),
     "baseline": _lazy("localswap.bench_train", "section_baseline"),
     "conversion": _lazy("localswap.convert.benchmark", "section_conversion"),
-    "quality": _lazy("localswap.bench_train", "section_quality"),
+    "quality": _lazy("localswap.bench_quality", "section_quality"),
 }
 
 
 def run(quick: bool = False, device: str = "auto", only: list[str] | None = None,
-        progress: Callable[[str], None] = print, tiny: bool = False) -> dict:
-    """All sections; `tiny` shrinks every workload to check the output, not the speed."""
+        progress: Callable[[str], None] = print, tiny: bool = False,
+        out_dir: Path | None = None) -> dict:
+    """All sections; `tiny` shrinks every workload to check the output, not the speed.
+    Pictures (the quality section's contact sheets and renders) go to `out_dir`."""
     quick = quick or tiny
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
     results: dict = {"schema": SCHEMA_VERSION, "localswap": __version__, "torch": torch.__version__,
                      "device": describe_device(dev), "device_type": dev.type, "quick": quick}
     with tempfile.TemporaryDirectory(prefix="localswap-bench-") as tmp:
-        ctx = {"device": dev, "quick": quick, "tiny": tiny, "tmp": Path(tmp), "results": results}
+        ctx = {"device": dev, "quick": quick, "tiny": tiny, "tmp": Path(tmp), "results": results,
+               "out_dir": out_dir}
         ctx["clip"] = samples.clip_720p(Path(tmp), 12 if tiny else 48 if quick else 120)
         for name, fn in SECTIONS.items():
             if only and name not in only and name != "machine":

@@ -12,7 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from localswap import gpu, samples
 from localswap.bench import median_time, sync
-from localswap.bench_baseline import BaselineTrainer, ssim_loss
+from localswap.bench_baseline import BaselineTrainer
 from localswap.faces.extract import extract
 from localswap.settings import ExtractSettings
 from localswap.train.augment import AugmentSettings, augment
@@ -34,14 +34,12 @@ def _faceset(ctx: dict, name: str, photo, centre, seed: int, frames: int) -> Pat
     return ctx[key]
 
 
-def facesets(ctx: dict) -> tuple[Path, Path, Path]:
-    """A (astronaut), B (Grace Hopper) and held-out B (another clip, other motion)."""
+def facesets(ctx: dict) -> tuple[Path, Path]:
+    """A (astronaut) and B (Grace Hopper): real photos in motion, for step timing."""
     n = 8 if ctx["tiny"] else 24 if ctx["quick"] else 48
     a = _faceset(ctx, "a", samples.astronaut(), samples.FACE_CENTRES["astronaut"], 0, n)
     b = _faceset(ctx, "b", samples.grace_hopper(), samples.FACE_CENTRES["grace_hopper"], 1, n)
-    held = _faceset(ctx, "b_held", samples.grace_hopper(),
-                    samples.FACE_CENTRES["grace_hopper"], 3, 4 if ctx["tiny"] else 12)
-    return a, b, held
+    return a, b
 
 
 def _rss_mb() -> float:
@@ -103,7 +101,7 @@ def interleaved(a, b, repeats: int) -> tuple[float, float]:
 
 
 def section_training(ctx: dict) -> dict:
-    fs_a, fs_b, _ = facesets(ctx)
+    fs_a, fs_b = facesets(ctx)
     dev, reps = ctx["device"], 1 if ctx["tiny"] else 2 if ctx["quick"] else 5
     machine = ctx["results"]["machine"]
     out = {}
@@ -143,7 +141,7 @@ def _baseline_batches(data_a: FaceData, data_b: FaceData, batch: int, gen):
 
 def section_baseline(ctx: dict) -> dict:
     """faceswap's Original as plain eager fp32 vs localswap's `original` step, batch 16."""
-    fs_a, fs_b, _ = facesets(ctx)
+    fs_a, fs_b = facesets(ctx)
     dev, reps = ctx["device"], 1 if ctx["tiny"] else 3 if ctx["quick"] else 5
     n = 2 if ctx["tiny"] else 16
     base = BaselineTrainer(str(dev), batch=n)
@@ -163,46 +161,3 @@ def section_baseline(ctx: dict) -> dict:
             "localswap_original_step_s": ours_s, "localswap_precision": plan.precision,
             "ratio": ours_s / base_s}
 
-
-def masked_ssim(model, faces: torch.Tensor, side: str) -> float:
-    """SSIM of the face region of `faces` (uint8 N,6,R,R) reconstructed through `side`."""
-    x = faces[:, :3].float() / 255
-    face_mask = faces[:, 3:4].float() / 255
-    model.eval()
-    with torch.no_grad():
-        rgb, _ = model.decode(model.encode(x), side)
-    model.train()
-    return float(1 - ssim_loss(rgb.float() * face_mask, x * face_mask))
-
-
-def section_quality(ctx: dict) -> dict:
-    """After N iterations: masked SSIM of B->B on held-out faces, localswap vs baseline."""
-    fs_a, fs_b, held = facesets(ctx)
-    dev = ctx["device"]
-    iters = 1 if ctx["tiny"] else 4 if ctx["quick"] else 150
-    n = 2 if ctx["tiny"] else 16
-    held_faces = FaceData(held, 64, dev).faces
-    step, plan = make_step("original", 64, fs_a, fs_b, dev, batch=n)
-    t = time.perf_counter()
-    for i in range(iters):
-        step(n, i)
-    ours_s = time.perf_counter() - t
-    base = BaselineTrainer(str(dev), batch=n)
-    gen = torch.Generator(device=dev).manual_seed(0)
-    t = time.perf_counter()
-    for _ in range(iters):
-        base.step(*_baseline_batches(step.data_a, step.data_b, n, gen))
-    base_s = time.perf_counter() - t
-
-    class _Base:  # the baseline model behind the same encode/decode face as ours
-        encode = staticmethod(base.model.encode)
-        eval = base.model.eval
-        train = base.model.train
-
-        @staticmethod
-        def decode(z, side):
-            return base.model.decoders[1 if side == "b" else 0](z), None
-    return {"iterations": iters, "batch": n, "held_out_faces": int(held_faces.shape[0]),
-            "localswap_ssim_b": masked_ssim(step.model, held_faces, "b"),
-            "baseline_ssim_b": masked_ssim(_Base, held_faces, "b"),
-            "localswap_seconds": ours_s, "baseline_seconds": base_s}

@@ -330,7 +330,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    results = bench.run(quick=args.quick, device=args.device, only=args.only, tiny=args.tiny)
+    # Contact sheets and renders of the quality section go next to the JSON.
+    out_dir = Path(args.json_file).resolve().parent if args.json_file else None
+    results = bench.run(quick=args.quick, device=args.device, only=args.only, tiny=args.tiny,
+                        out_dir=out_dir)
     print(bench.table(results))
     if args.json_file:
         bench.write_json(results, args.json_file)

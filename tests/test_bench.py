@@ -3,6 +3,8 @@ import json
 import subprocess
 import sys
 
+import cv2
+
 TRAIN_KEYS = {"batch", "precision", "width", "params", "model_step_s", "full_step_s",
               "full_over_model", "augment_s", "augment_share", "augment_faces_per_s", "eg_per_s",
               "step_gflop", "achieved_flops", "fraction_of_peak", "peak_memory_mb"}
@@ -33,6 +35,15 @@ def test_bench_tiny_json_schema(tmp_path):
         assert c[label]["frames"] == 12 and c[label]["fps"] > 0
         assert {"decode", "model", "encode"} <= set(c[label]["busy_ms_per_frame"])
     q = res["quality"]
-    assert 0 < q["localswap_ssim_b"] <= 1 and 0 < q["baseline_ssim_b"] <= 1
+    assert q["pair"].startswith("tiny") and set(q["bar"]) == {
+        "closer_to_source", "distance_to_source", "eye_correlation", "mouth_correlation",
+        "stability"}
+    (row,) = q["budgets"].values()
+    assert row["minutes"] == 0.05 and row["iterations"] >= 1 and row["missing_faces"] == 0
+    assert 0 <= row["closer_to_source"] <= 1 and row["distance_to_source"] > 0
+    assert isinstance(row["meets_bar"], bool) and row["sentence"]
+    sheet = tmp_path / "quality-0.05min-sheet.png"
+    assert row["sheet"] == str(sheet) and cv2.imread(str(sheet)).shape[0] >= 2 * 32
+    assert (tmp_path / "quality-0.05min.mp4").is_file()
     for name in ("machine", "extraction", "training", "baseline", "conversion", "quality"):
         assert name in r.stdout                                  # the readable table
