@@ -82,7 +82,8 @@ def model_info(path: Path) -> ModelInfo:
     manifest = read_manifest(path)
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     source, target = _names(manifest)
-    stamp = (path / MODEL_FILE).stat().st_mtime
+    weights = path / MODEL_FILE
+    stamp = (weights if weights.is_file() else path / MANIFEST_FILE).stat().st_mtime
     return ModelInfo(
         name=path.name, arch=manifest["arch"], resolution=int(manifest["resolution"]),
         face_type=manifest.get("face_type", "whole_face"),
@@ -144,11 +145,17 @@ def delete_model(ws: Workspace, name: str) -> None:
 
 
 def export_model(ws: Workspace, name: str, file: str | Path) -> Path:
-    """Write model `name` as one portable zip at `file` (atomically)."""
+    """Write model `name` as one portable zip at `file` (atomically), or as a DeepFaceLive
+    `.dfm` when `file` ends in .dfm."""
     src = ws.path("models", name)
     if not src.is_dir():
         raise UserError(f"model {name!r} not found in {ws.root / 'models'}")
-    read_manifest(src)
+    manifest = read_manifest(src)
+    if Path(file).suffix.lower() == ".dfm":
+        from localswap.models.dfm_export import export_dfm
+        return export_dfm(src, file)[0]
+    if manifest["arch"] == "dfm":
+        raise UserError(f"{name} is a DeepFaceLive model: export it as a .dfm file")
     file = Path(file)
     members = [m for m in MEMBERS if (src / m).is_file()]
     index = {"format": FORMAT, "version": VERSION, "name": name,
@@ -189,6 +196,9 @@ def import_model(ws: Workspace, file: str | Path, name: str | None = None) -> Mo
     file = Path(file)
     if not file.is_file():
         raise UserError(f"{file}: file not found")
+    if file.suffix.lower() in (".dfm", ".onnx"):
+        from localswap.models.dfm import import_dfm
+        return import_dfm(ws, file, name)
     with open(file, "rb") as fh:
         head = fh.read(8)
     _refuse_pickle(file, head)

@@ -25,7 +25,7 @@ import torch
 from localswap import __version__, media
 from localswap.convert.blend import Look, draw_label, face_width, paste
 from localswap.convert.smooth import FaceTracker
-from localswap.convert.swapper import Swapper
+from localswap.convert.swapper import Swapper, open_swapper
 from localswap.errors import DiskFullError, UserError, is_disk_full
 from localswap.faces.align import transform_matrix, warp_face
 from localswap.faces.detect import make_backend
@@ -300,7 +300,7 @@ def convert(input: str | Path, model: str | Path | Swapper, out: str | Path,
     if not input.is_dir() and not media.is_video(input) and not media.is_image(input):
         raise UserError(f"{input.name}: not a supported video (mp4, mov, mkv, webm, avi) or "
                         "image (jpg, png, bmp, webp, tif)")
-    swapper = model if isinstance(model, Swapper) else Swapper(model, s.device, s.precision)
+    swapper = model if isinstance(model, Swapper) else open_swapper(model, s.device, s.precision)
     try:
         if input.is_dir() or media.is_image(input):
             from localswap.convert.photos import convert_photos

@@ -44,7 +44,9 @@ def read_manifest(model_dir: str | Path) -> dict:
     """manifest.json as a dict, checked for the fields conversion needs."""
     model_dir = Path(model_dir)
     path = model_dir / MANIFEST_FILE
-    if not (model_dir / MODEL_FILE).is_file() or not path.is_file():
+    from localswap.models.dfm import DFM_FILE
+    weights = model_dir / (DFM_FILE if (model_dir / DFM_FILE).is_file() else MODEL_FILE)
+    if not weights.is_file() or not path.is_file():
         raise UserError(f"{model_dir}: not a localswap model (needs {MODEL_FILE} and "
                         f"{MANIFEST_FILE}); train one first")
     try:
@@ -55,7 +57,10 @@ def read_manifest(model_dir: str | Path) -> dict:
         raise UserError(f"{path}: damaged manifest (not a JSON object)")
     from localswap.train.models import ARCHS
     arch, res = manifest.get("arch"), manifest.get("resolution")
-    if arch not in ARCHS or not isinstance(res, int) or not 16 <= res <= 1024:
+    if weights.name == DFM_FILE and arch != "dfm" or weights.name == MODEL_FILE and arch == "dfm":
+        raise UserError(f"{path}: the manifest's architecture {arch!r} does not match "
+                        f"{weights.name}")
+    if arch not in (*ARCHS, "dfm") or not isinstance(res, int) or not 16 <= res <= 1024:
         raise UserError(f"{path}: not a localswap model manifest (arch {arch!r}, "
                         f"resolution {res!r})")
     from localswap.faces.align import FACE_TYPE_BOX
@@ -120,6 +125,14 @@ def load_model(model_dir: str | Path, device: torch.device | str = "cpu"):
         raise UserError(f"{folder / MODEL_FILE}: damaged weights ({exc})") from exc
     model = build_from_state(manifest, state)
     return model.to(device).eval(), manifest
+
+
+def open_swapper(model_dir: str | Path, device: str = "auto", precision: str = "auto"):
+    """The Swapper for a library model: torch for localswap's own, onnxruntime for `.dfm`."""
+    from localswap.models.dfm import dfm_swapper, is_dfm_dir
+    if is_dfm_dir(Path(model_dir)):
+        return dfm_swapper(model_dir, device)
+    return Swapper(model_dir, device, precision)
 
 
 class Swapper:

@@ -17,7 +17,13 @@ FACE_TYPE_BOX = {
     "face": (0.49, 0.50, 0.80),
     "whole_face": (0.49, 0.43, 1.07),
     "head": (0.49, 0.30, 1.45),
+    # DeepFaceLab's "whole face" (what DeepFaceLive .dfm models take): the unit square of the
+    # same mean face, padded by 0.40 of its diagonal on each side (half side 0.4*sqrt(2)+0.5)
+    # and moved up 7% of its side for more forehead; fitted on brows, nose, eyes and the two
+    # mouth corners only (DFL_POINTS).
+    "dfl_whole_face": (0.5, 0.43, 0.4 * 2 ** 0.5 + 0.5),
 }
+DFL_POINTS = list(range(17, 49)) + [54]
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -46,7 +52,11 @@ def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 def transform_matrix(landmarks: np.ndarray, size: int, face_type: str) -> np.ndarray:
     """2x3 affine taking source-frame pixels to the `size` x `size` aligned crop."""
-    to_mean = umeyama(np.asarray(landmarks)[MEAN_FACE_FIRST:], MEAN_FACE)
+    if face_type == "dfl_whole_face":
+        to_mean = umeyama(np.asarray(landmarks)[DFL_POINTS],
+                          MEAN_FACE[np.array(DFL_POINTS) - MEAN_FACE_FIRST])
+    else:
+        to_mean = umeyama(np.asarray(landmarks)[MEAN_FACE_FIRST:], MEAN_FACE)
     cx, cy, half = FACE_TYPE_BOX[face_type]
     scale = size / (2 * half)
     to_crop = np.array([[scale, 0, (half - cx) * scale], [0, scale, (half - cy) * scale]])

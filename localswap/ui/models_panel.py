@@ -45,6 +45,7 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
             rename = gr.Button("Rename", scale=1)
         with gr.Row():
             export = gr.Button("Export as one file")
+            export_dfm = gr.Button("Export as DeepFaceLive .dfm")
             exported = gr.DownloadButton("Download the export", visible=False)
         with gr.Row():
             delete = gr.Button("Delete…", variant="stop")
@@ -53,7 +54,8 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
             confirm = gr.Button("Yes, delete it", variant="stop")
             keep = gr.Button("Keep it")
     with gr.Accordion("Import a model file", open=False):
-        imp_file = gr.File(label="Model export (.zip)", file_types=[".zip"])
+        imp_file = gr.File(label="Model export (.zip) or DeepFaceLive model (.dfm)",
+                           file_types=[".zip", ".dfm"])
         imp_name = gr.Textbox(label="Name in the library (optional)")
         imp = gr.Button("Import")
 
@@ -93,6 +95,13 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
         return f"Exported {name!r}.", gr.update(value=str(path), visible=True)
     export.click(guarded(do_export, 2), pick, [notice, exported], api_visibility="private")
 
+    def do_export_dfm(name):
+        path = export_model(ctx, name, ".dfm")
+        return f"Exported {name!r} as a DeepFaceLive model.", gr.update(value=str(path),
+                                                                         visible=True)
+    export_dfm.click(guarded(do_export_dfm, 2), pick, [notice, exported],
+                     api_visibility="private")
+
     delete.click(lambda name: (gr.update(visible=bool(name)),
                                f"Delete **{name}** and its checkpoints? This cannot be undone."),
                  pick, [confirm_row, confirm_text], api_visibility="private")
@@ -107,7 +116,7 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
     def do_import(file, name):
         from localswap.library import import_model
         if not file:
-            raise UserError("Choose a model export file (.zip) first.")
+            raise UserError("Choose a model export file (.zip or .dfm) first.")
         info = import_model(ctx.workspace, _pair(file)[0], (name or "").strip() or None)
         return (f"Imported {info.name!r}.", *library_view(ctx, info.name))
     imp.click(guarded(do_import, 4), [imp_file, imp_name], [notice, *panel.outputs()],
@@ -201,9 +210,9 @@ def delete_model(ctx: Context, name: str) -> None:
     shutil.rmtree(path)
 
 
-def export_model(ctx: Context, name: str) -> Path:
+def export_model(ctx: Context, name: str, suffix: str = ".zip") -> Path:
     """Export into outputs/exports/ (the only folders the app serves files from)."""
     from localswap.library import export_model as export
     check_name(name or "")
-    out = ctx.workspace.root / "outputs" / "exports" / f"{name.replace(' ', '_')}.zip"
+    out = ctx.workspace.root / "outputs" / "exports" / f"{name.replace(' ', '_')}{suffix}"
     return export(ctx.workspace, name, out)

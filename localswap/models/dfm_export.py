@@ -1,0 +1,82 @@
+"""Write a localswap model as a DeepFaceLive `.dfm` (ONNX): the same input and output names,
+layout and pixel convention as DeepFaceLab's export (see localswap.models.dfm), so a model
+trained here runs in DeepFaceLive, FaceFusion or VisoMaster.
+
+The graph: in_face:0 NHWC BGR [0, 1] -> NCHW RGB -> encoder -> decoder A's mask of the input
+face (out_face_mask:0) and decoder B's face and mask (out_celeb_face:0, out_celeb_face_mask:0),
+NHWC, BGR for the face. A model that learns no mask gives masks of ones.
+
+The crop the model sees must match: localswap models are trained on localswap's own
+face types; a `whole_face` model is exported as is (its crop is within a few percent of
+DeepFaceLab's whole face; see localswap.faces.align), the others with a note.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from localswap.errors import UserError
+from localswap.models.dfm import IN_FACE, OUTPUTS, check_dfm
+
+
+class DfmGraph(nn.Module):
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, in_face: torch.Tensor):
+        x = in_face.flip(-1).permute(0, 3, 1, 2)                # NHWC BGR -> NCHW RGB
+        z = self.model.encoder(x)
+        _, mask_a = self.model.decoder_a(z)
+        rgb_b, mask_b = self.model.decoder_b(z)
+        ones = torch.ones_like(rgb_b[:, :1])
+        mask_a = ones if mask_a is None else mask_a
+        mask_b = ones if mask_b is None else mask_b
+        return (mask_a.permute(0, 2, 3, 1), rgb_b.flip(1).permute(0, 2, 3, 1),
+                mask_b.permute(0, 2, 3, 1))
+
+
+def to_onnx_bytes(model: nn.Module, resolution: int, opset: int = 17) -> bytes:
+    """The model as `.dfm` bytes (fp32, CPU, batch dimension dynamic)."""
+    graph = DfmGraph(model.float().cpu().to(memory_format=torch.contiguous_format)).eval()
+    dummy = torch.rand(1, resolution, resolution, 3)
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(graph, (dummy,), buf, dynamo=False, opset_version=opset,
+                          input_names=[IN_FACE], output_names=list(OUTPUTS),
+                          dynamic_axes={n: {0: "N"} for n in (IN_FACE, *OUTPUTS)},
+                          do_constant_folding=True)
+    return buf.getvalue()
+
+
+def export_dfm(model_dir: str | Path, file: str | Path) -> tuple[Path, list[str]]:
+    """Write the model in `model_dir` to `file` (atomically) and check it loads as a `.dfm`.
+    Returns (file, notes). An imported `.dfm` is written back byte for byte."""
+    import shutil
+
+    from localswap.convert.swapper import load_model, read_manifest
+    from localswap.models.dfm import DFM_FILE, is_dfm_dir
+    from localswap.workspace import AtomicFile
+    model_dir, file = Path(model_dir), Path(file)
+    notes: list[str] = []
+    with AtomicFile(file) as tmp:
+        if is_dfm_dir(model_dir):
+            shutil.copyfile(model_dir / DFM_FILE, tmp)
+        else:
+            model, manifest = load_model(model_dir, "cpu")
+            face_type = manifest.get("face_type", "whole_face")
+            if face_type != "whole_face":
+                notes.append(f"the model was trained on {face_type} crops; DeepFaceLive feeds "
+                             "whole-face crops, so the face will sit larger or smaller")
+            tmp.write_bytes(to_onnx_bytes(model, int(manifest["resolution"])))
+        try:
+            check_dfm(tmp)
+        except UserError as exc:
+            raise UserError(f"the exported model does not load back as a .dfm: {exc}") from exc
+    read_manifest(model_dir)
+    return file, notes

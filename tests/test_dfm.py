@@ -1,0 +1,128 @@
+"""DeepFaceLive .dfm interchange: export a trained model and run it in onnxruntime, import a
+model built here with DeepFaceLab's exact names and render a video with it, refuse files that
+are not such models (one sentence, nothing written)."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from localswap import cli, library
+from localswap.convert.convert import convert
+from localswap.convert.swapper import load_model
+from localswap.errors import UserError
+from localswap.models import dfm
+from localswap.settings import ConvertSettings
+from localswap.workspace import Workspace
+from model_fixtures import one_torch_thread, tiny_model  # noqa: F401  (module-scoped fixture)
+
+
+class DflLike(nn.Module):
+    """A small network with DeepFaceLab's export interface: NHWC BGR [0, 1] in, the target
+    mask, the swapped face (a colour-shifted, convolved copy) and its mask out, AMP's morph."""
+
+    def __init__(self, nchw: bool = False):
+        super().__init__()
+        self.nchw = nchw
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, face, morph):
+        x = face if self.nchw else face.permute(0, 3, 1, 2)
+        y = torch.sigmoid(self.conv(x))
+        celeb = (0.6 * x + 0.4 * y[:, :3] * morph).clamp(0, 1)
+        mask = torch.ones_like(y[:, 3:])
+        if self.nchw:
+            return mask, celeb, y[:, 3:]
+        return (mask.permute(0, 2, 3, 1), celeb.permute(0, 2, 3, 1),
+                y[:, 3:].permute(0, 2, 3, 1))
+
+
+def build_dfl_onnx(path, res=96, nchw=False, names=("in_face:0", "morph_value:0"),
+                   outputs=dfm.OUTPUTS):
+    torch.manual_seed(0)
+    shape = (1, 3, res, res) if nchw else (1, res, res, 3)
+    with torch.no_grad():
+        torch.onnx.export(DflLike(nchw).eval(), (torch.rand(shape), torch.tensor([0.75])),
+                          str(path), dynamo=False, opset_version=17, input_names=list(names),
+                          output_names=list(outputs),
+                          dynamic_axes={names[0]: {0: "N"}})
+    return path
+
+
+def _real_faces(faceset, res):
+    crops = sorted(faceset.glob("*.png"))[:8]
+    return np.stack([cv2.resize(cv2.imread(str(p)), (res, res), interpolation=cv2.INTER_AREA)
+                     for p in crops])           # BGR uint8, as DeepFaceLive feeds it
+
+
+def test_export_matches_pytorch_on_real_faces(tmp_path, tiny_model, faceset_a):
+    ws = Workspace(tmp_path / "ws")
+    import shutil
+    shutil.copytree(tiny_model, ws.path("models", "tiny"))
+    file = library.export_model(ws, "tiny", tmp_path / "tiny.dfm")
+    info = dfm.check_dfm(file)
+    assert info.resolution == 64 and not info.morph
+    bgr = _real_faces(faceset_a, 64).astype(np.float32) / 255
+    with one_torch_thread():
+        face, mask, celeb_mask = dfm.run(dfm.open_session(file), bgr, False)
+        model, _ = load_model(ws.path("models", "tiny"))
+        with torch.no_grad():
+            x = torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1])).permute(0, 3, 1, 2)
+            z = model.encode(x)
+            rgb_b, mask_b = model.decode(z, "b")
+            _, mask_a = model.decode(z, "a")
+    nhwc = lambda t: t.permute(0, 2, 3, 1).numpy()  # noqa: E731
+    assert np.abs(face - nhwc(rgb_b)[..., ::-1]).mean() < 1 / 255
+    assert np.abs(celeb_mask - nhwc(mask_b)).mean() < 1 / 255
+    assert np.abs(mask - nhwc(mask_a)).mean() < 1 / 255
+    # ... and the exported file comes back into the library as a runnable model
+    back = library.import_model(ws, file, name="tiny back")
+    assert (back.arch, back.resolution, back.face_type) == ("dfm", 64, "dfl_whole_face")
+
+
+def test_dfl_named_model_imports_and_renders_a_video(tmp_path, video_a):
+    ws = Workspace(tmp_path / "ws")
+    src = build_dfl_onnx(tmp_path / "celeb.dfm")
+    assert cli.main(["models", "--workspace", str(ws.root), "--import", str(src)]) == 0
+    [m] = library.list_models(ws)
+    assert (m.name, m.arch, m.resolution, m.source) == ("celeb", "dfm", 96, "celeb")
+    out = tmp_path / "out.mp4"
+    with one_torch_thread():
+        result = convert(video_a, ws.path("models", "celeb"), out,
+                         ConvertSettings(mask="both", end=1.0))
+    assert out.is_file() and result.faces > 0 and result.model == "celeb"
+    assert json.loads((ws.path("models", "celeb") / "manifest.json").read_text())[
+        "morph_input"] is True
+    # A library .dfm exports back byte for byte.
+    again = library.export_model(ws, "celeb", tmp_path / "again.dfm")
+    assert again.read_bytes() == src.read_bytes()
+
+
+@pytest.mark.parametrize("kind, sentence", [
+    ("empty", "empty"), ("text", "not a readable ONNX model"),
+    ("truncated", "not a readable ONNX model"), ("names", "takes the inputs"),
+    ("outputs", "gives the outputs"),
+    ("nchw", "NCHW")])
+def test_not_a_dfm_is_refused_with_one_sentence(tmp_path, kind, sentence):
+    ws = Workspace(tmp_path / "ws")
+    (ws.root / "models").mkdir(parents=True, exist_ok=True)
+    file = tmp_path / f"{kind}.dfm"
+    if kind == "empty":
+        file.write_bytes(b"")
+    elif kind == "text":
+        file.write_text("not a model\n" * 50)
+    elif kind == "truncated":
+        data = build_dfl_onnx(tmp_path / "whole.onnx", res=32).read_bytes()
+        file.write_bytes(data[: len(data) // 2])
+    elif kind == "outputs":
+        build_dfl_onnx(file, res=32, outputs=("mask", "face", "face_mask"))
+    elif kind == "names":
+        build_dfl_onnx(file, res=32, names=("input", "morph"))
+    else:
+        build_dfl_onnx(file, res=32, nchw=True)
+    with pytest.raises(UserError, match=sentence) as err:
+        library.import_model(ws, file)
+    assert "\n" not in str(err.value) and file.name in str(err.value)
+    assert list((ws.root / "models").iterdir()) == []
