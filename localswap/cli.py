@@ -47,7 +47,11 @@ def _check_limits(args: argparse.Namespace, inputs: list) -> None:
 
 def _args_extract(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help="video files, image files or folders of images")
-    p.add_argument("--out", required=True, help="faceset folder to create or add to")
+    p.add_argument("--out", required=True, help="faceset folder to create or add to (with "
+                   "--list-people: the folder for the people's thumbnails)")
+    p.add_argument("--list-people", action="store_true",
+                   help="list the distinct people in each input (a thumbnail and frame count "
+                   "each; use their number with --person) instead of extracting")
     ExtractSettings.add_arguments(p)
     _limit_flags(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -59,12 +63,36 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
     settings = ExtractSettings.from_args(args)
     _check_limits(args, args.inputs)
+    if args.list_people:
+        return _list_people(args, settings)
     bar = TqdmProgress("extract", unit="frame")
     try:
         summary = extract(args.inputs, args.out, settings, progress=bar)
     finally:
         bar.close()
     print(json.dumps(summary.to_dict(), indent=1) if args.json else summary.report())
+    return 0
+
+
+def _list_people(args: argparse.Namespace, settings: ExtractSettings) -> int:
+    from localswap.faces.extract import collect_inputs
+    from localswap.faces.identities import list_people
+    from localswap.progress import TqdmProgress
+
+    listings = []
+    items = collect_inputs(args.inputs)
+    for n, (path, _) in enumerate(items):
+        bar = TqdmProgress("people", unit="frame")
+        try:
+            thumbs = Path(args.out) / (f"{n + 1}_{path.stem}" if len(items) > 1 else "")
+            listings.append(list_people(path, settings, thumbs=thumbs, progress=bar))
+        finally:
+            bar.close()
+    if args.json:
+        d = [x.to_dict() for x in listings]
+        print(json.dumps(d[0] if len(d) == 1 else d, indent=1))
+    else:
+        print("\n".join(x.report() for x in listings))
     return 0
 
 
@@ -183,8 +211,11 @@ def _workspace_flag(p: argparse.ArgumentParser) -> None:
 def _args_convert(p: argparse.ArgumentParser) -> None:
     from localswap.settings import ConvertSettings
     p.add_argument("input", help="video, photo or folder of photos of the target person (A)")
-    p.add_argument("--model", required=True,
+    p.add_argument("--model",
                    help="trained model folder, or the name of a model in the workspace library")
+    p.add_argument("--map", action="append", default=[], metavar="N=MODEL",
+                   help="swap person N (their number in `extract --list-people`) with MODEL; "
+                   "repeat for several people, all in one pass (instead of --model)")
     p.add_argument("--out", required=True,
                    help="output .mp4 for a video, an image for a photo, a folder for a folder")
     _workspace_flag(p)
@@ -202,8 +233,22 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     settings = ConvertSettings.from_args(args)
     _check_limits(args, [args.input])
-    model = Path(args.model) if Path(args.model).is_dir() else \
-        resolve_model(args.model, Workspace(args.workspace))
+
+    def find(name: str):
+        return Path(name) if Path(name).is_dir() else resolve_model(name,
+                                                                    Workspace(args.workspace))
+    if bool(args.model) == bool(args.map):
+        raise UserError("give --model MODEL, or --map N=MODEL for each person to swap")
+    if args.map:
+        model = {}
+        for item in args.map:
+            n, _, name = item.partition("=")
+            if not n.strip().isdigit() or not name or int(n) < 1:
+                raise UserError(f"--map {item}: write it as N=MODEL, N a person's number "
+                                "from `extract --list-people`")
+            model[int(n)] = find(name.strip())
+    else:
+        model = find(args.model)
     bar = TqdmProgress("convert", unit="frame")
     try:
         result = convert(args.input, model, args.out, settings, progress=bar)
@@ -213,7 +258,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-SWAP_TRAIN_FLAGS = ("iterations", "arch", "resolution", "width", "batch", "max_minutes")
+SWAP_TRAIN_FLAGS = ("iterations", "arch", "resolution", "width", "batch", "max_minutes",
+                    "init_from")
 
 
 def _args_swap(p: argparse.ArgumentParser) -> None:
@@ -253,7 +299,9 @@ def cmd_swap(args: argparse.Namespace) -> int:
                             train=TrainSettings.from_args(args),
                             convert=ConvertSettings.from_args(args,
                                                               batch=ConvertSettings().batch),
-                            extract=ExtractSettings.from_args(args),
+                            # --person is the target's (it shares the convert flag)
+                            extract=ExtractSettings.from_args(args, person=0,
+                                                              person_photo=""),
                             progress_for=progress_for, report=print)
     finally:
         for bar in bars:
@@ -266,9 +314,11 @@ def cmd_swap(args: argparse.Namespace) -> int:
 def _args_models(p: argparse.ArgumentParser) -> None:
     _workspace_flag(p)
     act = p.add_mutually_exclusive_group()
-    act.add_argument("--export", nargs=2, metavar=("NAME", "FILE"), help="write a model file")
+    act.add_argument("--export", nargs=2, metavar=("NAME", "FILE"),
+                     help="write a model file (FILE.zip; FILE.dfm for DeepFaceLive)")
     act.add_argument("--import", dest="import_file", metavar="FILE",
-                     help="add a model file written by --export to the library")
+                     help="add a model file written by --export, or a DeepFaceLive .dfm, "
+                     "to the library")
     act.add_argument("--rename", nargs=2, metavar=("OLD", "NEW"), help="rename a model")
     act.add_argument("--delete", metavar="NAME", help="delete a model")
     p.add_argument("--name", help="library name for --import (default: the exported name)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from localswap import media, speeds
@@ -106,6 +106,11 @@ def plan_swap(sources: list[str | Path], target: str | Path, out: str | Path, ws
     if (model_dir / "manifest.json").is_file():
         from localswap.convert.swapper import read_manifest
         extract.face_type = read_manifest(model_dir).get("face_type", extract.face_type)
+    elif train.init_from:       # a new model from a trained one: its faces, checked now
+        from localswap.convert.swapper import read_manifest
+        from localswap.models.init_from import find
+        extract.face_type = read_manifest(find(train.init_from, model_dir)).get(
+            "face_type", extract.face_type)
     stem = _slug(model_dir.name, 48)
     return SwapJob(
         sources=[p for p, _ in source_items], target=target, out=out, model_dir=model_dir,
@@ -150,7 +155,10 @@ def run_stage(job: SwapJob, stage: str, ws: Workspace, progress: Progress = no_p
     from localswap.train.trainer import train
     started = time.perf_counter()
     if stage == "extract_target":
-        result = extract([job.target], job.faceset_target, job.extract, progress)
+        # The target's chosen person (--person / the app's pick) is the one converted.
+        result = extract([job.target], job.faceset_target,
+                         replace(job.extract, person=job.convert.person,
+                                 person_photo=job.convert.person_photo), progress)
         speeds.record(ws, "extract", result.fps, job)
     elif stage == "extract_source":
         result = extract(job.sources, job.faceset_source, job.extract, progress)

@@ -96,6 +96,10 @@ class ExtractSettings(SettingsBase):
                                    low=0.05, high=0.99)
     max_frames: int = option(0, "stop after this many frames per video (0 = all)", low=0)
     device: str = option("auto", "device for backends that use torch", choices=DEVICES)
+    person: int = option(0, "keep only this person's faces: their number in `extract "
+                         "--list-people` (0 = the main person, the longest face track)",
+                         low=0, high=999)
+    person_photo: str = option("", "keep only the faces of the person in this reference photo")
 
 
 @dataclass
@@ -118,6 +122,9 @@ class ConvertSettings(SettingsBase):
                            low=0, high=60)
     faces: str = option("all", "swap every face or only the largest in each frame",
                         choices=("all", "largest"))
+    person: int = option(0, "swap only this person: their number in `extract --list-people` "
+                         "(0 = by --faces)", low=0, high=999)
+    person_photo: str = option("", "swap only the person in this reference photo")
     start: float | None = option(None, "start at this many seconds into the video", low=0.0)
     end: float | None = option(None, "stop at this many seconds into the video", low=0.0)
     batch: int = option(8, "faces per model call", low=1, high=512)
@@ -158,6 +165,9 @@ class TrainSettings(SettingsBase):
                              "exists", choices=(0,) + TRAIN_RESOLUTIONS)
     width: int = option(0, "model width, the channels of its first layer (0 = planner); fixed "
                         "once the model exists", low=0, high=256)
+    init_from: str = option("", "start a new model from this trained model's weights "
+                            "(library name or folder): architecture, resolution and width "
+                            "come from it, the original is left as it is")
     batch: int = option(0, "faces of each identity per step (0 = planner)", low=0, high=1024)
     precision: str = option("auto", "arithmetic: auto = bf16/fp16 autocast where the device "
                             "supports it", choices=PRECISIONS)

@@ -53,6 +53,8 @@ class ConvertResult:
     filled: int = 0                 # faces filled in across detection gaps
     seconds: float = 0.0
     stages: dict = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))  # busy seconds
+    people: dict = field(default_factory=dict)    # "person N" -> frames swapped (--person/--map)
+    notes: list = field(default_factory=list)     # plain sentences, e.g. who is missing where
 
     @property
     def fps(self) -> float:
@@ -69,7 +71,9 @@ class ConvertResult:
         return (f"{self.out}: {self.frames} frames, {self.faces} faces swapped in "
                 f"{self.frames_with_faces} frames ({self.filled} filled across gaps)\n"
                 f"model {self.model} on {self.device}; {self.seconds:.1f} s, "
-                f"{self.fps:.1f} frames/s\nbusy time per stage: {busy}")
+                f"{self.fps:.1f} frames/s\nbusy time per stage: {busy}"
+                + "".join(f"\n{who}: swapped in {n} frames" for who, n in self.people.items())
+                + "".join(f"\n{note}" for note in self.notes))
 
 
 @dataclass
@@ -79,6 +83,7 @@ class _Face:
     crop: np.ndarray            # aligned RGB uint8
     swapped: np.ndarray | None = None
     learned: np.ndarray | None = None
+    swapper: "Swapper | None" = None     # the model for this face, when people are mapped
 
 
 @dataclass
@@ -124,21 +129,97 @@ class _Largest:
         return [mine]
 
 
-def _align(image: np.ndarray, landmarks: list[np.ndarray], swapper: Swapper) -> list[_Face]:
+def _align(image: np.ndarray, landmarks: list[np.ndarray],
+           swapper: Swapper | list[Swapper]) -> list[_Face]:
+    """Aligned crops; `swapper` is one model for all faces or a list with one per face."""
+    per = swapper if isinstance(swapper, list) else [swapper] * len(landmarks)
     faces = []
-    for lm in landmarks:
-        mat = transform_matrix(lm, swapper.resolution, swapper.face_type)
-        faces.append(_Face(lm, mat, warp_face(image, mat, swapper.resolution)))
+    for lm, sw in zip(landmarks, per):
+        mat = transform_matrix(lm, sw.resolution, sw.face_type)
+        faces.append(_Face(lm, mat, warp_face(image, mat, sw.resolution),
+                           swapper=sw if isinstance(swapper, list) else None))
     return faces
 
 
 def _run_model(swapper: Swapper, faces: list[_Face], batch: int) -> None:
-    for i in range(0, len(faces), batch):
-        chunk = faces[i:i + batch]
-        rgb, mask = swapper(np.stack([f.crop for f in chunk]))
-        for k, f in enumerate(chunk):
-            f.swapped = rgb[k]
-            f.learned = None if mask is None else mask[k]
+    groups: dict[int, list[_Face]] = {}
+    for f in faces:                      # mapped people: one batch per model
+        groups.setdefault(id(f.swapper or swapper), []).append(f)
+    for group in groups.values():
+        model = group[0].swapper or swapper
+        for i in range(0, len(group), batch):
+            chunk = group[i:i + batch]
+            rgb, mask = model(np.stack([f.crop for f in chunk]))
+            for k, f in enumerate(chunk):
+                f.swapped = rgb[k]
+                f.learned = None if mask is None else mask[k]
+
+
+class _Cast:
+    """Who is swapped, and with which model (--person, --person-photo, --map): faces are
+    matched to the listed people (or the reference photo) by their identity; a face that is
+    nobody chosen is left untouched."""
+
+    def __init__(self, refs: np.ndarray, swappers: list, labels: list[str]):
+        from localswap.faces.identities import Matcher
+        self.matcher = Matcher(refs)
+        self.swappers, self.labels = swappers, labels
+        self.seen: dict[int, list[int]] = {k: [] for k, sw in enumerate(swappers) if sw}
+        self.first: int | None = None
+        self.last = 0
+
+    def __call__(self, image: np.ndarray, index: int, tracked: list) -> tuple[list, list]:
+        self.first = index if self.first is None else self.first
+        self.last = index
+        who = self.matcher(image, index, [(f.track, f.landmarks, f.filled) for f in tracked])
+        lms, models = [], []
+        for f, k in zip(tracked, who):
+            if k is not None and self.swappers[k] is not None:
+                lms.append(f.landmarks)
+                models.append(self.swappers[k])
+                self.seen[k].append(index)
+        return lms, models
+
+    def models(self) -> list[Swapper]:
+        return list({id(m): m for m in self.swappers if m is not None}.values())
+
+    def report(self, result: ConvertResult) -> None:
+        from localswap.faces.identities import missing, missing_sentence
+        for k, frames in self.seen.items():
+            result.people[self.labels[k]] = len(set(frames))
+            if self.first is not None:
+                gaps = missing(frames, self.first, self.last)
+                if gaps:
+                    result.notes.append(missing_sentence(self.labels[k], gaps, self.first,
+                                                         self.last))
+
+
+def _open(model, s: ConvertSettings) -> Swapper:
+    return model if isinstance(model, Swapper) else open_swapper(model, s.device, s.precision)
+
+
+def _make_cast(path: Path, model, s: ConvertSettings) -> tuple[_Cast, Swapper]:
+    """The cast for `model` = {person number: model} or one model with --person /
+    --person-photo; also the first model (it names the render)."""
+    from localswap.faces.identities import list_people, photo_reference
+    from localswap.settings import ExtractSettings
+    ext = ExtractSettings(detector=s.detector, min_confidence=s.min_confidence,
+                          device=s.device)
+    if not isinstance(model, dict) and s.person_photo:
+        first = _open(model, s)
+        return (_Cast(photo_reference(s.person_photo, ext)[None], [first],
+                      [f"the person in {Path(s.person_photo).name}"]), first)
+    mapping = model if isinstance(model, dict) else {s.person: model}
+    people = list_people(path, ext)
+    swappers: list = [None] * len(people.people)
+    loaded: dict[str, Swapper] = {}
+    for n, m in mapping.items():
+        people.person(int(n))                     # a sentence if there is no such person
+        key = str(m) if not isinstance(m, Swapper) else str(id(m))
+        loaded[key] = loaded.get(key) or _open(m, s)
+        swappers[int(n) - 1] = loaded[key]
+    labels = [f"person {p.index}" for p in people.people]
+    return _Cast(people.references(), swappers, labels), next(iter(loaded.values()))
 
 
 def _compose(frame: _Frame, look: Look, label: bool) -> np.ndarray:
@@ -219,7 +300,7 @@ def _decode(p: _Pipeline, path: Path, info: media.MediaInfo, s: ConvertSettings,
 
 
 def _analyse(p: _Pipeline, s: ConvertSettings, swapper: Swapper, inp: queue.Queue,
-             out: queue.Queue, tracker: FaceTracker) -> None:
+             out: queue.Queue, tracker: FaceTracker, cast: _Cast | None = None) -> None:
     backend = make_backend(s.detector, video=True, min_confidence=s.min_confidence,
                            device=s.device)
     choose = _Largest() if s.faces == "largest" else list
@@ -235,7 +316,10 @@ def _analyse(p: _Pipeline, s: ConvertSettings, swapper: Swapper, inp: queue.Queu
                 ready = tracker.push(index, ts, image, found)
             for index, image, tracked in ready:
                 t0 = time.perf_counter()
-                faces = _align(image, [f.landmarks for f in choose(tracked)], swapper)
+                if cast is not None:
+                    faces = _align(image, *cast(image, index, tracked))
+                else:
+                    faces = _align(image, [f.landmarks for f in choose(tracked)], swapper)
                 p.busy["align"] += time.perf_counter() - t0
                 p.put(out, _Frame(index, image, faces))
             if item is _END:
@@ -288,11 +372,13 @@ def _check_paths(inp: Path, out: Path, video: bool) -> None:
         raise UserError(f"{out.name}: a photo is written as an image; name it .png or .jpg")
 
 
-def convert(input: str | Path, model: str | Path | Swapper, out: str | Path,
+def convert(input: str | Path, model: str | Path | Swapper | dict, out: str | Path,
             settings: ConvertSettings | None = None, progress: Progress = no_progress,
             cancel: threading.Event | None = None) -> ConvertResult:
     """Render `input` (a video, a photo or a folder of photos) with the model's swapped face
-    into `out` (an .mp4, an image, or a folder for a folder). Set `cancel` to stop early."""
+    into `out` (an .mp4, an image, or a folder for a folder). Set `cancel` to stop early.
+    `model` may map people to models ({1: model X, 2: model Y}, numbers as in
+    `extract --list-people`): each person gets their own, in one pass."""
     s = (settings or ConvertSettings()).validate()
     input, out = Path(input), Path(out)
     if not input.exists():
@@ -300,13 +386,21 @@ def convert(input: str | Path, model: str | Path | Swapper, out: str | Path,
     if not input.is_dir() and not media.is_video(input) and not media.is_image(input):
         raise UserError(f"{input.name}: not a supported video (mp4, mov, mkv, webm, avi) or "
                         "image (jpg, png, bmp, webp, tif)")
-    swapper = model if isinstance(model, Swapper) else open_swapper(model, s.device, s.precision)
+    cast = None
+    if isinstance(model, dict) or s.person or s.person_photo:
+        if input.is_dir() or media.is_image(input):
+            raise UserError("choosing people (--person, --person-photo, --map) works on videos; "
+                            "for photos use --faces largest or crop the photo")
+        cast, swapper = _make_cast(input, model, s)
+    else:
+        swapper = (model if isinstance(model, Swapper)
+                   else open_swapper(model, s.device, s.precision))
     try:
         if input.is_dir() or media.is_image(input):
             from localswap.convert.photos import convert_photos
             return convert_photos(input, swapper, out, s, progress, cancel)
         _check_paths(input, out, video=True)
-        return _convert_video(input, swapper, out, s, progress, cancel)
+        return _convert_video(input, swapper, out, s, progress, cancel, cast)
     except OSError as exc:
         if not is_disk_full(exc):
             raise
@@ -315,7 +409,8 @@ def convert(input: str | Path, model: str | Path | Swapper, out: str | Path,
 
 
 def _convert_video(path: Path, swapper: Swapper, out: Path, s: ConvertSettings,
-                   progress: Progress, cancel: threading.Event | None) -> ConvertResult:
+                   progress: Progress, cancel: threading.Event | None,
+                   cast: _Cast | None = None) -> ConvertResult:
     started = time.perf_counter()
     info = media.probe(path)
     if s.start is not None and s.start >= info.duration:
@@ -333,7 +428,9 @@ def _convert_video(path: Path, swapper: Swapper, out: Path, s: ConvertSettings,
     # Batches arrive in bursts: room for two keeps the encoder fed while the next one fills.
     q_done = queue.Queue(_depth(max(QUEUE_DEPTH, min(2 * s.batch + 2, 64)), info))
     writer = media.VideoWriter(out, info.width, info.height, info.fps, audio_from=path,
-                               metadata={"comment": synthetic_tag(swapper)}, crf=s.crf,
+                               metadata={"comment": "; ".join(
+                                   synthetic_tag(m) for m in cast.models())
+                                   if cast else synthetic_tag(swapper)}, crf=s.crf,
                                audio_start=s.start, audio_end=s.end)
     threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
     try:
@@ -345,7 +442,7 @@ def _convert_video(path: Path, swapper: Swapper, out: Path, s: ConvertSettings,
             torch.set_num_threads(max(1, cores // 2))
             cv2.setNumThreads(max(1, cores // 4))
         p.spawn("decode", _decode, p, path, info, s, q_frames)
-        p.spawn("analyse", _analyse, p, s, swapper, q_frames, q_faces, tracker)
+        p.spawn("analyse", _analyse, p, s, swapper, q_frames, q_faces, tracker, cast)
         p.spawn("model", _model, p, swapper, batch, q_faces, q_done)
         while True:
             try:
@@ -378,6 +475,8 @@ def _convert_video(path: Path, swapper: Swapper, out: Path, s: ConvertSettings,
         torch.set_num_threads(threads)
         cv2.setNumThreads(cv_threads)
     result.filled = tracker.filled
+    if cast is not None:
+        cast.report(result)
     result.stages = p.busy
     result.seconds = time.perf_counter() - started
     return result

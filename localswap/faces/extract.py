@@ -165,6 +165,29 @@ class _Extractor:
         self.writer = ThreadPoolExecutor(max_workers=2)  # PNG encoding overlaps detection
         self.pending = []
         self.last_save = time.monotonic()
+        self.people = None          # (reference descriptors, the row wanted) for --person
+
+    def choose_person(self, items: list[tuple[Path, media.MediaInfo | None]]) -> None:
+        """--person N (numbered in the first video's listing) or --person-photo FILE: only
+        that person's faces are kept."""
+        from localswap.faces.identities import list_people, photo_reference
+        s = self.s
+        if s.person_photo:
+            self.people = (photo_reference(s.person_photo, s)[None], 0)
+            return
+        first = next((p for p, info in items if info is not None), items[0][0])
+        listing = list_people(first, s)
+        listing.person(s.person)
+        self.people = (listing.references(), s.person - 1)
+
+    def wanted(self, matcher, frame: np.ndarray, index: int, dets: list[Detection],
+               ids: list[int]) -> list[bool]:
+        if self.people is None:
+            return [True] * len(dets)
+        who = matcher(frame, index, [(t, d.landmarks, False) for d, t in zip(dets, ids)])
+        keep = [k == self.people[1] for k in who]
+        self.rejected["other_person"] += keep.count(False)
+        return keep
 
     def make_entry(self, frame: np.ndarray, det: Detection, source: Path, index: int,
                    timestamp: float, track: int, k: int) -> tuple[FaceEntry, np.ndarray] | None:
@@ -211,6 +234,10 @@ class _Extractor:
         tracks = _Tracks()
         multi: list[list[FaceEntry]] = []   # frames where several faces were kept
         s = self.s
+        matcher = None
+        if self.people is not None:
+            from localswap.faces.identities import Matcher
+            matcher = Matcher(self.people[0])
         for n, (index, ts, frame) in enumerate(
                 media.prefetch(media.read_frames(path, every=s.every, info=info))):
             if s.max_frames and n >= s.max_frames:
@@ -226,7 +253,11 @@ class _Extractor:
                 if len(dets) > 1:
                     self.summary.multi_face_frames += 1
                 kept = []
-                for k, (det, tid) in enumerate(zip(dets, tracks.assign(dets))):
+                ids = tracks.assign(dets)
+                for k, (det, tid, want) in enumerate(
+                        zip(dets, ids, self.wanted(matcher, frame, index, dets, ids))):
+                    if not want:
+                        continue
                     made = self.make_entry(frame, det, path, index, ts, tid, k)
                     if made:
                         self.keep(*made)
@@ -268,6 +299,12 @@ class _Extractor:
         if not dets:
             self.rejected["no_face"] += 1
             return
+        if self.people is not None:
+            from localswap.faces.identities import Matcher
+            keep = self.wanted(Matcher(self.people[0]), frame, 0, dets, [None] * len(dets))
+            dets = [d for d, k in zip(dets, keep) if k]
+            if not dets:
+                return
         if len(dets) > 1:
             self.summary.multi_face_frames += 1
             self.rejected["other_person"] += len(dets) - 1
@@ -288,6 +325,8 @@ def extract(inputs: list[str | Path], out: str | Path, settings: ExtractSettings
     fs = Faceset.open_or_create(out, settings.face_type, settings.size)
     summary = ExtractSummary(out=str(out))
     ex = _Extractor(fs, settings, summary)
+    if settings.person or settings.person_photo:
+        ex.choose_person(items)
     total = 0
     for _, info in items:
         n = -(-info.frames // settings.every) if info else 1

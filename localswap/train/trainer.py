@@ -28,6 +28,7 @@ from localswap.train import budget, checkpoint, distributed, schedule
 from localswap.train.augment import AugmentSettings
 from localswap.train.data import FaceData
 from localswap.train.models import build_model
+from localswap.models import init_from
 from localswap.train.plateau import fit_decay
 from localswap.train.preview import preview_rows, write_preview
 from localswap.train.step import DTYPES, Step, make_optimizer, restore_optimizer, \
@@ -178,7 +179,7 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
     if manifest is None and checkpoint.exists(model_dir):
         raise UserError(f"{model_dir} holds model files but no readable manifest.json; train "
                         "into another folder (nothing there was changed)")
-    fixed = {}
+    fixed, init = {}, None
     if manifest:
         fixed = _check_immutable(settings, manifest, model_dir)
         if manifest.get("face_type") != fs_a.face_type:
@@ -192,6 +193,9 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
     else:
         fixed = {k: getattr(settings, k) for k in IMMUTABLE
                  if getattr(settings, k) not in ("auto", 0)}
+        if settings.init_from:       # a new model starting from a trained one's weights
+            init = init_from.resolve(settings, model_dir, fs_a.face_type)
+            fixed = init.fixed
     plan = _plan(settings, d, fixed, len(fs_a) + len(fs_b), min(fs_a.size, fs_b.size))
     if manifest and not settings.batch:
         plan.batch = int(manifest.get("batch") or plan.batch)   # keep an OOM-halved batch
@@ -222,9 +226,14 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
         model = build_model(arch, res, width).to(device)
+    if init is not None:
+        init.load_into(model)
+        note(f"starting from {init.path.name} (iteration {init.record['iteration']}); "
+             "it is left as it was")
     optimizer = make_optimizer(model, settings.lr)
     state = dict(history=[], window=[0.0, 0.0, 0], since_save=[0.0, 0], best_loss=math.inf,
-                 elapsed_s=0.0, created=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                 elapsed_s=0.0, created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                 init_from=init.record if init else (manifest or {}).get("init_from"))
 
     def restore(loaded: checkpoint.Loaded) -> int:
         try:
@@ -277,7 +286,7 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
             "world_size": d.world,
             "scaler": step.scaler.state_dict() if step.scaler.is_enabled() else None,
             "created": state["created"], "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "ddp": state.get("ddp")}
+            "ddp": state.get("ddp"), "init_from": state["init_from"]}
 
     def save(iteration: int) -> None:
         total, n = state["since_save"]

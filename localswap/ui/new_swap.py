@@ -27,6 +27,7 @@ CONVERT_FIRST = ["color", "blend", "mask", "erode", "blur", "smooth", "faces", "
 EXTRACT_FIELDS = ["face_type", "every", "size", "min_face", "blur_threshold", "detector",
                   "max_frames"]
 NEW_MODEL = "(new model)"
+FRESH = "(fresh)"
 
 
 @dataclass
@@ -63,11 +64,18 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
         model = gr.Dropdown(models, value=NEW_MODEL, label="Model", elem_id="model-choice",
                             info="train a new model, or continue one from the library",
                             allow_custom_value=False)
+        start_from = gr.Dropdown(
+            [(FRESH, "")] + [(n, n) for n in trainable_models(ctx)], value="",
+            label="Start from", elem_id="start-from", allow_custom_value=False,
+            info="a new model starts fresh, or from a library model's weights (the same "
+                 "source person on a new target learns far sooner)")
         with gr.Accordion("Training", open=True):
-            train_w = widgets.settings_widgets(train_cls, TRAIN_MAIN, prefix="train")
+            train_w = {"init_from": start_from,
+                       **widgets.settings_widgets(train_cls, TRAIN_MAIN, prefix="train")}
             with gr.Accordion("More training settings", open=False):
                 more = [n for n in _order(train_cls, TRAIN_MORE_FIRST) if n not in TRAIN_MAIN]
-                train_w.update(widgets.settings_widgets(train_cls, more, skip=("device",),
+                train_w.update(widgets.settings_widgets(train_cls, more,
+                                                        skip=("device", "init_from"),
                                                         prefix="train"))
         with gr.Accordion("Rendering: colour, blend and mask", open=False):
             convert_w = widgets.settings_widgets(ConvertSettings,
@@ -131,6 +139,13 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
     start.click(on_start, [*common, consent, *setting_inputs],
                 [message, tabs, job_select, job_seen], api_visibility="private")
     return NewSwap(start, message, model)
+
+
+def trainable_models(ctx: Context) -> list[str]:
+    """Library models a new model can start from (not imported .dfm files)."""
+    from localswap.models.dfm import is_dfm_dir
+    return [n for n in ctx.workspace.names("models")
+            if not is_dfm_dir(ctx.workspace.root / "models" / n)]
 
 
 def _order(cls, first: list[str]) -> list[str]:
