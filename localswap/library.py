@@ -28,7 +28,10 @@ FORMAT = "localswap-model"
 VERSION = 1
 EXPORT_FILE = "export.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
-MEMBERS = (MANIFEST_FILE, MODEL_FILE, OPTIMIZER_FILE)
+# The model card's files (localswap.models.card) travel with the model when present.
+CARD_MEMBERS = ("evaluation.json", "source.png")
+MEMBERS = (MANIFEST_FILE, MODEL_FILE, OPTIMIZER_FILE, *CARD_MEMBERS)
+CARD_FILE = "card.json"     # the card as written at export, for people and other tools
 MAX_BYTES = 16 << 30        # refuse archives that unpack to more than this (zip bombs)
 
 
@@ -157,12 +160,15 @@ def export_model(ws: Workspace, name: str, file: str | Path) -> Path:
     if manifest["arch"] == "dfm":
         raise UserError(f"{name} is a DeepFaceLive model: export it as a .dfm file")
     file = Path(file)
+    from localswap.models.card import model_card
+    card = model_card(src)        # first, as it may make the source thumbnail
     members = [m for m in MEMBERS if (src / m).is_file()]
     index = {"format": FORMAT, "version": VERSION, "name": name,
              "files": {m: file_sha256(src / m) for m in members}}
     with AtomicFile(file) as tmp:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
             zf.writestr(EXPORT_FILE, json.dumps(index, indent=1))
+            zf.writestr(CARD_FILE, json.dumps(card, indent=1))
             for m in members:
                 zf.write(src / m, m)
     return file
@@ -228,6 +234,7 @@ def import_model(ws: Workspace, file: str | Path, name: str | None = None) -> Mo
         build_from_state(manifest, _check_safetensors(tmp / MODEL_FILE, file.name))
         if (tmp / OPTIMIZER_FILE).is_file():
             _check_safetensors(tmp / OPTIMIZER_FILE, file.name)
+        _check_card_files(tmp, file.name)
         name = check_name(name or index.get("name") or file.stem)
         dest = ws.path("models", name)
         if dest.exists():
@@ -244,7 +251,7 @@ def _check_members(zf: zipfile.ZipFile, label: str) -> dict:
     """The export index, after checking the archive holds only what an export holds."""
     infos = zf.infolist()
     names = [i.filename for i in infos]
-    extra = [n for n in names if n not in (*MEMBERS, EXPORT_FILE)]
+    extra = [n for n in names if n not in (*MEMBERS, EXPORT_FILE, CARD_FILE)]
     if extra or MANIFEST_FILE not in names or MODEL_FILE not in names:
         raise UserError(f"{label}: not a localswap model export (it holds "
                         f"{', '.join(names[:6]) or 'nothing'}; expected {MANIFEST_FILE} and "
@@ -262,3 +269,16 @@ def _check_members(zf: zipfile.ZipFile, label: str) -> dict:
             raise UserError(f"{label}: not a localswap model export")
     files = {m: str(index["files"].get(m, "")) for m in MEMBERS if m in names}
     return {**index, "files": files}
+
+
+def _check_card_files(folder: Path, label: str) -> None:
+    """The card's files are what they claim: a JSON object and a PNG image."""
+    ev, png = folder / CARD_MEMBERS[0], folder / CARD_MEMBERS[1]
+    if ev.is_file():
+        try:
+            if not isinstance(json.loads(ev.read_text()), dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise UserError(f"{label}: damaged {ev.name} ({exc})") from exc
+    if png.is_file() and not png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n":
+        raise UserError(f"{label}: {png.name} is not a PNG image")

@@ -208,7 +208,13 @@ def convert(ctx: Context) -> dict:
         result = run_stage(job, "convert", ctx.workspace, ctx.progress, ctx.stop)
     except Cancelled as exc:
         raise Stopped(ctx.progress.stop_reason()) from exc
-    return {**_rendered(ctx, result, job.out), **_judge(ctx, job)}
+    rendered, judged = _rendered(ctx, result, job.out), _judge(ctx, job)
+    try:                     # the model card shows the scores of the model's last render
+        from localswap.models.card import record_evaluation
+        record_evaluation(job.model_dir, judged.get("evaluation"), job.target)
+    except (OSError, UserError) as exc:
+        ctx.progress.log(f"The model card was not updated: {exc}")
+    return {**rendered, **judged}
 
 
 JUDGE_FRAMES, JUDGE_SOURCE_FACES = 40, 20   # 7-9 s on 2 CPU cores (one face descriptor: 75 ms)

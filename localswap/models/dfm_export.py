@@ -54,6 +54,20 @@ def to_onnx_bytes(model: nn.Module, resolution: int, opset: int = 17) -> bytes:
     return buf.getvalue()
 
 
+def with_card(onnx_bytes: bytes, model_dir: Path) -> bytes:
+    """The model with its card (localswap.models.card, without the thumbnail) in the ONNX
+    metadata under `localswap.card`: DeepFaceLive ignores it, tools can read it."""
+    import json
+
+    import onnx
+
+    from localswap.models.card import model_card
+    proto = onnx.load_from_string(onnx_bytes)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "localswap.card", json.dumps(model_card(model_dir, thumbnail=False))
+    return proto.SerializeToString()
+
+
 def export_dfm(model_dir: str | Path, file: str | Path) -> tuple[Path, list[str]]:
     """Write the model in `model_dir` to `file` (atomically) and check it loads as a `.dfm`.
     Returns (file, notes). An imported `.dfm` is written back byte for byte."""
@@ -73,7 +87,8 @@ def export_dfm(model_dir: str | Path, file: str | Path) -> tuple[Path, list[str]
             if face_type != "whole_face":
                 notes.append(f"the model was trained on {face_type} crops; DeepFaceLive feeds "
                              "whole-face crops, so the face will sit larger or smaller")
-            tmp.write_bytes(to_onnx_bytes(model, int(manifest["resolution"])))
+            tmp.write_bytes(with_card(to_onnx_bytes(model, int(manifest["resolution"])),
+                                      model_dir))
         try:
             check_dfm(tmp)
         except UserError as exc:

@@ -170,6 +170,11 @@ def describe(ctx: Context, name: str | None) -> str:
     m = next((m for m in models(ctx) if m.name == name), None)
     if m is None:
         return f"{name}: not a readable model."
+    from localswap.models.card import card_markdown, model_card
+    try:
+        return card_markdown(model_card(m.path)) + f"\n\n{m.size_mb:.1f} MB, saved {m.date}."
+    except (UserError, OSError):
+        pass
     loss = f"{m.last_loss:.4f}" if m.last_loss is not None else "—"
     return (f"**{m.name}**: {m.arch}, {m.resolution} px, {m.face_type.replace('_', ' ')}; "
             f"{m.iterations} iterations, last loss {loss}; source {m.source or '?'}, target "

@@ -1,0 +1,145 @@
+"""The model card: what a library model is, at a glance, shown in the Models panel and
+exported with the model (a `card.json` in the zip, metadata in a `.dfm`).
+
+    source thumbnail   source.png in the model folder (the first source face of its newest
+                       preview grid, kept once made, so it survives previews being cleared)
+    targets            the target faceset it was trained against, and the video of its last
+                       render
+    arch, resolution, face type, iterations, training time, where it started (--init-from)
+    evaluation         the `evaluate` report of its last render (evaluation.json, written by
+                       the swap job's convert stage)
+"""
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+THUMB_FILE = "source.png"
+EVAL_FILE = "evaluation.json"
+CARD_FILE = "card.json"
+THUMB_PX = 96
+
+
+def record_evaluation(model_dir: str | Path, evaluation: dict | None, target: str) -> None:
+    """Keep the report of the model's latest render beside it (None: nothing judged)."""
+    from localswap.convert.swapper import read_manifest
+    from localswap.workspace import AtomicFile
+    model_dir = Path(model_dir)
+    if not evaluation or not (model_dir / "manifest.json").is_file():
+        return
+    data = {"target": Path(str(target)).name, "date": time.strftime("%Y-%m-%d %H:%M"),
+            "iteration": int(read_manifest(model_dir).get("iteration", 0) or 0),
+            "report": evaluation}
+    with AtomicFile(model_dir / EVAL_FILE) as tmp:
+        tmp.write_text(json.dumps(data, indent=1))
+
+
+def _from_preview(model_dir: Path) -> np.ndarray | None:
+    from localswap import media
+    from localswap.train.preview import LABEL_W, ROWS
+    found = sorted(model_dir.glob("previews/*.png"))
+    if not found:
+        return None
+    try:
+        grid = media.read_image(max(found, key=lambda p: p.stat().st_mtime))
+    except Exception:  # noqa: BLE001  (a damaged preview only costs the thumbnail)
+        return None
+    cell = grid.shape[0] // len(ROWS)
+    if cell < 8 or grid.shape[1] < LABEL_W + cell:
+        return None
+    row = ROWS.index("B")
+    return np.ascontiguousarray(grid[row * cell:(row + 1) * cell, LABEL_W:LABEL_W + cell])
+
+
+def source_thumbnail(model_dir: str | Path) -> Path | None:
+    """source.png of the model (made from its previews the first time), None if it has none."""
+    import cv2
+
+    from localswap.workspace import AtomicFile
+    model_dir = Path(model_dir)
+    path = model_dir / THUMB_FILE
+    if path.is_file():
+        return path
+    face = _from_preview(model_dir)
+    if face is None:
+        return None
+    face = cv2.resize(face, (THUMB_PX, THUMB_PX), interpolation=cv2.INTER_AREA)
+    ok, png = cv2.imencode(".png", cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
+    try:
+        with AtomicFile(path) as tmp:
+            tmp.write_bytes(png.tobytes())
+    except OSError:      # a read-only library still shows a card
+        return None
+    return path
+
+
+def model_card(model_dir: str | Path, thumbnail: bool = True) -> dict:
+    """The card as JSON-ready data; `thumbnail` adds the source face as base64 PNG."""
+    from localswap.convert.swapper import read_manifest
+    from localswap.library import _names
+    model_dir = Path(model_dir)
+    m = read_manifest(model_dir)
+    source, target = _names(m)
+    evaluation = None
+    if (model_dir / EVAL_FILE).is_file():
+        try:
+            evaluation = json.loads((model_dir / EVAL_FILE).read_text())
+        except (OSError, ValueError):
+            evaluation = None
+    targets = [t for t in (target,) if t]
+    if evaluation and evaluation.get("target") and evaluation["target"] not in targets:
+        targets.append(evaluation["target"])
+    card = {
+        "name": model_dir.name, "source": source, "targets": targets,
+        "any_target": bool(m.get("any_target")) or m.get("arch") == "dfm",
+        "arch": m["arch"], "resolution": int(m["resolution"]),
+        "face_type": m.get("face_type", "whole_face"),
+        "iterations": int(m.get("iteration", 0) or 0),
+        "training_s": round(float(m.get("elapsed_s", 0.0) or 0.0), 1),
+        "init_from": m.get("init_from"), "created": m.get("created", ""),
+        "evaluation": evaluation}
+    if thumbnail:
+        thumb = source_thumbnail(model_dir)
+        card["source_thumbnail_png"] = base64.b64encode(thumb.read_bytes()).decode() \
+            if thumb else None
+    return card
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def card_markdown(card: dict) -> str:
+    """The card as Markdown for the Models panel."""
+    lines = []
+    if card.get("source_thumbnail_png"):
+        lines.append(f"![source face](data:image/png;base64,{card['source_thumbnail_png']})")
+    kind = "DeepFaceLive model" if card["arch"] == "dfm" else card["arch"]
+    lines.append(f"**{card['name']}**: {card['source'] or '?'} → "
+                 f"{', '.join(card['targets']) or '?'}"
+                 + (" (any target)" if card["any_target"] else ""))
+    lines.append(f"{kind}, {card['resolution']} px, {card['face_type'].replace('_', ' ')}; "
+                 f"{card['iterations']} iterations, trained {_duration(card['training_s'])}"
+                 + (f"; started from {card['init_from']['name']}" if card.get("init_from")
+                    else ""))
+    ev = card.get("evaluation")
+    if ev and isinstance(ev.get("report"), dict):
+        r = ev["report"]
+        lines.append(f"Last render ({ev.get('target', '?')}, iteration {ev.get('iteration')}): "
+                     f"{r.get('sentence', '')}")
+        scores = [("closer to source", r.get("closer_to_source"), "{:.0%}"),
+                  ("distance to source", r.get("distance_to_source"), "{:.2f}"),
+                  ("eyes", r.get("eye_correlation"), "{:.2f}"),
+                  ("mouth", r.get("mouth_correlation"), "{:.2f}"),
+                  ("stability", r.get("stability"), "{:.2f}"), ("seam", r.get("seam"), "{:.2f}")]
+        lines.append(" · ".join(f"{k} {fmt.format(v)}" for k, v, fmt in scores
+                                if isinstance(v, (int, float))))
+    else:
+        lines.append("Not judged yet: the scores of its next swap render appear here.")
+    return "\n\n".join(lines)
