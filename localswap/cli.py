@@ -331,7 +331,13 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     ws = Workspace(args.workspace)
     if args.export:
-        print(library.export_model(ws, args.export[0], args.export[1]))
+        out = library.export_model(ws, args.export[0], args.export[1])
+        print(out)
+        if out.suffix.lower() == ".dfm":
+            from localswap.convert.swapper import read_manifest
+            from localswap.models.dfm_export import crop_notes
+            for note in crop_notes(read_manifest(ws.path("models", args.export[0]))):
+                print(f"note: {note}", file=sys.stderr)
         return 0
     if args.import_file:
         info = library.import_model(ws, args.import_file, name=args.name)

@@ -13,7 +13,8 @@ from typing import Any
 
 from localswap.errors import UserError
 
-FACE_TYPES = ("face", "whole_face", "head")
+# dfl_whole_face: DeepFaceLab's whole face, exactly what DeepFaceLive .dfm models take.
+FACE_TYPES = ("face", "whole_face", "head", "dfl_whole_face")
 DETECTORS = ("mediapipe", "facexlib")
 DEVICES = ("auto", "cpu", "cuda")
 

@@ -126,3 +126,31 @@ def test_not_a_dfm_is_refused_with_one_sentence(tmp_path, kind, sentence):
         library.import_model(ws, file)
     assert "\n" not in str(err.value) and file.name in str(err.value)
     assert list((ws.root / "models").iterdir()) == []
+
+
+def test_dfl_whole_face_crop_follows_deepfacelab_construction():
+    """DeepFaceLab's recipe, step by step: fit brows, nose, eyes and mouth corners to the mean
+    face; take the unit square's corners back to the image; pad its diagonal by 0.40 * sqrt 2
+    on each side, move the centre up 7% of the side; the crop is that square."""
+    import skimage.data
+
+    from localswap.faces.align import transform_matrix, umeyama
+    from localswap.faces.detect import make_backend
+    from localswap.faces.landmarks import MEAN_FACE
+    backend = make_backend("mediapipe")
+    try:
+        lm = backend.detect(skimage.data.astronaut())[0].landmarks
+    finally:
+        backend.close()
+    pts = list(range(17, 49)) + [54]
+    to_mean = np.vstack([umeyama(lm[pts], MEAN_FACE[np.array(pts) - 17]), [0, 0, 1]])
+    back = np.linalg.inv(to_mean)[:2]
+    g = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [0.5, 0.5]]) @ back[:, :2].T + back[:, 2]
+    diag_tb = (g[2] - g[0]) / np.linalg.norm(g[2] - g[0])
+    diag_bt = (g[1] - g[3]) / np.linalg.norm(g[1] - g[3])
+    mod = np.linalg.norm(g[0] - g[2]) * (0.40 * np.sqrt(2) + 0.5)
+    centre = g[4] + (g[0] - g[3]) * 0.07
+    src = np.float32([centre - diag_tb * mod, centre + diag_bt * mod, centre + diag_tb * mod])
+    size = 224
+    expected = cv2.getAffineTransform(src, np.float32([[0, 0], [size, 0], [size, size]]))
+    assert np.abs(transform_matrix(lm, size, "dfl_whole_face") - expected).max() < 1e-3

@@ -6,9 +6,11 @@ The graph: in_face:0 NHWC BGR [0, 1] -> NCHW RGB -> encoder -> decoder A's mask 
 face (out_face_mask:0) and decoder B's face and mask (out_celeb_face:0, out_celeb_face_mask:0),
 NHWC, BGR for the face. A model that learns no mask gives masks of ones.
 
-The crop the model sees must match: localswap models are trained on localswap's own
-face types; a `whole_face` model is exported as is (its crop is within a few percent of
-DeepFaceLab's whole face; see localswap.faces.align), the others with a note.
+The crop must match what DeepFaceLive feeds: DeepFaceLab's whole face. A model trained on
+`dfl_whole_face` facesets (`extract --face-type dfl_whole_face`) matches exactly; one trained
+on localswap's `whole_face` is exported as is, with a note: on two real photos its crop
+differs from DeepFaceLab's by 3-4% in scale and up to 3% of the side in position (DeepFaceLab
+fits brows, nose, eyes and mouth corners; localswap all points from the brows down).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import torch
 from torch import nn
 
 from localswap.errors import UserError
-from localswap.models.dfm import IN_FACE, OUTPUTS, check_dfm
+from localswap.models.dfm import FACE_TYPE, IN_FACE, OUTPUTS, check_dfm
 
 
 class DfmGraph(nn.Module):
@@ -54,6 +56,19 @@ def to_onnx_bytes(model: nn.Module, resolution: int, opset: int = 17) -> bytes:
     return buf.getvalue()
 
 
+def crop_notes(manifest: dict) -> list[str]:
+    """What a DeepFaceLive user should know about the crop this model was trained on."""
+    face_type = manifest.get("face_type", "whole_face")
+    if face_type == "whole_face":
+        return ["the model was trained on localswap's whole-face crops, which differ from "
+                "DeepFaceLab's by a few percent in scale and position; extract with "
+                "--face-type dfl_whole_face for an exact match"]
+    if face_type not in (FACE_TYPE, "dfm"):
+        return [f"the model was trained on {face_type} crops; DeepFaceLive feeds whole-face "
+                "crops, so the face will sit larger or smaller"]
+    return []
+
+
 def with_card(onnx_bytes: bytes, model_dir: Path) -> bytes:
     """The model with its card (localswap.models.card, without the thumbnail) in the ONNX
     metadata under `localswap.card`: DeepFaceLive ignores it, tools can read it."""
@@ -83,10 +98,7 @@ def export_dfm(model_dir: str | Path, file: str | Path) -> tuple[Path, list[str]
             shutil.copyfile(model_dir / DFM_FILE, tmp)
         else:
             model, manifest = load_model(model_dir, "cpu")
-            face_type = manifest.get("face_type", "whole_face")
-            if face_type != "whole_face":
-                notes.append(f"the model was trained on {face_type} crops; DeepFaceLive feeds "
-                             "whole-face crops, so the face will sit larger or smaller")
+            notes = crop_notes(manifest)
             tmp.write_bytes(with_card(to_onnx_bytes(model, int(manifest["resolution"])),
                                       model_dir))
         try:
