@@ -169,3 +169,37 @@ def test_extract_keeps_the_chosen_person_and_cli_lists(two_people, tmp_path, cap
 def test_missing_ranges():
     assert missing([0, 1, 2, 30, 31], 0, 59) == [[3, 29], [32, 59]]
     assert missing(list(range(60)), 0, 59) == []
+
+
+def test_app_pickers_and_a_mapped_quick_swap_job(two_people, models, tmp_path):
+    import shutil
+
+    from localswap.jobs.runner import Runner
+    from localswap.jobs.submit import submit_quick_swap
+    from localswap.ui import people
+    from localswap.ui.app import build_app
+    from localswap.workspace import Workspace
+
+    items, choice, note = people.pick_update(str(two_people), people.EVERYONE)
+    assert len(items) == 2 and [v for _, v in choice["choices"]] == [0, 1, 2]
+    assert note.startswith("2 people")
+    found = people.mapping_update(str(two_people), ["x", "y"])
+    assert [u["visible"] for u in found[2:]] == [True, True] + [False] * (people.MAX_PEOPLE - 2)
+    assert people.mapping_from(["y", people.NOT_SWAPPED, "x"]) == {1: "y", 3: "x"}
+
+    ws = Workspace(tmp_path / "ws")
+    for name, model in zip(("x", "y"), models):
+        shutil.copytree(model, ws.path("models", name))
+    runner = Runner(ws)
+    build_app(ws, runner)                     # the pickers are wired into both tabs
+    job = submit_quick_swap(runner, (str(two_people), "two.mp4"), "", True,
+                            {"map": {"1": "y", "2": "x"}})
+    runner.start()
+    try:
+        assert runner.wait_idle(180)
+    finally:
+        runner.stop()
+    done = runner.store.get(job)
+    assert done.status == "done", done.error
+    log = " ".join(e["text"] for e in runner.store.events(job, "log"))
+    assert "Person 2 is not in frames" in log and (ws.root / done.result["output"]).is_file()

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from localswap.settings import ExtractSettings
 
 THRESHOLD = 0.55     # dlib distance under which a face is taken as a listed person
 CLUSTER = 0.5        # listing: faces nearer than this to a cluster's centre join it
-EMBED_EVERY = 8      # listing: a track is embedded this often (frames)
+EMBED_EVERY = 24     # listing: a track is embedded this often (frames read)
 RECHECK = 6          # matching: a track's identity is checked again this often (frames)
 NEAR = 1.6           # another face within this many face widths makes both re-checked
 MIN_SHARE = 0.02     # listing: clusters in fewer frames than this share are dropped (noise)
@@ -144,7 +145,7 @@ class People:
 
 @dataclass
 class _Sample:
-    embedding: np.ndarray
+    embedding: Future          # np.ndarray once computed (a worker thread overlaps detection)
     track: int
     frame: int
     width: float
@@ -217,7 +218,8 @@ def list_people(video: str | Path, settings: ExtractSettings | None = None,
     from localswap.faces.extract import _Tracks
     started = time.perf_counter()
     result = People(source=str(path))
-    embedder = _embedder()
+    pool = ThreadPoolExecutor(1)          # dlib works while the detector reads on
+    embed = lambda rgb, lm: embed_face(_embedder(), rgb, lm)        # noqa: E731
     samples: list[_Sample] = []
     seen: list[tuple[int, int, int]] = []     # (frame, track, index of the track's sample)
     last_sample: dict[int, int] = {}
@@ -227,7 +229,7 @@ def list_people(video: str | Path, settings: ExtractSettings | None = None,
         total, video = 1, False
     else:
         info = media.probe(path)
-        frames = media.read_frames(path, every=s.every, info=info)
+        frames = media.prefetch(media.read_frames(path, every=s.every, info=info))
         total, video = -(-info.frames // s.every), True
         if s.max_frames:
             total = min(total, s.max_frames)
@@ -246,7 +248,7 @@ def list_people(video: str | Path, settings: ExtractSettings | None = None,
                 if (prev is None or index - prev.frame >= EMBED_EVERY * s.every
                         or _near(d.landmarks, lms[:k] + lms[k + 1:])):
                     w = _width(d.landmarks)
-                    smp = _Sample(embed_face(embedder, rgb, d.landmarks), tid, index, w)
+                    smp = _Sample(pool.submit(embed, rgb, d.landmarks), tid, index, w)
                     if w > best.get(tid, 0.0):
                         best[tid], smp.crop = w, _thumb(rgb, d.landmarks)
                     last_sample[tid] = len(samples)
@@ -258,6 +260,9 @@ def list_people(video: str | Path, settings: ExtractSettings | None = None,
         backend.close()
         if hasattr(frames, "close"):
             frames.close()
+        pool.shutdown(wait=True)
+    for x in samples:
+        x.embedding = x.embedding.result()
     if samples:
         labels = _cluster(np.stack([x.embedding for x in samples]))
         per: dict[int, set[int]] = {}

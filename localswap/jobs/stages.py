@@ -194,6 +194,8 @@ def train(ctx: Context) -> dict:
 def _rendered(ctx: Context, result, out: Path) -> dict:
     ctx.progress.log(f"Rendered {result.frames} frames, {result.faces} faces swapped, "
                      f"{result.fps:.1f} frames/s.")
+    for note in getattr(result, "notes", []):      # e.g. "person 2 is not in frames 300–420"
+        ctx.progress.log(note[:1].upper() + note[1:] + ".")
     return {"output": ctx.rel(out)}
 
 
@@ -249,6 +251,9 @@ def quick_convert(ctx: Context) -> dict:
     model = model_dir(ctx)
     out = output_path(ctx, _iteration(model))
     media.VideoWriter.remove_leftovers(out)         # of a run killed half way
+    if ctx.job.params.get("map"):                   # each chosen person their own model
+        model = {int(n): ctx.workspace.path("models", m)
+                 for n, m in ctx.job.params["map"].items()}
     try:
         result = run_convert(target_path(ctx), model, out,
                              _settings(ctx, ConvertSettings, "convert"), ctx.progress, ctx.stop)

@@ -83,13 +83,18 @@ def submit_quick_swap(runner: Runner, target: tuple[str, str], model: str, conse
         raise UserError(f"Tick \"{CONSENT}\" to start: only swap faces you may use.")
     if not target or not target[0]:
         raise UserError("Add the video to convert.")
-    model = check_name(model or "")
-    model_dir = runner.workspace.path("models", model)
-    if not (model_dir / "manifest.json").is_file():
-        raise UserError(f"There is no model called {model!r} in the library.")
+    # options["map"] = {person number: model name}: each listed person their own model.
+    people = {int(n): check_name(m or "") for n, m in (options.get("map") or {}).items() if m}
+    model = check_name(model or "") if model or not people else next(iter(people.values()))
+    for name in {model, *people.values()}:
+        if not (runner.workspace.path("models", name) / "manifest.json").is_file():
+            raise UserError(f"There is no model called {name!r} in the library.")
     convert = checked(ConvertSettings, options.get("convert"), "conversion")
     tgt = store_upload(runner.workspace, target[0], target[1], limits)
     params = {"target": tgt.rel, "target_name": tgt.name, "model": model, "convert": convert,
               "downscale": int(options.get("downscale") or limits.downscale or 0),
               "frames": tgt.frames}
+    if people:
+        params["map"] = {str(n): m for n, m in sorted(people.items())}
+        model = ", ".join(f"{m} for person {n}" for n, m in sorted(people.items()))
     return runner.submit("quick_swap", params, f"{tgt.name} with model {model}")

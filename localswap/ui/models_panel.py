@@ -11,7 +11,7 @@ import numpy as np
 
 from localswap.errors import UserError
 from localswap.jobs.submit import CONSENT, submit_quick_swap
-from localswap.ui import job_view
+from localswap.ui import job_view, people
 from localswap.ui.context import Context, human_error
 from localswap.ui.new_swap import VIDEO_TYPES, _pair
 from localswap.workspace import check_name
@@ -37,6 +37,15 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
     notice = gr.Markdown(elem_id="model-notice")
     with gr.Accordion("Quick swap: put this model's face into a new video", open=True):
         qs_video = gr.File(label="Video", file_types=VIDEO_TYPES, elem_id="quick-video")
+        qs_people = gr.Gallery(label="People in the video", columns=6, height=170,
+                               allow_preview=False, object_fit="contain",
+                               elem_id="quick-people", interactive=False)
+        qs_note = gr.Markdown(elem_id="quick-people-note")
+        with gr.Row():
+            qs_map = [gr.Dropdown(label=f"Person {k + 1} gets", visible=False,
+                                  choices=[people.NOT_SWAPPED], value=people.NOT_SWAPPED,
+                                  elem_id=f"quick-person-{k + 1}")
+                      for k in range(people.MAX_PEOPLE)]
         qs_consent = gr.Checkbox(label=CONSENT, value=False, elem_id="quick-consent")
         qs_start = gr.Button("Quick swap", variant="primary", elem_id="quick-start")
     with gr.Accordion("Rename, export, delete", open=False):
@@ -76,12 +85,17 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
                 return (f"**{human_error(exc)}**", *[gr.skip()] * (n_out - 1))
         return handler
 
-    def do_quick(name, video, consent):
+    qs_video.change(lambda v: people.mapping_update(v, ctx.workspace.names("models")),
+                    qs_video, [qs_people, qs_note, *qs_map], api_visibility="private",
+                    show_progress="minimal")
+
+    def do_quick(name, video, consent, *mapped):
+        cast = people.mapping_from(mapped)
         job_id = submit_quick_swap(ctx.runner, _pair(video), name or "", bool(consent),
-                                   None, ctx.uploads)
+                                   {"map": cast} if cast else None, ctx.uploads)
         return (f"Job #{job_id} queued.", gr.update(selected="job"),
                 job_view.select_job(ctx, job_id), {})
-    qs_start.click(guarded(do_quick, 4), [pick, qs_video, qs_consent],
+    qs_start.click(guarded(do_quick, 4), [pick, qs_video, qs_consent, *qs_map],
                    [notice, tabs, job_select, job_seen], api_visibility="private")
 
     def do_rename(old, new):

@@ -15,7 +15,7 @@ from localswap.jobs.snapshot import eta_text
 from localswap.jobs.submit import CONSENT, submit_swap
 from localswap.jobs.uploads import check_media
 from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
-from localswap.ui import job_view, widgets
+from localswap.ui import job_view, people, widgets
 from localswap.ui.context import Context, human_error
 
 VIDEO_TYPES = sorted(media.VIDEO_EXTS)
@@ -52,6 +52,13 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
                           file_count="multiple", file_types=MEDIA_TYPES, elem_id="source-files")
     checked = gr.Markdown(elem_id="upload-check")
     with gr.Row():
+        with gr.Column():
+            tgt_pick = people.render_picker("Who is replaced in the target", "target",
+                                            people.EVERYONE)
+        with gr.Column():
+            src_pick = people.render_picker("Who is the source (when a source video shows "
+                                            "several people)", "source", people.MAIN)
+    with gr.Row():
         downscale_on = gr.Checkbox(value=bool(lim.downscale), label="Downscale large videos",
                                    info="faster; the result has the smaller size")
         downscale = gr.Number(value=lim.downscale or 1440, label="Maximum width (px)",
@@ -80,7 +87,8 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
         with gr.Accordion("Rendering: colour, blend and mask", open=False):
             convert_w = widgets.settings_widgets(ConvertSettings,
                                                  _order(ConvertSettings, CONVERT_FIRST),
-                                                 skip=("device", "start", "end"),
+                                                 skip=("device", "start", "end", "person",
+                                                       "person_photo"),
                                                  prefix="convert")
         with gr.Accordion("Face extraction", open=False):
             extract_w = widgets.settings_widgets(ExtractSettings, EXTRACT_FIELDS,
@@ -126,9 +134,21 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
           show_progress="minimal", trigger_mode="always_last", concurrency_limit=1,
           concurrency_id="estimate")
 
-    def on_start(target_v, sources_v, mode_v, model_v, down_on, down_px, consent_v, *values):
+    target.change(lambda f: people.pick_update(f, people.EVERYONE), target,
+                  [tgt_pick.gallery, tgt_pick.choice, tgt_pick.note], api_visibility="private",
+                  show_progress="minimal")
+    sources.change(lambda fs: people.pick_update(_first_video(fs), people.MAIN), sources,
+                   [src_pick.gallery, src_pick.choice, src_pick.note],
+                   api_visibility="private", show_progress="minimal")
+
+    def on_start(target_v, sources_v, mode_v, model_v, down_on, down_px, consent_v,
+                 tgt_person, src_person, *values):
         try:
             opts = options_from(mode_v, model_v, down_on, down_px, values)
+            if tgt_person:       # the chosen target person: extracted and swapped, no one else
+                opts["convert"] = {**opts.get("convert", {}), "person": int(tgt_person)}
+            if src_person:
+                opts["extract"] = {**opts.get("extract", {}), "person": int(src_person)}
             job_id = submit_swap(ctx.runner, _pair(target_v), [_pair(s) for s in sources_v or []],
                                  bool(consent_v), opts, ctx.uploads)
         except Exception as exc:  # a sentence on the page, never a traceback
@@ -136,7 +156,7 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
         return (f"Job #{job_id} queued.", gr.update(selected="job"),
                 job_view.select_job(ctx, job_id), {})
 
-    start.click(on_start, [*common, consent, *setting_inputs],
+    start.click(on_start, [*common, consent, tgt_pick.choice, src_pick.choice, *setting_inputs],
                 [message, tabs, job_select, job_seen], api_visibility="private")
     return NewSwap(start, message, model)
 
@@ -154,6 +174,14 @@ def _order(cls, first: list[str]) -> list[str]:
     from dataclasses import fields
     names = [f.name for f in fields(cls)]
     return [n for n in first if n in names] + [n for n in names if n not in first]
+
+
+def _first_video(files) -> str | None:
+    for f in files or []:
+        p, _ = _pair(f)
+        if media.is_video(Path(p)):
+            return p
+    return None
 
 
 def _pair(path) -> tuple[str, str]:
