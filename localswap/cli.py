@@ -294,6 +294,8 @@ def cmd_swap(args: argparse.Namespace) -> int:
             bars[-1].close()             # one bar per stage, each finished before the next
         bars.append(TqdmProgress(stage, unit="it" if stage == "train" else "frame"))
         return bars[-1]
+    if not args.init_from and not args.model:
+        _propose_init_from(ws, args.source)
     try:
         job = pipeline.swap(args.source, args.target, args.out, ws, model=args.model,
                             train=TrainSettings.from_args(args),
@@ -309,6 +311,16 @@ def cmd_swap(args: argparse.Namespace) -> int:
     print(f"model: {job.model_dir}")
     print(f"wrote {job.out}")
     return 0
+
+
+def _propose_init_from(ws, sources: list[str]) -> None:
+    """A tip when a library model was trained on the same source person."""
+    from localswap.models.identity import propose
+    found = propose(ws, sources)
+    if found:
+        print(f"tip: the source looks like the source of the library model {found[0]!r} "
+              f"(face distance {found[1]:.2f}); add --init-from {found[0]!r} to start from it: "
+              "far fewer iterations for the same quality", file=sys.stderr)
 
 
 def _args_models(p: argparse.ArgumentParser) -> None:

@@ -71,3 +71,22 @@ def test_swap_plan_takes_the_face_type_of_the_model_it_starts_from(tmp_path, tin
     job = pipeline.plan_swap([video_b], video_a, tmp_path / "out.mp4", ws,
                              train=TrainSettings(iterations=1, init_from="grace"))
     assert job.extract.face_type == "head" and job.model_dir.name != "grace"
+
+
+def test_the_same_source_person_is_proposed_and_another_is_not(tmp_path, tiny_model, video_a,
+                                                               video_b):
+    """The library model learned Grace Hopper (faceset_b): a new video of her proposes it,
+    the astronaut does not; the web app's New swap sets "Start from" the same way."""
+    from types import SimpleNamespace
+
+    from localswap.models.identity import propose
+    from localswap.ui.new_swap import propose_start
+    from localswap.workspace import Workspace
+    ws = Workspace(tmp_path / "ws")
+    shutil.copytree(tiny_model, ws.path("models", "grace"))
+    name, distance = propose(ws, [video_b])
+    assert name == "grace" and distance < 0.3
+    assert (ws.path("models", "grace") / "identity.json").is_file()      # kept for next time
+    assert propose(ws, [video_a]) is None
+    update, note = propose_start(SimpleNamespace(workspace=ws), [str(video_b)])
+    assert update["value"] == "grace" and "grace" in note

@@ -65,17 +65,19 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
                               precision=0, minimum=64, maximum=8192)
     mode = gr.Radio(["Basic", "Advanced"], value="Basic", label="Mode", elem_id="mode",
                     info="Basic picks everything for your GPU; Advanced lets you choose.")
+    # Both modes: proposed by itself when the source is the person a library model learned.
+    start_from = gr.Dropdown(
+        [(FRESH, "")] + [(n, n) for n in trainable_models(ctx)], value="",
+        label="Start from", elem_id="start-from", allow_custom_value=False,
+        info="a new model starts fresh, or from a library model's weights (the same source "
+             "person on a new target learns far sooner)")
+    proposal = gr.Markdown(elem_id="start-from-note")
     train_cls = TrainSettings
     with gr.Column(visible=False) as advanced:
         models = [NEW_MODEL] + ctx.workspace.names("models")
         model = gr.Dropdown(models, value=NEW_MODEL, label="Model", elem_id="model-choice",
                             info="train a new model, or continue one from the library",
                             allow_custom_value=False)
-        start_from = gr.Dropdown(
-            [(FRESH, "")] + [(n, n) for n in trainable_models(ctx)], value="",
-            label="Start from", elem_id="start-from", allow_custom_value=False,
-            info="a new model starts fresh, or from a library model's weights (the same "
-                 "source person on a new target learns far sooner)")
         with gr.Accordion("Training", open=True):
             train_w = {"init_from": start_from,
                        **widgets.settings_widgets(train_cls, TRAIN_MAIN, prefix="train")}
@@ -107,8 +109,8 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
 
     def options_from(mode_v, model_v, down_on, down_px, values) -> dict:
         opts: dict = {"downscale": int(down_px or 0) if down_on else 0}
-        if mode_v != "Advanced":
-            return opts
+        if mode_v != "Advanced":      # values[0] is "Start from" (train_w's first entry)
+            return {**opts, "train": {"init_from": values[0]}} if values[0] else opts
         i = 0
         for key, (cls, names) in zip(("train", "convert", "extract"), groups):
             opts[key] = widgets.collect(cls, names, values[i:i + len(names)])
@@ -134,6 +136,8 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
           show_progress="minimal", trigger_mode="always_last", concurrency_limit=1,
           concurrency_id="estimate")
 
+    sources.change(lambda fs: propose_start(ctx, fs), sources, [start_from, proposal],
+                   api_visibility="private", show_progress="minimal")
     target.change(lambda f: people.pick_update(f, people.EVERYONE), target,
                   [tgt_pick.gallery, tgt_pick.choice, tgt_pick.note], api_visibility="private",
                   show_progress="minimal")
@@ -159,6 +163,24 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
     start.click(on_start, [*common, consent, tgt_pick.choice, src_pick.choice, *setting_inputs],
                 [message, tabs, job_select, job_seen], api_visibility="private")
     return NewSwap(start, message, model)
+
+
+def propose_start(ctx: Context, sources_v) -> tuple:
+    """"Start from" set to the library model whose source is this person, with a note."""
+    from localswap.models.identity import propose
+    paths = [_pair(s)[0] for s in sources_v or []]
+    found = None
+    if paths:
+        try:
+            found = propose(ctx.workspace, paths)
+        except Exception:  # noqa: BLE001  (a proposal is a courtesy: never an error)
+            found = None
+    choices = [(FRESH, "")] + [(n, n) for n in trainable_models(ctx)]
+    if not found:
+        return gr.update(choices=choices, value=""), ""
+    return (gr.update(choices=choices, value=found[0]),
+            f"The source looks like the person model **{found[0]}** learned (face distance "
+            f"{found[1]:.2f}): the new model starts from it. Choose (fresh) to start over.")
 
 
 def trainable_models(ctx: Context) -> list[str]:
