@@ -41,9 +41,10 @@ def _layout(i: int) -> dict[str, tuple[int, int, int] | None]:
     return {"astronaut": astro, "hopper": hopper}
 
 
-def two_people_frames() -> list[np.ndarray]:
-    photos = {"astronaut": _patch(mb.astronaut(), (225, 125), 200),
-              "hopper": _patch(mb.grace_hopper(), (256, 215), 400)}
+def two_people_frames(photos: dict | None = None) -> list[np.ndarray]:
+    """`photos`: square face pictures for the roles "astronaut" (front) and "hopper"."""
+    photos = photos or {"astronaut": _patch(mb.astronaut(), (225, 125), 200),
+                        "hopper": _patch(mb.grace_hopper(), (256, 215), 400)}
     bg = np.dstack([np.tile(np.linspace(60, 140, W, dtype=np.float32), (H, 1))] * 3)
     frames = []
     for i in range(N):
@@ -164,6 +165,25 @@ def test_extract_keeps_the_chosen_person_and_cli_lists(two_people, tmp_path, cap
         x, y, side = _layout(frame)["hopper"]
         assert abs((x0 + x1) / 2 - x) < side / 2 and abs((y0 + y1) / 2 - y) < side / 2
     assert len(boxes) >= 0.8 * (N - len(AWAY)) and s.rejected.get("other_person", 0) > 0
+
+
+def test_cli_person_photo_and_map_sentences(two_people, models, tmp_path, capsys):
+    x, _ = models
+    photo = tmp_path / "hopper.png"
+    media.write_image(photo, mb.grace_hopper())
+    out = tmp_path / "photo.mp4"
+    assert main(["convert", str(two_people), "--model", str(x), "--person-photo", str(photo),
+                 "--end", "1", "--out", str(out)]) == 0
+    assert "the person in hopper.png: swapped in" in capsys.readouterr().out
+    before = [f for _, _, f in media.read_frames(two_people)][:24]
+    after = [f for _, _, f in media.read_frames(out)]
+    vis, changed = _swapped(before, after, "hopper")
+    assert vis and vis <= changed and not _swapped(before, after, "astronaut")[1]
+    assert main(["convert", str(two_people), "--map", "one=" + str(x), "--out",
+                 str(tmp_path / "bad.mp4")]) == 2
+    assert main(["convert", str(two_people), "--map", f"3={x}", "--out",
+                 str(tmp_path / "bad.mp4")]) == 2
+    assert "person 3: two_people.mp4 shows 2 people" in capsys.readouterr().err
 
 
 def test_missing_ranges():

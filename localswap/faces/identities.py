@@ -193,11 +193,17 @@ def _cluster(embs: np.ndarray) -> np.ndarray:
 
 
 def _cache_file(path: Path, settings: ExtractSettings) -> Path:
-    st = path.stat()
-    key = f"{CACHE_VERSION}|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{settings.every}|" \
-          f"{settings.detector}|{settings.min_confidence}|{settings.max_frames}"
+    """Keyed by the file's bytes (size, first and last MB), not its name: the app lists an
+    upload where Gradio put it and the job lists the stored copy; both get the same numbers."""
+    size = path.stat().st_size
+    h = hashlib.sha1(f"{CACHE_VERSION}|{size}|{settings.every}|{settings.detector}|"
+                     f"{settings.min_confidence}|{settings.max_frames}".encode())
+    with open(path, "rb") as fh:
+        h.update(fh.read(2**20))
+        fh.seek(max(0, size - 2**20))
+        h.update(fh.read(2**20))
     root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "localswap" / "people"
-    return root / (hashlib.sha1(key.encode()).hexdigest()[:20] + ".json")
+    return root / (h.hexdigest()[:20] + ".json")
 
 
 def list_people(video: str | Path, settings: ExtractSettings | None = None,
@@ -212,7 +218,10 @@ def list_people(video: str | Path, settings: ExtractSettings | None = None,
     cfile = _cache_file(path, s)
     if cache and cfile.is_file() and not thumbs:
         try:
-            return People.from_dict(json.loads(cfile.read_text()))
+            people = People.from_dict(json.loads(cfile.read_text()))
+            for p in people.people:
+                p.thumbnail = ""                  # written by an earlier listing, maybe gone
+            return people
         except (ValueError, KeyError, TypeError):
             pass
     from localswap.faces.extract import _Tracks
