@@ -111,7 +111,10 @@ def cmd_download_weights(args: argparse.Namespace) -> int:
 def _args_train(p: argparse.ArgumentParser) -> None:
     from localswap.settings import TrainSettings
     p.add_argument("--source", required=True, help="faceset of the person to put in (B)")
-    p.add_argument("--target", required=True, help="faceset of the person to replace (A)")
+    p.add_argument("--target", required=True, nargs="+",
+                   help="faceset of the person to replace (A); several facesets of different "
+                        "people train a model for any target (the mix is written beside the "
+                        "first, as MODEL-targets)")
     p.add_argument("--model", required=True,
                    help="model folder: created, or continued when it already holds a model")
     TrainSettings.add_arguments(p)
@@ -148,7 +151,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        result = train(args.source, args.target, args.model, settings, progress=progress,
+        target = args.target[0]
+        if len(args.target) > 1:
+            from localswap.models.any_target import mix_facesets
+            target = mix_facesets(args.target, Path(args.target[0]).parent /
+                                  f"{Path(args.model).name}-targets")
+        result = train(args.source, target, args.model, settings, progress=progress,
                        cancel=stop)
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -90,7 +90,7 @@ def model_card(model_dir: str | Path, thumbnail: bool = True) -> dict:
             evaluation = json.loads((model_dir / EVAL_FILE).read_text())
         except (OSError, ValueError):
             evaluation = None
-    targets = [t for t in (target,) if t]
+    targets = [str(t) for t in m.get("targets") or []] or [t for t in (target,) if t]
     if evaluation and evaluation.get("target") and evaluation["target"] not in targets:
         targets.append(evaluation["target"])
     card = {

@@ -29,6 +29,7 @@ from localswap.train.augment import AugmentSettings
 from localswap.train.data import FaceData
 from localswap.train.models import build_model
 from localswap.models import init_from
+from localswap.models.any_target import people_of
 from localswap.train.plateau import fit_decay
 from localswap.train.preview import preview_rows, write_preview
 from localswap.train.step import DTYPES, Step, make_optimizer, restore_optimizer, \
@@ -180,6 +181,7 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
         raise UserError(f"{model_dir} holds model files but no readable manifest.json; train "
                         "into another folder (nothing there was changed)")
     fixed, init = {}, None
+    targets = people_of(fs_a)          # several people: a model for any target
     if manifest:
         fixed = _check_immutable(settings, manifest, model_dir)
         if manifest.get("face_type") != fs_a.face_type:
@@ -286,7 +288,8 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
             "world_size": d.world,
             "scaler": step.scaler.state_dict() if step.scaler.is_enabled() else None,
             "created": state["created"], "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "ddp": state.get("ddp"), "init_from": state["init_from"]}
+            "ddp": state.get("ddp"), "init_from": state["init_from"],
+            "targets": targets, "any_target": len(targets) > 1}
 
     def save(iteration: int) -> None:
         total, n = state["since_save"]
