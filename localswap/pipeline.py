@@ -109,8 +109,9 @@ def plan_swap(sources: list[str | Path], target: str | Path, out: str | Path, ws
     elif train.init_from:       # a new model from a trained one: its faces, checked now
         from localswap.convert.swapper import read_manifest
         from localswap.models.init_from import find
-        extract.face_type = read_manifest(find(train.init_from, model_dir)).get(
-            "face_type", extract.face_type)
+        start = find(train.init_from, model_dir).absolute()
+        train = replace(train, init_from=str(start))     # the same model from any folder
+        extract.face_type = read_manifest(start).get("face_type", extract.face_type)
     stem = _slug(model_dir.name, 48)
     return SwapJob(
         sources=[p for p, _ in source_items], target=target, out=out, model_dir=model_dir,

@@ -71,6 +71,7 @@ def test_swap_plan_takes_the_face_type_of_the_model_it_starts_from(tmp_path, tin
     job = pipeline.plan_swap([video_b], video_a, tmp_path / "out.mp4", ws,
                              train=TrainSettings(iterations=1, init_from="grace"))
     assert job.extract.face_type == "head" and job.model_dir.name != "grace"
+    assert job.train.init_from == str(ws.path("models", "grace"))    # any folder finds it
 
 
 def test_the_same_source_person_is_proposed_and_another_is_not(tmp_path, tiny_model, video_a,
