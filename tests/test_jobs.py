@@ -1,6 +1,7 @@
 """The job store and runner, on real stages: queue order, failures in words, cancel, resume."""
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -159,6 +160,9 @@ def test_cancel_keeps_checkpoint_then_continue_and_convert_now(ws, video_a, vide
     assert list(job.timings) == ["extract_target", "extract_source", "train", "convert"]
     assert job.result["output"].endswith(f"-{trained}.mp4")
     check_playable_mp4(ws.root / job.result["output"], frames=48)
+    if job.result.get("evaluation"):     # the model card keeps the last render's scores
+        kept = json.loads((ws.path("models", model) / "evaluation.json").read_text())
+        assert kept["report"] == job.result["evaluation"] and kept["iteration"] == trained
     points = runner.store.events(j, "loss")
     assert points[-1]["iteration"] == trained
     assert sum("Finding faces in the target started" in e["text"]
