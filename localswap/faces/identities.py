@@ -2,8 +2,8 @@
 
 Listing (`list_people`): detect every frame, follow faces with the IoU tracker, embed a
 track's face with dlib's descriptor (localswap.evaluate.embedder) when it starts, every
-EMBED_EVERY frames and every frame while another face is close (where a tracker can mix two
-people up), cluster the embeddings, and give each detection the person of its track's latest
+EMBED_EVERY frames and every few frames while another face touches it (where a tracker can
+mix two people up), in a worker thread beside the detector, cluster the embeddings, and give each detection the person of its track's latest
 embedding. People are numbered by how many frames they are in, most first; a listing is
 cached per video so `extract --list-people` and a later `--person N` agree on the numbers.
 
@@ -36,9 +36,11 @@ from localswap.settings import ExtractSettings
 
 THRESHOLD = 0.55     # dlib distance under which a face is taken as a listed person
 CLUSTER = 0.5        # listing: faces nearer than this to a cluster's centre join it
-EMBED_EVERY = 24     # listing: a track is embedded this often (frames read)
+EMBED_EVERY = 48     # listing: a track is embedded this often (frames read)
 RECHECK = 6          # matching: a track's identity is checked again this often (frames)
-NEAR = 1.6           # another face within this many face widths makes both re-checked
+NEAR = 1.6           # matching: another face within this many face widths: check every frame
+LIST_NEAR = 1.0      # listing: faces this close (boxes touching) ...
+LIST_NEAR_EVERY = 6  # ... are embedded this often: only there can the tracker mix them up
 MIN_SHARE = 0.02     # listing: clusters in fewer frames than this share are dropped (noise)
 GAP_FRAMES = 12      # missing ranges shorter than this are not worth a sentence
 THUMB = 112
@@ -59,9 +61,9 @@ def _width(lm: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(lm)[16] - np.asarray(lm)[0])) or 1.0
 
 
-def _near(lm: np.ndarray, others: list[np.ndarray]) -> bool:
+def _near(lm: np.ndarray, others: list[np.ndarray], k: float = NEAR) -> bool:
     c, w = np.asarray(lm).mean(0), _width(lm)
-    return any(np.linalg.norm(c - np.asarray(o).mean(0)) < NEAR * max(w, _width(o))
+    return any(np.linalg.norm(c - np.asarray(o).mean(0)) < k * max(w, _width(o))
                for o in others)
 
 
@@ -254,8 +256,10 @@ def list_people(video: str | Path, settings: ExtractSettings | None = None,
             lms = [d.landmarks for d in dets]
             for k, (d, tid) in enumerate(zip(dets, tracks.assign(dets))):
                 prev = samples[last_sample[tid]] if tid in last_sample else None
-                if (prev is None or index - prev.frame >= EMBED_EVERY * s.every
-                        or _near(d.landmarks, lms[:k] + lms[k + 1:])):
+                since = index - prev.frame if prev else 0
+                if (prev is None or since >= EMBED_EVERY * s.every
+                        or (since >= LIST_NEAR_EVERY * s.every
+                            and _near(d.landmarks, lms[:k] + lms[k + 1:], LIST_NEAR))):
                     w = _width(d.landmarks)
                     smp = _Sample(pool.submit(embed, rgb, d.landmarks), tid, index, w)
                     if w > best.get(tid, 0.0):
