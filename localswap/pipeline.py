@@ -105,6 +105,10 @@ def plan_swap(sources: list[str | Path], target: str | Path, out: str | Path, ws
         model_dir = ws.path("models", str(model))   # a library name: likewise
     if (model_dir / "manifest.json").is_file():
         from localswap.convert.swapper import read_manifest
+        from localswap.models.dfm import is_dfm_dir
+        if is_dfm_dir(model_dir):
+            raise UserError(f"{model_dir.name} is a DeepFaceLive model: it cannot be trained "
+                            "here; use it as it is (convert, or Models → Quick swap)")
         extract.face_type = read_manifest(model_dir).get("face_type", extract.face_type)
     elif train.init_from:       # a new model from a trained one: its faces, checked now
         from localswap.convert.swapper import read_manifest

@@ -95,6 +95,10 @@ def test_dfl_named_model_imports_and_renders_a_video(tmp_path, video_a):
     assert out.is_file() and result.faces > 0 and result.model == "celeb"
     assert json.loads((ws.path("models", "celeb") / "manifest.json").read_text())[
         "morph_input"] is True
+    # It is used as it is: training it is refused before any work.
+    from localswap import pipeline
+    with pytest.raises(UserError, match="cannot be trained here"):
+        pipeline.plan_swap([video_a], video_a, tmp_path / "o.mp4", ws, model="celeb")
     # A library .dfm exports back byte for byte.
     again = library.export_model(ws, "celeb", tmp_path / "again.dfm")
     assert again.read_bytes() == src.read_bytes()
