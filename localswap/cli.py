@@ -284,6 +284,9 @@ def _args_swap(p: argparse.ArgumentParser) -> None:
     TrainSettings.add_arguments(p, skip=tuple(f.name for f in fields(TrainSettings)
                                               if f.name not in SWAP_TRAIN_FLAGS))
     ConvertSettings.add_arguments(p, skip=("batch",))   # --batch is the training batch here
+    p.add_argument("--source-person", type=int, default=0, metavar="N",
+                   help="when a source video shows several people: the source is person N of "
+                   "the first source video's `extract --list-people` (default: the main person)")
     _limit_flags(p)
 
 
@@ -310,7 +313,7 @@ def cmd_swap(args: argparse.Namespace) -> int:
                             convert=ConvertSettings.from_args(args,
                                                               batch=ConvertSettings().batch),
                             # --person is the target's (it shares the convert flag)
-                            extract=ExtractSettings.from_args(args, person=0,
+                            extract=ExtractSettings.from_args(args, person=args.source_person,
                                                               person_photo=""),
                             progress_for=progress_for, report=print)
     finally:

@@ -15,7 +15,7 @@ import pytest
 
 import media_builders as mb
 from localswap import media
-from localswap.cli import main
+from localswap.cli import build_parser, main
 from localswap.convert.convert import convert
 from localswap.faces.extract import extract
 from localswap.faces.faceset import Faceset
@@ -165,6 +165,27 @@ def test_extract_keeps_the_chosen_person_and_cli_lists(two_people, tmp_path, cap
         x, y, side = _layout(frame)["hopper"]
         assert abs((x0 + x1) / 2 - x) < side / 2 and abs((y0 + y1) / 2 - y) < side / 2
     assert len(boxes) >= 0.8 * (N - len(AWAY)) and s.rejected.get("other_person", 0) > 0
+    # swap --person 1 --source-person 2: the target faceset holds person 1, the source person 2.
+    from localswap.pipeline import plan_swap, run_stage
+    from localswap.workspace import Workspace
+    args = build_parser().parse_args(["swap", "--source", str(two_people), "--target",
+                                      str(two_people), "--out", "o.mp4", "--person", "1",
+                                      "--source-person", "2"])
+    job = plan_swap([two_people], two_people, tmp_path / "o.mp4", Workspace(tmp_path / "ws"),
+                    convert=ConvertSettings.from_args(args),
+                    extract=ExtractSettings.from_args(args, person=args.source_person,
+                                                      size=64, every=6))
+    for stage, folder, who in (("extract_target", job.faceset_target, "astronaut"),
+                               ("extract_source", job.faceset_source, "hopper")):
+        run_stage(job, stage, Workspace(tmp_path / "ws"))
+        faces = Faceset.load(folder).faces
+        assert len(faces) >= 6 and all(_inside(f, who) for f in faces), stage
+
+
+def _inside(face, who) -> bool:
+    x0, y0, x1, y1 = face.bbox
+    x, y, side = _layout(face.frame)[who]
+    return abs((x0 + x1) / 2 - x) < side / 2 and abs((y0 + y1) / 2 - y) < side / 2
 
 
 def test_cli_person_photo_and_map_sentences(two_people, models, tmp_path, capsys):

@@ -13,7 +13,7 @@ import shutil
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -176,7 +176,8 @@ class _Extractor:
             self.people = (photo_reference(s.person_photo, s)[None], 0)
             return
         first = next((p for p, info in items if info is not None), items[0][0])
-        listing = list_people(first, s)
+        # Numbered as `extract --list-people` numbers them: from every frame, whatever --every.
+        listing = list_people(first, replace(s, every=1, max_frames=0))
         listing.person(s.person)
         self.people = (listing.references(), s.person - 1)
 

@@ -331,7 +331,8 @@ class Matcher:
 
     Call once per frame, in order, with (track id, landmarks, filled) per face; a face filled
     in across a detection gap keeps its track's identity unless another face is near (then it
-    is likely hidden behind that face, and is left alone)."""
+    is likely hidden behind that face, and is left alone). Re-checks count frames seen, so
+    `extract --every N` does not embed every face of every frame it reads."""
 
     def __init__(self, references: np.ndarray, threshold: float = THRESHOLD):
         self.refs = np.asarray(references, np.float32).reshape(-1, 128)
@@ -340,6 +341,7 @@ class Matcher:
         self.known: dict[int, tuple[int, int | None]] = {}   # track -> (frame checked, label)
         self.where: dict[int, tuple[int, np.ndarray]] = {}    # track -> (frame, landmarks)
         self.checks = 0
+        self.tick = 0                                         # frames seen
 
     def _nearest(self, rgb: np.ndarray, lm: np.ndarray) -> int | None:
         self.checks += 1
@@ -349,6 +351,8 @@ class Matcher:
 
     def __call__(self, rgb: np.ndarray, index: int,
                  faces: list[tuple[int | None, np.ndarray, bool]]) -> list[int | None]:
+        self.tick += 1
+        index = self.tick
         recent = [lm for tid, (f, lm) in self.where.items() if index - f <= RECHECK]
         out: list[int | None] = []
         for k, (tid, lm, filled) in enumerate(faces):
