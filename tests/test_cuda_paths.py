@@ -98,6 +98,10 @@ job = plan_swap([source], target, ws.root / "outputs" / "x.mp4", ws, None,
 (ws.root / "speeds.json").write_text(json.dumps(
     {kind: {key: {"value": 10.0}} for kind, key in speeds.keys(job).items()}))
 out["stored"] = estimate_swap(Runner(ws), target, [source], opts).basis
+# Basic mode (no iterations): Basic's count, and how long it takes here, in words.
+basic = dict(opts, train={k: v for k, v in opts["train"].items() if k != "iterations"})
+est = estimate_swap(Runner(ws), target, [source], basic)
+out["basic"] = [est.note, dict(est.stages)["train"]]
 # Nothing stored: measured in a process of its own, which stores what it measured.
 ws = Workspace(root + "/fresh")
 out["fresh"] = estimate_swap(Runner(ws), target, [source], opts).basis
@@ -118,6 +122,11 @@ def test_estimate_measures_in_a_short_lived_process_never_in_the_server(video_a,
     assert run.returncode == 0, run.stderr[-3000:]
     out = json.loads(run.stdout.strip().splitlines()[-1])
     assert out["stored"] == "measured on earlier runs here"
+    from localswap.train.budget import BAR_ITERATIONS
+    note, train_s = out["basic"]
+    assert train_s == pytest.approx(BAR_ITERATIONS["cpu"] / 10.0)   # stored: 10 it/s
+    assert note == (f"Basic: about {round(train_s / 60)} minutes of training on this CPU for "
+                    f"a good swap ({BAR_ITERATIONS['cpu']:,} iterations)")
     assert out["fresh"] == "measured just now on a few frames and iterations"
     assert out["stored_after"] == ["convert", "extract", "train"]
     assert out["touched"] == [] and "localswap.train.trainer" not in out["modules"]

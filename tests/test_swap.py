@@ -72,6 +72,26 @@ def test_swap_runs_end_to_end_and_estimates_first(small_clips, tmp_path, capsys)
     assert (trained.start_iteration, trained.iteration) == (4, 5)
 
 
+def test_basic_mode_trains_the_bars_iterations_and_says_how_long(small_clips, tmp_path):
+    """No iterations and no time budget = Basic: the iterations after which the recipe
+    cleared the quality bar (train/budget.py), shown as minutes on this machine."""
+    from localswap.train import budget
+    video_a, video_b = small_clips
+    ws = Workspace(tmp_path / "ws")
+    job = pipeline.plan_swap([video_b], video_a, tmp_path / "o.mp4", ws,
+                             train=TrainSettings(device="cpu"))
+    assert job.basic and job.device_kind == "cpu"
+    assert job.train.iterations == budget.BAR_ITERATIONS["cpu"] > 1000
+    timed = pipeline.plan_swap([video_b], video_a, tmp_path / "o.mp4", ws,
+                               train=TrainSettings(max_minutes=3, device="cpu"))
+    assert not timed.basic and timed.train.iterations == budget.UNLIMITED   # the clock decides
+    fixed = pipeline.plan_swap([video_b], video_a, tmp_path / "o.mp4", ws,
+                               train=TrainSettings(iterations=50, device="cpu"))
+    assert not fixed.basic and fixed.train.iterations == 50
+    assert budget.describe(6000, 19.6 * 60, "cpu") == \
+        "about 20 minutes of training on this CPU for a good swap (6,000 iterations)"
+
+
 def test_swap_refuses_bad_inputs_before_any_work(video_a, video_b, tmp_path):
     ws = Workspace(tmp_path / "ws")
     with pytest.raises(UserError, match="must be a video"):

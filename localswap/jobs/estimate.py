@@ -28,6 +28,7 @@ class Estimate:
     stages: list[tuple[str, float]]     # (stage, seconds)
     measured: bool                      # False: first guesses, nothing measured here yet
     basis: str = ""
+    note: str = ""                      # Basic mode: how long a good swap takes here
 
     @property
     def total(self) -> float:
@@ -74,24 +75,36 @@ def estimate(store: JobStore, target_frames: int, source_frames: int, iterations
 
 
 def estimate_swap(runner, target: str, sources: list[str], options: dict) -> Estimate:
-    """Seconds per stage for a swap of `target` with `sources` (files not yet submitted)."""
-    from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
+    """Seconds per stage for a swap of `target` with `sources` (files not yet submitted).
+    Basic mode (no iterations and no time budget given) trains Basic's iteration count, and
+    the estimate's note says how long that takes here."""
+    from localswap.settings import ExtractSettings, TrainSettings
+    from localswap.train import budget
     train = TrainSettings(**options.get("train", {})).validate()
+    basic = not train.iterations and not train.max_minutes
+    kind = device_kind() if train.device == "auto" else train.device
+    train = budget.resolve(train, kind)
     extract = ExtractSettings(**options.get("extract", {})).validate()
+    est = None
     if runner.idle():
         try:
             found = _pipeline_estimate(str(runner.workspace.root), target, sources, options,
                                        measure=False)
             if found is None:        # a speed is missing: measure it, away from the server
                 found = measure_elsewhere(str(runner.workspace.root), target, sources, options)
-            return Estimate([(stage, sec) for stage, sec, _ in found], measured=True,
-                            basis=found[0][2] if found else "")
+            est = Estimate([(stage, sec) for stage, sec, _ in found], measured=True,
+                           basis=found[0][2] if found else "")
         except ImportError:
             pass            # the pipeline's pieces are missing from this build
-    from localswap import media
-    frames = media.probe(target).frames
-    src = sum(media.probe(s).frames if media.is_video(s) else 1 for s in sources)
-    return estimate(runner.store, frames, src, train.iterations, extract.every)
+    if est is None:
+        from localswap import media
+        frames = media.probe(target).frames
+        src = sum(media.probe(s).frames if media.is_video(s) else 1 for s in sources)
+        est = estimate(runner.store, frames, src, train.iterations, extract.every)
+    if basic:
+        seconds = sum(sec for stage, sec in est.stages if stage == "train")
+        est.note = "Basic: " + budget.describe(train.iterations, seconds, kind)
+    return est
 
 
 def _pipeline_estimate(root: str, target: str, sources: list[str], options: dict,

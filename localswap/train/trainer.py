@@ -315,7 +315,9 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
 
     # -- 4. the loop ---------------------------------------------------------------------------
     preview_a, preview_b = data_a.first(PREVIEW_FACES), data_b.first(PREVIEW_FACES)
-    times = collections.deque(maxlen=50)               # (time, iteration) for it/s
+    # (time, iteration) over the last minute (at least 50 steps): the it/s and the live ETA
+    # follow the machine's speed without swinging with every slow step.
+    times = collections.deque(maxlen=20_000)
     times.append((time.monotonic(), it))
     last_save = last_preview = time.monotonic()
     preview_path, fit, stopped = None, None, "target"
@@ -392,6 +394,8 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
                            state["window"][2] + 1]
         state["since_save"] = [state["since_save"][0] + la + lb, state["since_save"][1] + 1]
         times.append((time.monotonic(), it))
+        while len(times) > 50 and times[-1][0] - times[0][0] > 60:
+            times.popleft()
         if not d.main:
             continue
 

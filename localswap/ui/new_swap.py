@@ -240,4 +240,5 @@ def estimate_text(ctx: Context, target, sources, opts: dict) -> str:
     except Exception as exc:  # an estimate must never break the page
         return f"No estimate: {human_error(exc)}"
     rows = " · ".join(f"{stages.TITLES[s]}: ~{eta_text(sec)}" for s, sec in est.stages)
-    return f"**Estimated time**: about {eta_text(est.total)} ({rows}); {est.basis}."
+    note = f"\n\n{est.note}." if est.note else ""
+    return f"**Estimated time**: about {eta_text(est.total)} ({rows}); {est.basis}.{note}"
