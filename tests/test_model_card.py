@@ -45,3 +45,15 @@ def test_card_is_shown_and_travels_with_the_model(tmp_path, tiny_model):
     dfm = library.export_model(ws, "grace", tmp_path / "grace.dfm")
     meta = {p.key: p.value for p in onnx.load(str(dfm)).metadata_props}
     assert json.loads(meta["localswap.card"])["evaluation"]["target"] == "new_target.mp4"
+
+
+def test_models_panel_exports_a_dfm_where_the_app_serves_files(tmp_path, tiny_model):
+    from types import SimpleNamespace
+
+    from localswap.models.dfm import check_dfm
+    from localswap.ui import models_panel
+    ws = Workspace(tmp_path / "ws")
+    shutil.copytree(tiny_model, ws.path("models", "grace"))
+    path = models_panel.export_model(SimpleNamespace(workspace=ws), "grace", ".dfm")
+    assert path.parent == ws.root / "outputs" / "exports" and path.suffix == ".dfm"
+    assert check_dfm(path).resolution == 64
