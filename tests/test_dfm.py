@@ -40,14 +40,14 @@ class DflLike(nn.Module):
 
 
 def build_dfl_onnx(path, res=96, nchw=False, names=("in_face:0", "morph_value:0"),
-                   outputs=dfm.OUTPUTS):
+                   outputs=dfm.OUTPUTS, dynamic=True):
     torch.manual_seed(0)
     shape = (1, 3, res, res) if nchw else (1, res, res, 3)
     with torch.no_grad():
         torch.onnx.export(DflLike(nchw).eval(), (torch.rand(shape), torch.tensor([0.75])),
                           str(path), dynamo=False, opset_version=17, input_names=list(names),
                           output_names=list(outputs),
-                          dynamic_axes={names[0]: {0: "N"}})
+                          dynamic_axes={names[0]: {0: "N"}} if dynamic else None)
     return path
 
 
@@ -158,3 +158,13 @@ def test_dfl_whole_face_crop_follows_deepfacelab_construction():
     size = 224
     expected = cv2.getAffineTransform(src, np.float32([[0, 0], [size, 0], [size, size]]))
     assert np.abs(transform_matrix(lm, size, "dfl_whole_face") - expected).max() < 1e-3
+
+
+def test_a_model_with_a_fixed_batch_of_one_runs_face_by_face(tmp_path, faceset_a):
+    file = build_dfl_onnx(tmp_path / "one.dfm", res=64, dynamic=False)
+    session = dfm.open_session(file)
+    faces = _real_faces(faceset_a, 64).astype(np.float32) / 255
+    face, mask, celeb_mask = dfm.run(session, faces[:3], True)
+    assert face.shape == (3, 64, 64, 3) and celeb_mask.shape == (3, 64, 64, 1)
+    alone = dfm.run(session, faces[1:2], True)[0]
+    assert np.abs(face[1:2] - alone).max() < 1e-6

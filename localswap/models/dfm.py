@@ -126,7 +126,13 @@ def open_session(file: str | Path, device: str = "auto"):
 
 
 def run(session, faces_bgr: np.ndarray, morph: bool, morph_value: float = MORPH_DEFAULT):
-    """(celeb face BGR [N,R,R,3], face mask [N,R,R,...], celeb mask [N,R,R,...]) floats."""
+    """(celeb face BGR [N,R,R,3], face mask [N,R,R,...], celeb mask [N,R,R,...]) floats.
+    A model exported with a fixed batch of 1 runs the faces one by one."""
+    n = next(i.shape[0] for i in session.get_inputs() if i.name == IN_FACE)
+    if n == 1 and len(faces_bgr) > 1:
+        parts = [run(session, faces_bgr[k:k + 1], morph, morph_value)
+                 for k in range(len(faces_bgr))]
+        return tuple(np.concatenate(p) for p in zip(*parts))
     feed = {IN_FACE: np.ascontiguousarray(faces_bgr, np.float32)}
     if morph:
         feed[IN_MORPH] = np.array([morph_value], np.float32)
