@@ -112,9 +112,9 @@ def _args_train(p: argparse.ArgumentParser) -> None:
     from localswap.settings import TrainSettings
     p.add_argument("--source", required=True, help="faceset of the person to put in (B)")
     p.add_argument("--target", required=True, nargs="+",
-                   help="faceset of the person to replace (A); several facesets of different "
-                        "people train a model for any target (the mix is written beside the "
-                        "first, as MODEL-targets)")
+                   help="faceset of the person to replace (A); several facesets (or folders "
+                        "of photos, extracted first) of different people train a model for "
+                        "any target (written beside the first, in MODEL-targets/)")
     p.add_argument("--model", required=True,
                    help="model folder: created, or continued when it already holds a model")
     TrainSettings.add_arguments(p)
@@ -153,9 +153,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         target = args.target[0]
         if len(args.target) > 1:
-            from localswap.models.any_target import mix_facesets
-            target = mix_facesets(args.target, Path(args.target[0]).parent /
-                                  f"{Path(args.model).name}-targets")
+            from localswap.models.any_target import as_facesets, mix_facesets
+            work = Path(args.target[0]).parent / f"{Path(args.model).name}-targets"
+            target = mix_facesets(as_facesets(args.target, work / "people", args.source),
+                                  work / "mix")
         result = train(args.source, target, args.model, settings, progress=progress,
                        cancel=stop)
     finally:

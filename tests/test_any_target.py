@@ -20,14 +20,24 @@ def test_mix_is_balanced_tagged_and_repeatable(tmp_path, faceset_a, faceset_b):
 
 
 def test_train_on_several_targets_makes_an_any_target_model(tmp_path, faceset_a, faceset_b):
+    """Targets: a faceset, and a folder of photos (extracted like the source first)."""
+    import cv2
+    from matplotlib import cbook
+    photos = tmp_path / "hopper_photos"
+    photos.mkdir()
+    with cbook.get_sample_data("grace_hopper.jpg") as fh:
+        (photos / "grace.jpg").write_bytes(fh.read())
+    assert cv2.imread(str(photos / "grace.jpg")) is not None
     model = tmp_path / "models" / "anyone"
     with one_torch_thread():
         assert cli.main(["train", "--source", str(faceset_b), "--target", str(faceset_a),
-                         str(faceset_b), "--model", str(model), "--iterations", "2",
+                         str(photos), "--model", str(model), "--iterations", "2",
                          "--arch", "localswap", "--resolution", "64", "--width", "8",
                          "--batch", "4", "--device", "cpu"]) == 0
     manifest = json.loads((model / "manifest.json").read_text())
     assert manifest["any_target"] is True
-    assert manifest["targets"] == [faceset_a.name, faceset_b.name]
+    assert manifest["targets"] == [faceset_a.name, "hopper_photos"]
+    extracted = Faceset.load(faceset_a.parent / "anyone-targets" / "people" / "hopper_photos")
+    assert extracted.face_type == Faceset.load(faceset_b).face_type and len(extracted) == 1
     card = model_card(model, thumbnail=False)
     assert card["any_target"] and "(any target)" in card_markdown(card)

@@ -61,3 +61,24 @@ def people_of(faceset: Faceset) -> list[str]:
     """The people a (mixed) faceset holds, in order; [] for a plain faceset."""
     return list(dict.fromkeys(f.extra.get("person") for f in faceset.faces
                               if isinstance(f.extra, dict) and f.extra.get("person")))
+
+
+def as_facesets(items: list[str | Path], work: str | Path, source: str | Path) -> list[Path]:
+    """Facesets for the target mix: facesets as they are; folders of photos (or videos) of a
+    person are extracted first into `work`/NAME, the way the source faceset was (face type,
+    size); an extraction done before is reused."""
+    from localswap.faces.extract import extract
+    from localswap.settings import ExtractSettings
+    like = Faceset.load(source)
+    out = []
+    for item in items:
+        path = Path(item)
+        if (path / "faceset.json").is_file():
+            out.append(path)
+            continue
+        if not path.exists():
+            raise UserError(f"{path}: not found (a target is a faceset or a folder of photos)")
+        dest = Path(work) / path.stem
+        extract([path], dest, ExtractSettings(face_type=like.face_type, size=like.size))
+        out.append(dest)
+    return out
