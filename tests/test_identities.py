@@ -195,11 +195,21 @@ def test_cli_person_photo_and_map_sentences(two_people, models, tmp_path, capsys
     out = tmp_path / "photo.mp4"
     assert main(["convert", str(two_people), "--model", str(x), "--person-photo", str(photo),
                  "--end", "1", "--out", str(out)]) == 0
-    assert "the person in hopper.png: swapped in" in capsys.readouterr().out
+    assert "person 2 (the person in hopper.png): swapped in" in capsys.readouterr().out
     before = [f for _, _, f in media.read_frames(two_people)][:24]
     after = [f for _, _, f in media.read_frames(out)]
     vis, changed = _swapped(before, after, "hopper")
     assert vis and vis <= changed and not _swapped(before, after, "astronaut")[1]
+    # A photo of both: only Grace Hopper is swapped.
+    frame = two_people_frames()[52]
+    media.write_image(tmp_path / "both.png", frame)
+    assert main(["convert", str(tmp_path / "both.png"), "--model", str(x), "--person-photo",
+                 str(photo), "--out", str(tmp_path / "both_out.png")]) == 0
+    done = media.read_image(tmp_path / "both_out.png")
+    diff = {who: np.abs(done[_box(_layout(52)[who])].astype(int)
+                        - frame[_box(_layout(52)[who])].astype(int)).mean()
+            for who in ("astronaut", "hopper")}
+    assert diff["hopper"] > 6 and diff["astronaut"] < 1, diff
     assert main(["convert", str(two_people), "--map", "one=" + str(x), "--out",
                  str(tmp_path / "bad.mp4")]) == 2
     assert main(["convert", str(two_people), "--map", f"3={x}", "--out",

@@ -201,16 +201,18 @@ def _open(model, s: ConvertSettings) -> Swapper:
 def _make_cast(path: Path, model, s: ConvertSettings) -> tuple[_Cast, Swapper]:
     """The cast for `model` = {person number: model} or one model with --person /
     --person-photo; also the first model (it names the render)."""
-    from localswap.faces.identities import list_people, photo_reference
+    from localswap.faces.identities import list_people, person_like, photo_reference
     from localswap.settings import ExtractSettings
     ext = ExtractSettings(detector=s.detector, min_confidence=s.min_confidence,
                           device=s.device)
-    if not isinstance(model, dict) and s.person_photo:
-        first = _open(model, s)
-        return (_Cast(photo_reference(s.person_photo, ext)[None], [first],
-                      [f"the person in {Path(s.person_photo).name}"]), first)
-    mapping = model if isinstance(model, dict) else {s.person: model}
+    photo = s.person_photo if not isinstance(model, dict) else ""
+    if photo and (path.is_dir() or media.is_image(path)):
+        first = _open(model, s)            # photos: each face against the reference itself
+        return (_Cast(photo_reference(photo, ext)[None], [first],
+                      [f"the person in {Path(photo).name}"]), first)
     people = list_people(path, ext)
+    mapping = model if isinstance(model, dict) else {
+        person_like(people, photo_reference(photo, ext), photo) if photo else s.person: model}
     swappers: list = [None] * len(people.people)
     loaded: dict[str, Swapper] = {}
     for n, m in mapping.items():
@@ -219,6 +221,8 @@ def _make_cast(path: Path, model, s: ConvertSettings) -> tuple[_Cast, Swapper]:
         loaded[key] = loaded.get(key) or _open(m, s)
         swappers[int(n) - 1] = loaded[key]
     labels = [f"person {p.index}" for p in people.people]
+    if photo:
+        labels = [f"{lab} (the person in {Path(photo).name})" for lab in labels]
     return _Cast(people.references(), swappers, labels), next(iter(loaded.values()))
 
 
@@ -388,9 +392,10 @@ def convert(input: str | Path, model: str | Path | Swapper | dict, out: str | Pa
                         "image (jpg, png, bmp, webp, tif)")
     cast = None
     if isinstance(model, dict) or s.person or s.person_photo:
-        if input.is_dir() or media.is_image(input):
-            raise UserError("choosing people (--person, --person-photo, --map) works on videos; "
-                            "for photos use --faces largest or crop the photo")
+        if (input.is_dir() or media.is_image(input)) and (isinstance(model, dict)
+                                                          or not s.person_photo):
+            raise UserError("for photos choose the person with --person-photo FILE (--person "
+                            "and --map number the people of a video)")
         cast, swapper = _make_cast(input, model, s)
     else:
         swapper = (model if isinstance(model, Swapper)
@@ -398,7 +403,7 @@ def convert(input: str | Path, model: str | Path | Swapper | dict, out: str | Pa
     try:
         if input.is_dir() or media.is_image(input):
             from localswap.convert.photos import convert_photos
-            return convert_photos(input, swapper, out, s, progress, cancel)
+            return convert_photos(input, swapper, out, s, progress, cancel, cast)
         _check_paths(input, out, video=True)
         return _convert_video(input, swapper, out, s, progress, cancel, cast)
     except OSError as exc:

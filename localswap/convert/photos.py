@@ -18,6 +18,7 @@ from localswap import media
 from localswap.convert.convert import (Cancelled, ConvertResult, _align, _check_paths,
                                        _compose, _Frame, _pick, _run_model, synthetic_tag)
 from localswap.convert.blend import Look
+from localswap.convert.smooth import TrackedFace
 from localswap.convert.swapper import Swapper
 from localswap.errors import UserError
 from localswap.faces.detect import make_backend
@@ -62,7 +63,9 @@ def photo_note(path: str | Path) -> str:
 
 
 def convert_photos(input: Path, swapper: Swapper, out: Path, s: ConvertSettings,
-                   progress: Progress, cancel: threading.Event | None) -> ConvertResult:
+                   progress: Progress, cancel: threading.Event | None,
+                   cast=None) -> ConvertResult:
+    """`cast` (--person-photo): only faces of that person are swapped."""
     started = time.perf_counter()
     if input.is_dir():
         items = sorted(q for q in input.rglob("*") if q.is_file() and media.is_image(q))
@@ -89,7 +92,10 @@ def convert_photos(input: Path, swapper: Swapper, out: Path, s: ConvertSettings,
             t0 = time.perf_counter()
             image = media.read_image(src)
             t1 = time.perf_counter()
-            found = _pick([d.landmarks for d in backend.detect(image)], s.faces)
+            found = _pick([d.landmarks for d in backend.detect(image)],
+                          "all" if cast is not None else s.faces)
+            if cast is not None:
+                found, _ = cast(image, n, [TrackedFace(None, lm) for lm in found])
             t2 = time.perf_counter()
             frame = _Frame(n, image, _align(image, found, swapper))
             t3 = time.perf_counter()

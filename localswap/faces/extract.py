@@ -170,16 +170,18 @@ class _Extractor:
     def choose_person(self, items: list[tuple[Path, media.MediaInfo | None]]) -> None:
         """--person N (numbered in the first video's listing) or --person-photo FILE: only
         that person's faces are kept."""
-        from localswap.faces.identities import list_people, photo_reference
+        from localswap.faces.identities import list_people, person_like, photo_reference
         s = self.s
-        if s.person_photo:
+        videos = [p for p, info in items if info is not None]
+        if s.person_photo and not videos:
             self.people = (photo_reference(s.person_photo, s)[None], 0)
             return
-        first = next((p for p, info in items if info is not None), items[0][0])
+        first = (videos or [items[0][0]])[0]
         # Numbered as `extract --list-people` numbers them: from every frame, whatever --every.
         listing = list_people(first, replace(s, every=1, max_frames=0))
-        listing.person(s.person)
-        self.people = (listing.references(), s.person - 1)
+        n = (person_like(listing, photo_reference(s.person_photo, s), s.person_photo)
+             if s.person_photo else listing.person(s.person).index)
+        self.people = (listing.references(), n - 1)
 
     def wanted(self, matcher, frame: np.ndarray, index: int, dets: list[Detection],
                ids: list[int]) -> list[bool]:

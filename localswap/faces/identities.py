@@ -326,6 +326,26 @@ def photo_reference(photo: str | Path, settings: ExtractSettings | None = None) 
     return embed_face(_embedder(), rgb, det.landmarks)
 
 
+PHOTO_MATCH = 0.75   # a reference photo picks the nearest listed person within this
+
+
+def person_like(people: People, reference: np.ndarray, photo: str | Path) -> int:
+    """The listed person (1-based) a reference photo shows. The photo only picks a person;
+    faces are then matched to the listing's centres, which hold the person at every size the
+    video shows them (a 50 px face and a 500 px photo of one person can be 0.67 apart, as far
+    as two people)."""
+    if not people.people:
+        raise UserError(f"{Path(people.source).name}: no face found, so nobody to match "
+                        f"{Path(photo).name} to")
+    d = np.linalg.norm(people.references() - np.asarray(reference)[None], axis=-1)
+    k = int(np.argmin(d))
+    if d[k] >= PHOTO_MATCH:
+        raise UserError(f"nobody in {Path(people.source).name} looks like the person in "
+                        f"{Path(photo).name} (the nearest, person {k + 1}, is {d[k]:.2f} away; "
+                        "one person is usually under 0.6): try another photo or --person N")
+    return k + 1
+
+
 class Matcher:
     """Which reference (row of `references`) each face of a frame is, or None.
 
