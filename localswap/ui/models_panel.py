@@ -37,8 +37,8 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
     notice = gr.Markdown(elem_id="model-notice")
     with gr.Accordion("Quick swap: put this model's face into a new video", open=True):
         qs_video = gr.File(label="Video", file_types=VIDEO_TYPES, elem_id="quick-video")
-        qs_people = gr.Gallery(label="People in the video", columns=6, height=170,
-                               allow_preview=False, object_fit="contain",
+        qs_people = gr.Gallery(label="People in the video", columns=8, fit_columns=False,
+                               height=200, allow_preview=False, object_fit="contain",
                                elem_id="quick-people", interactive=False)
         qs_note = gr.Markdown(elem_id="quick-people-note")
         with gr.Row():

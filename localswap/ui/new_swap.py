@@ -141,7 +141,8 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
     target.change(lambda f: people.pick_update(f, people.EVERYONE), target,
                   [tgt_pick.gallery, tgt_pick.choice, tgt_pick.note], api_visibility="private",
                   show_progress="minimal")
-    sources.change(lambda fs: people.pick_update(_first_video(fs), people.MAIN), sources,
+    sources.change(lambda fs: people.pick_update(_first_video(fs), people.MAIN,
+                                                 "Pick which one is the source."), sources,
                    [src_pick.gallery, src_pick.choice, src_pick.note],
                    api_visibility="private", show_progress="minimal")
 

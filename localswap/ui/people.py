@@ -41,7 +41,7 @@ def summary(people) -> str:
         return "No face found in this video."
     if len(people.people) == 1:
         return "One person in this video."
-    return (f"{len(people.people)} people in this video: pick who is replaced. "
+    return (f"{len(people.people)} people in this video: "
             + "; ".join(p.line() for p in people.people) + ".")
 
 
@@ -55,14 +55,15 @@ class Picker:
 
 def render_picker(label: str, elem: str, default_label: str) -> Picker:
     with gr.Accordion(label, open=True, visible=True):
-        gallery = gr.Gallery(label="People found", columns=6, height=170, allow_preview=False,
-                             object_fit="contain", elem_id=f"{elem}-people", interactive=False)
+        gallery = gr.Gallery(label="People found", columns=5, fit_columns=False, height=200,
+                             allow_preview=False, object_fit="contain", elem_id=f"{elem}-people",
+                             interactive=False)
         choice = gr.Radio([(default_label, 0)], value=0, label="Who", elem_id=f"{elem}-person")
         note = gr.Markdown(elem_id=f"{elem}-people-note")
     return Picker(gallery, choice, note)
 
 
-def pick_update(path, default_label: str):
+def pick_update(path, default_label: str, ask: str = "Pick who is replaced."):
     """Outputs for a Picker after an upload: gallery, choice, note."""
     try:
         items, people = find_people(path)
@@ -71,7 +72,8 @@ def pick_update(path, default_label: str):
     n = len(people.people) if people else 0
     choices = [(default_label, 0)] + ([(f"Person {k}", k) for k in range(1, n + 1)]
                                       if n > 1 else [])
-    return items, gr.update(choices=choices, value=0), summary(people)
+    return items, gr.update(choices=choices, value=0), summary(people) + (f" {ask}" if n > 1
+                                                                           else "")
 
 
 def mapping_update(path, models: list[str]):
