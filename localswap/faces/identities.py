@@ -37,8 +37,9 @@ from localswap.settings import ExtractSettings
 THRESHOLD = 0.55     # dlib distance under which a face is taken as a listed person
 CLUSTER = 0.5        # listing: faces nearer than this to a cluster's centre join it
 EMBED_EVERY = 48     # listing: a track is embedded this often (frames read)
-RECHECK = 6          # matching: a track's identity is checked again this often (frames)
-NEAR = 1.6           # matching: another face within this many face widths: check every frame
+RECHECK = 24         # matching: a track's identity is checked again this often (frames) ...
+RECHECK_NOBODY = 4   # ... and this often while it matched nobody (a first look may be poor)
+NEAR = 1.2           # matching: another face within this many face widths: check every frame
 LIST_NEAR = 1.0      # listing: faces this close (boxes touching) ...
 LIST_NEAR_EVERY = 6  # ... are embedded this often: only there can the tracker mix them up
 MIN_SHARE = 0.02     # listing: clusters in fewer frames than this share are dropped (noise)
@@ -373,7 +374,7 @@ class Matcher:
                  faces: list[tuple[int | None, np.ndarray, bool]]) -> list[int | None]:
         self.tick += 1
         index = self.tick
-        recent = [lm for tid, (f, lm) in self.where.items() if index - f <= RECHECK]
+        recent = [lm for tid, (f, lm) in self.where.items() if index - f <= RECHECK_NOBODY + 2]
         out: list[int | None] = []
         for k, (tid, lm, filled) in enumerate(faces):
             others = [o for j, (_, o, _) in enumerate(faces) if j != k]
@@ -382,7 +383,8 @@ class Matcher:
                 out.append(None if near else self.known.get(tid, (0, None))[1])
                 continue
             checked = self.known.get(tid) if tid is not None else None
-            if checked is None or near or index - checked[0] >= RECHECK:
+            every = RECHECK if checked is not None and checked[1] is not None else RECHECK_NOBODY
+            if checked is None or near or index - checked[0] >= every:
                 checked = (index, self._nearest(rgb, lm))
                 if tid is not None:
                     self.known[tid] = checked
