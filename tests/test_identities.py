@@ -17,6 +17,7 @@ import media_builders as mb
 from localswap import media
 from localswap.cli import build_parser, main
 from localswap.convert.convert import convert
+from localswap.errors import UserError
 from localswap.faces.extract import extract
 from localswap.faces.faceset import Faceset
 from localswap.faces.identities import list_people, missing
@@ -250,6 +251,9 @@ def test_app_pickers_and_a_mapped_quick_swap_job(two_people, models, tmp_path):
         assert runner.wait_idle(180)
     finally:
         runner.stop()
+    with pytest.raises(UserError, match="only the command line"):
+        submit_quick_swap(runner, (str(two_people), "two.mp4"), "x", True,
+                          {"convert": {"person_photo": "/etc/hostname"}})
     done = runner.store.get(job)
     assert done.status == "done", done.error
     log = " ".join(e["text"] for e in runner.store.events(job, "log"))

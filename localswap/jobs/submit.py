@@ -22,6 +22,9 @@ def checked(cls, values: dict | None, section: str) -> dict:
     unknown = sorted(set(values) - known)
     if unknown:
         raise UserError(f"unknown {section} setting(s): {', '.join(unknown)}")
+    if values.get("person_photo"):      # a path on the server: never taken from a request
+        raise UserError("person_photo names a file on this machine, so only the command line "
+                        "takes it; in the app pick the person from the list after upload")
     cls(**values).validate()
     return values
 
