@@ -218,6 +218,16 @@ def test_cli_person_photo_and_map_sentences(two_people, models, tmp_path, capsys
     assert "person 3: two_people.mp4 shows 2 people" in capsys.readouterr().err
 
 
+def test_a_downscaled_copy_keeps_the_numbers(two_people, tmp_path):
+    from localswap.faces.identities import same_people
+    first = list_people(two_people)
+    small = mb.encode(tmp_path / "small.mp4", [cv2.resize(f, (240, 180)) for f in
+                                               two_people_frames()], FPS)
+    assert same_people(two_people, small)
+    again = list_people(small)
+    assert [p.embedding for p in again.people] == [p.embedding for p in first.people]
+
+
 def test_missing_ranges():
     assert missing([0, 1, 2, 30, 31], 0, 59) == [[3, 29], [32, 59]]
     assert missing(list(range(60)), 0, 59) == []

@@ -307,6 +307,25 @@ def list_people(video: str | Path, settings: ExtractSettings | None = None,
     return result
 
 
+def same_people(original: str | Path, copy: str | Path) -> bool:
+    """Give a re-encoded `copy` (the app's downscaled upload) the listing of `original`, if
+    one was made, so a person keeps the number the user picked them by; descriptors are the
+    same person's at either size. True when there was one to give."""
+    s = ExtractSettings()
+    try:
+        src = _cache_file(Path(original), s)
+        if not src.is_file():
+            return False
+        people = People.from_dict(json.loads(src.read_text()))
+        people.source = str(copy)
+        dst = _cache_file(Path(copy), s)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_text(json.dumps(people.to_dict()))
+        return True
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def photo_reference(photo: str | Path, settings: ExtractSettings | None = None) -> np.ndarray:
     """Descriptor of the largest face in a reference photo."""
     s = settings or ExtractSettings()

@@ -84,6 +84,8 @@ def prepare(ctx: Context) -> dict:
             if not dst.exists():
                 _downscale(src, dst, width, ctx.progress, n, len(names))
             new_rel = ctx.rel(dst)
+            from localswap.faces.identities import same_people
+            same_people(src, dst)       # people keep the numbers the user picked them by
         if key == "target":
             out["target"] = new_rel
         else:
