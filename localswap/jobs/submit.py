@@ -101,3 +101,23 @@ def submit_quick_swap(runner: Runner, target: tuple[str, str], model: str, conse
         params["map"] = {str(n): m for n, m in sorted(people.items())}
         model = ", ".join(f"{m} for person {n}" for n, m in sorted(people.items()))
     return runner.submit("quick_swap", params, f"{tgt.name} with model {model}")
+
+
+def submit_render(runner: Runner, job_id: int, convert: dict | None) -> int:
+    """Queue a render of job `job_id`'s target with its model and these conversion settings
+    (the frame preview's "Render with these settings"); the model is not trained further."""
+    job = runner.store.get(int(job_id))
+    if job is None:
+        raise UserError(f"There is no job #{job_id}.")
+    model = check_name(job.params.get("model") or "")
+    if not (runner.workspace.path("models", model) / "manifest.json").is_file():
+        raise UserError(f"Job #{job_id} has no model yet: let it train to a checkpoint first.")
+    settings = checked(ConvertSettings, convert, "conversion")
+    target = job.result.get("target") or job.params["target"]
+    params = {"target": target, "target_name": job.params.get("target_name", ""),
+              "model": model, "convert": settings, "downscale": 0,
+              "frames": job.params.get("frames", 0)}
+    if job.params.get("map"):
+        params["map"] = dict(job.params["map"])
+    return runner.submit("quick_swap", params,
+                         f"{params['target_name']} with model {model} (new settings)")

@@ -121,3 +121,36 @@ def register(ctx: Context) -> None:
         # Status reads are cheap; let them run alongside everything else.
         gr.api(fn, api_name=fn.__name__,
                concurrency_limit=None if fn in (job, jobs, result) else 1)
+
+
+def register_preview(ctx: Context) -> None:
+    """preview_frame(job_or_model, frame, settings, video) -> the swapped frame (PNG)."""
+    import tempfile
+
+    from gradio.utils import get_upload_folder
+
+    from localswap.convert.preview import settings_from
+    from localswap.ui import preview_panel
+
+    @_guard
+    def preview_frame(job_or_model: str, frame: int = 0, settings: dict | None = None,
+                      video: FileData | None = None) -> FileData:
+        """One frame rendered with `settings` (ConvertSettings names: color, blend, mask,
+        erode, blur, smooth, faces...): a job id (its target and model, its settings as the
+        base), or a library model name with an uploaded `video`. Returns the swapped frame."""
+        key = str(job_or_model).strip().lstrip("#")
+        if key.isdigit() and video is None:
+            src, model, base = preview_panel.job_source(ctx, int(key))
+        else:
+            src, model, base = preview_panel.model_source(ctx, key, _upload(video)[0])
+        _, out = preview_panel.preview(src, model, int(frame or 0),
+                                       settings_from(settings, base))
+        folder = Path(get_upload_folder()) / "preview"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(suffix=".png", dir=folder)
+        os.close(fd)
+        from localswap import media
+        media.write_image(name, out)
+        return FileData(path=name, orig_name=f"frame{int(frame or 0)}.png")
+
+    gr.api(preview_frame, api_name="preview_frame", concurrency_limit=None)

@@ -48,6 +48,7 @@ def build_app(workspace: Workspace, runner: Runner | None = None,
         with new_tab:
             new = new_swap.render(ctx, tabs, view.job, view.seen)
         api.register(ctx)
+        api.register_preview(ctx)
 
         def on_load():
             # A tab opened (or reloaded) while a job runs lands on that job.

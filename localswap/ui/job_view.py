@@ -17,7 +17,9 @@ import pandas as pd
 from localswap import media
 from localswap.jobs import stages
 from localswap.jobs.snapshot import Snapshot, eta_text
+from localswap.jobs.submit import submit_render
 from localswap.jobs.store import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING
+from localswap.ui import preview_panel
 from localswap.ui.context import Context, human_error
 
 PLOT_SECONDS = 10.0
@@ -92,6 +94,7 @@ def render(ctx: Context) -> JobView:
             download = gr.DownloadButton("Download the result", visible=False,
                                          elem_id="download")
             quality = gr.Markdown(elem_id="job-quality")
+    frame_preview = preview_panel.render(ctx, "job-preview")
     log = gr.Textbox(label="Log", lines=8, max_lines=8, interactive=False, autoscroll=True,
                      elem_id="job-log")
     seen = gr.State({})
@@ -99,6 +102,9 @@ def render(ctx: Context) -> JobView:
     view = JobView(job, status, error, plot, plateau, preview, gallery, log, cancel,
                    convert_now, more, continue_, resume, video, download, quality, seen, timer)
     _listen(ctx, view)
+    preview_panel.listen(ctx, frame_preview, [job],
+                         lambda j: preview_panel.job_source(ctx, j),
+                         lambda j, settings: submit_render(ctx.runner, int(j), settings))
     return view
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from localswap.errors import UserError
 from localswap.jobs.submit import CONSENT, submit_quick_swap
-from localswap.ui import job_view, people
+from localswap.ui import job_view, people, preview_panel
 from localswap.ui.context import Context, human_error
 from localswap.ui.new_swap import VIDEO_TYPES, _pair
 from localswap.workspace import check_name
@@ -48,6 +48,7 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
                       for k in range(people.MAX_PEOPLE)]
         qs_consent = gr.Checkbox(label=CONSENT, value=False, elem_id="quick-consent")
         qs_start = gr.Button("Quick swap", variant="primary", elem_id="quick-start")
+        qs_preview = preview_panel.render(ctx, "quick-preview")
     with gr.Accordion("Rename, export, delete", open=False):
         with gr.Row():
             new_name = gr.Textbox(label="New name", scale=3)
@@ -97,6 +98,12 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
                 job_view.select_job(ctx, job_id), {})
     qs_start.click(guarded(do_quick, 4), [pick, qs_video, qs_consent, *qs_map],
                    [notice, tabs, job_select, job_seen], api_visibility="private")
+    preview_panel.listen(
+        ctx, qs_preview, [pick, qs_video, qs_consent],
+        lambda name, video, consent: preview_panel.model_source(ctx, name, _pair(video)[0]),
+        lambda name, video, consent, settings: submit_quick_swap(
+            ctx.runner, _pair(video), name or "", bool(consent), {"convert": settings},
+            ctx.uploads))
 
     def do_rename(old, new):
         rename_model(ctx, old, new)

@@ -1,0 +1,147 @@
+"""One frame of a video rendered with given settings: try before you render.
+
+The frame goes through the render's own functions (`_pick`, `_align`, `_run_model`,
+`_compose` in convert.py), so what the preview shows is what the render writes for that
+frame; only the temporal smoothing, which needs the frames around it, has no effect here.
+
+Three caches make a settings change cheap: the decoded frame per (video, index), the
+detected landmarks per (frame, detector), and the model's output per (frame, model,
+faces choice). Changing the colour transfer, blend, mask, erode or blur re-runs only the
+compose step (mask, colour, blend) on the cached faces.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from localswap import media
+from localswap.convert.blend import Look
+from localswap.convert.convert import _align, _compose, _Frame, _pick, _run_model
+from localswap.errors import UserError
+from localswap.settings import ConvertSettings
+
+
+class _Lru(OrderedDict):
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def get_or(self, key, make):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = self[key] = make()
+        while len(self) > self.size:
+            self.popitem(last=False)
+        return value
+
+
+def _stamp(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return str(path.resolve()), st.st_mtime_ns, st.st_size
+
+
+def _content(path: Path) -> tuple[int, str]:
+    """A video's key by content, not by path: a client that uploads the same video again for
+    each call (gradio_client does) still hits the cache. Size + the first and last 256 KB."""
+    import hashlib
+    size = path.stat().st_size
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        h.update(fh.read(1 << 18))
+        if size > 1 << 19:
+            fh.seek(size - (1 << 18))
+            h.update(fh.read())
+    return size, h.hexdigest()
+
+
+def _weights_stamp(model_dir: Path) -> tuple:
+    """Changes when a checkpoint rewrites the weights, so the preview follows training."""
+    return tuple(_stamp(p) for p in sorted(model_dir.glob("*")) if p.is_file()
+                 and p.suffix in (".safetensors", ".dfm", ".json"))
+
+
+class FramePreview:
+    """previewer(video, model_dir, index, settings) -> (original frame, swapped frame)."""
+
+    def __init__(self, frames: int = 8, device: str = "cpu"):
+        # The server process never touches the GPU (the job worker owns it): models for the
+        # preview run on the CPU unless a caller says otherwise.
+        self.device = device
+        self.lock = threading.Lock()
+        self.frames = _Lru(frames)
+        self.landmarks = _Lru(frames * 2)
+        self.faces = _Lru(frames * 2)
+        self.swappers = _Lru(2)
+        self.infos = _Lru(8)
+
+    def info(self, video: Path) -> media.MediaInfo:
+        return self.infos.get_or(_content(video), lambda: media.probe(video))
+
+    def frame(self, video: Path, index: int) -> np.ndarray:
+        info = self.info(video)
+        last = max(0, info.frames - 1)
+        if not 0 <= index <= last:
+            raise UserError(f"frame {index} is outside the video (0 to {last})")
+
+        def decode():
+            frames = media.read_frames(video, start=index / info.fps if index else None,
+                                       info=info)
+            try:
+                got = next(frames, None)
+            finally:
+                frames.close()
+            if got is None:
+                raise UserError(f"{video.name}: frame {index} could not be decoded")
+            return got[2]
+        return self.frames.get_or((_content(video), index), decode)
+
+    def swapper(self, model_dir: Path, precision: str):
+        from localswap.convert.swapper import open_swapper
+        return self.swappers.get_or((_weights_stamp(model_dir), precision),
+                                    lambda: open_swapper(model_dir, self.device, precision))
+
+    def __call__(self, video: str | Path, model_dir: str | Path, index: int,
+                 settings: ConvertSettings | None = None) -> tuple[np.ndarray, np.ndarray]:
+        s = (settings or ConvertSettings()).validate()
+        video, model_dir = Path(video), Path(model_dir)
+        if not video.is_file():
+            raise UserError(f"{video.name}: file not found")
+        index = int(index)
+        with self.lock:
+            image = (media.read_image(video) if media.is_image(video)
+                     else self.frame(video, index))
+            key = (_content(video), index)
+
+            def detect():
+                from localswap.faces.detect import make_backend
+                backend = make_backend(s.detector, video=False, min_confidence=s.min_confidence,
+                                       device="cpu")
+                try:
+                    return [d.landmarks for d in backend.detect(image)]
+                finally:
+                    backend.close()
+            found = self.landmarks.get_or((key, s.detector, s.min_confidence), detect)
+            swapper = self.swapper(model_dir, s.precision)
+
+            def swap():
+                faces = _align(image, _pick(found, s.faces), swapper)
+                if faces:
+                    _run_model(swapper, faces, s.batch)
+                return faces
+            faces = self.faces.get_or((key, s.detector, s.min_confidence, s.faces,
+                                       _weights_stamp(model_dir), s.precision), swap)
+            look = Look(s.color, s.blend, s.mask, s.erode, s.blur)
+            out = _compose(_Frame(index, image, faces), look, s.label)
+        return image, out
+
+
+def settings_from(values: dict | None, base: dict | None = None) -> ConvertSettings:
+    """ConvertSettings from a job's convert dict overlaid with `values` (None = default)."""
+    from localswap.jobs.submit import checked
+    merged = {**(base or {}), **{k: v for k, v in (values or {}).items() if v is not None}}
+    return replace(ConvertSettings(), **checked(ConvertSettings, merged, "conversion"))
