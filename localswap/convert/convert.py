@@ -24,6 +24,7 @@ import torch
 
 from localswap import __version__, media
 from localswap.convert.blend import Look, draw_label, face_width, paste
+from localswap.convert.cast import Cast, make_cast
 from localswap.convert.smooth import FaceTracker
 from localswap.convert.swapper import Swapper, open_swapper
 from localswap.errors import DiskFullError, UserError, is_disk_full
@@ -155,77 +156,6 @@ def _run_model(swapper: Swapper, faces: list[_Face], batch: int) -> None:
                 f.learned = None if mask is None else mask[k]
 
 
-class _Cast:
-    """Who is swapped, and with which model (--person, --person-photo, --map): faces are
-    matched to the listed people (or the reference photo) by their identity; a face that is
-    nobody chosen is left untouched."""
-
-    def __init__(self, refs: np.ndarray, swappers: list, labels: list[str]):
-        from localswap.faces.identities import Matcher
-        self.matcher = Matcher(refs)
-        self.swappers, self.labels = swappers, labels
-        self.seen: dict[int, list[int]] = {k: [] for k, sw in enumerate(swappers) if sw}
-        self.first: int | None = None
-        self.last = 0
-
-    def __call__(self, image: np.ndarray, index: int, tracked: list) -> tuple[list, list]:
-        self.first = index if self.first is None else self.first
-        self.last = index
-        who = self.matcher(image, index, [(f.track, f.landmarks, f.filled) for f in tracked])
-        lms, models = [], []
-        for f, k in zip(tracked, who):
-            if k is not None and self.swappers[k] is not None:
-                lms.append(f.landmarks)
-                models.append(self.swappers[k])
-                self.seen[k].append(index)
-        return lms, models
-
-    def models(self) -> list[Swapper]:
-        return list({id(m): m for m in self.swappers if m is not None}.values())
-
-    def report(self, result: ConvertResult) -> None:
-        from localswap.faces.identities import missing, missing_sentence
-        for k, frames in self.seen.items():
-            result.people[self.labels[k]] = len(set(frames))
-            if self.first is not None:
-                gaps = missing(frames, self.first, self.last)
-                if gaps:
-                    result.notes.append(missing_sentence(self.labels[k], gaps, self.first,
-                                                         self.last))
-
-
-def _open(model, s: ConvertSettings) -> Swapper:
-    return model if isinstance(model, Swapper) else open_swapper(model, s.device, s.precision)
-
-
-def _make_cast(path: Path, model, s: ConvertSettings) -> tuple[_Cast, Swapper]:
-    """The cast for `model` = {person number: model} or one model with --person /
-    --person-photo; also the first model (it names the render)."""
-    from localswap.faces.identities import list_people, person_like, photo_reference
-    from localswap.settings import ExtractSettings
-    ext = ExtractSettings(detector=s.detector, min_confidence=s.min_confidence,
-                          device=s.device)
-    photo = s.person_photo if not isinstance(model, dict) else ""
-    if photo and (path.is_dir() or media.is_image(path)):
-        first = _open(model, s)            # photos: each face against the reference itself
-        return (_Cast(photo_reference(photo, ext)[None], [first],
-                      [f"the person in {Path(photo).name}"]), first)
-    people = list_people(path, ext)
-    mapping = model if isinstance(model, dict) else {
-        person_like(people, photo_reference(photo, ext), photo) if photo else s.person: model}
-    swappers: list = [None] * len(people.people)
-    loaded: dict[str, Swapper] = {}
-    for n, m in mapping.items():
-        people.person(int(n))                     # a sentence if there is no such person
-        key = str(m) if not isinstance(m, Swapper) else str(id(m))
-        loaded[key] = loaded.get(key) or _open(m, s)
-        swappers[int(n) - 1] = loaded[key]
-    labels = [f"person {p.index}" for p in people.people]
-    if photo:
-        labels = [f"{lab} (the person in {Path(photo).name})" for lab in labels]
-    return _Cast(people.references(), swappers, labels), next(iter(loaded.values()))
-
-
 def _compose(frame: _Frame, look: Look, label: bool) -> np.ndarray:
     if not frame.faces and not label:
         return frame.image
@@ -304,7 +234,7 @@ def _decode(p: _Pipeline, path: Path, info: media.MediaInfo, s: ConvertSettings,
 
 
 def _analyse(p: _Pipeline, s: ConvertSettings, swapper: Swapper, inp: queue.Queue,
-             out: queue.Queue, tracker: FaceTracker, cast: _Cast | None = None) -> None:
+             out: queue.Queue, tracker: FaceTracker, cast: Cast | None = None) -> None:
     backend = make_backend(s.detector, video=True, min_confidence=s.min_confidence,
                            device=s.device)
     choose = _Largest() if s.faces == "largest" else list
@@ -396,7 +326,7 @@ def convert(input: str | Path, model: str | Path | Swapper | dict, out: str | Pa
                                                           or not s.person_photo):
             raise UserError("for photos choose the person with --person-photo FILE (--person "
                             "and --map number the people of a video)")
-        cast, swapper = _make_cast(input, model, s)
+        cast, swapper = make_cast(input, model, s)
     else:
         swapper = (model if isinstance(model, Swapper)
                    else open_swapper(model, s.device, s.precision))
@@ -415,7 +345,7 @@ def convert(input: str | Path, model: str | Path | Swapper | dict, out: str | Pa
 
 def _convert_video(path: Path, swapper: Swapper, out: Path, s: ConvertSettings,
                    progress: Progress, cancel: threading.Event | None,
-                   cast: _Cast | None = None) -> ConvertResult:
+                   cast: Cast | None = None) -> ConvertResult:
     started = time.perf_counter()
     info = media.probe(path)
     if s.start is not None and s.start >= info.duration:
