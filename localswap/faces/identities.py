@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -53,9 +54,13 @@ def _embedder():
     return Embedder()
 
 
+_NET = threading.Lock()   # one dlib network per process; its forward pass keeps state
+
+
 def embed_face(embedder, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Descriptor of the face whose 68 landmarks are given (frame pixels)."""
-    return embedder.embed(rgb, bbox_of(landmarks))
+    with _NET:
+        return embedder.embed(rgb, bbox_of(landmarks))
 
 
 def _width(lm: np.ndarray) -> float:
