@@ -138,13 +138,16 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
 
     sources.change(lambda fs: propose_start(ctx, fs), sources, [start_from, proposal],
                    api_visibility="private", show_progress="minimal")
-    target.change(lambda f: people.pick_update(f, people.EVERYONE), target,
+    # Listing reads the whole video (about as long as extraction): a progress bar meanwhile.
+    target.change(lambda f, progress=gr.Progress(): people.pick_update(
+                      f, people.EVERYONE, progress=progress), target,
                   [tgt_pick.gallery, tgt_pick.choice, tgt_pick.note], api_visibility="private",
-                  show_progress="minimal")
-    sources.change(lambda fs: people.pick_update(_first_video(fs), people.MAIN,
-                                                 "Pick which one is the source."), sources,
+                  show_progress="full")
+    sources.change(lambda fs, progress=gr.Progress(): people.pick_update(
+                       _first_video(fs), people.MAIN, "Pick which one is the source.",
+                       progress), sources,
                    [src_pick.gallery, src_pick.choice, src_pick.note],
-                   api_visibility="private", show_progress="minimal")
+                   api_visibility="private", show_progress="full")
 
     def on_start(target_v, sources_v, mode_v, model_v, down_on, down_px, consent_v,
                  tgt_person, src_person, *values):

@@ -18,9 +18,9 @@ NOT_SWAPPED = "(not swapped)"
 MAX_PEOPLE = 6         # Quick swap shows one model choice per person, up to this many
 
 
-def find_people(path: str | Path | None):
+def find_people(path: str | Path | None, progress=None):
     """(gallery items [(thumbnail, caption)], People) for a video or photo; ([], None) when
-    there is nothing to list."""
+    there is nothing to list. `progress`: a gr.Progress, shown while the video is read."""
     from localswap.faces.identities import list_people
     if not path:
         return [], None
@@ -28,7 +28,11 @@ def find_people(path: str | Path | None):
     if not (media.is_video(path) or media.is_image(path)):
         return [], None
     with tempfile.TemporaryDirectory() as tmp:
-        people = list_people(path, thumbs=tmp)
+        report = None
+        if progress is not None:
+            def report(done, total, message="", **_):
+                progress((done, total), desc="Finding the people in the video")
+        people = list_people(path, thumbs=tmp, **({"progress": report} if report else {}))
         items = [(media.read_image(p.thumbnail), f"Person {p.index} · {p.frames} frames")
                  for p in people.people if p.thumbnail]
     return items, people
@@ -63,10 +67,11 @@ def render_picker(label: str, elem: str, default_label: str) -> Picker:
     return Picker(gallery, choice, note)
 
 
-def pick_update(path, default_label: str, ask: str = "Pick who is replaced."):
+def pick_update(path, default_label: str, ask: str = "Pick who is replaced.",
+                progress=None):
     """Outputs for a Picker after an upload: gallery, choice, note."""
     try:
-        items, people = find_people(path)
+        items, people = find_people(path, progress)
     except Exception as exc:              # a sentence, never a traceback
         return [], gr.update(choices=[(default_label, 0)], value=0), f"**{human_error(exc)}**"
     n = len(people.people) if people else 0
@@ -76,10 +81,10 @@ def pick_update(path, default_label: str, ask: str = "Pick who is replaced."):
                                                                            else "")
 
 
-def mapping_update(path, models: list[str]):
+def mapping_update(path, models: list[str], progress=None):
     """Quick swap after an upload: gallery, note, one dropdown update per person slot."""
     try:
-        items, people = find_people(path)
+        items, people = find_people(path, progress)
     except Exception as exc:
         return ([], f"**{human_error(exc)}**",
                 *[gr.update(visible=False, value=NOT_SWAPPED)] * MAX_PEOPLE)
