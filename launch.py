@@ -1,10 +1,12 @@
 """Start the localswap web app.
 
     python launch.py [--host 127.0.0.1] [--port 7860] [--share] [--auth USER:PASS]
+                     [--viewer USER:PASS] [--share-hours 72]
                      [--workspace DIR] [--max-gb 2] [--max-minutes 10] [--downscale PX]
 
 Binds to this machine only by default. A share link or a non-local host is never served
-without a password: without --auth one is generated and printed once.
+without a password: without --auth one is generated and printed once, and so is a viewer's
+login (sees everything, changes nothing) without --viewer.
 """
 from __future__ import annotations
 
@@ -19,12 +21,12 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-def parse_auth(value: str | None) -> tuple[str, str] | None:
+def parse_auth(value: str | None, flag: str = "--auth") -> tuple[str, str] | None:
     if not value:
         return None
     user, sep, password = value.partition(":")
     if not sep or not user or not password:
-        raise SystemExit("--auth must look like USER:PASSWORD")
+        raise SystemExit(f"{flag} must look like USER:PASSWORD")
     return user, password
 
 
@@ -36,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--share", action="store_true",
                    help="open a temporary public Gradio link (always password-protected)")
     p.add_argument("--auth", help="USER:PASSWORD required to open the app")
+    p.add_argument("--viewer", help="USER:PASSWORD of a viewer, who sees jobs, previews and "
+                   "results but cannot start, cancel, delete, rename, import or export "
+                   "(generated and printed with --share or a non-local --host)")
+    p.add_argument("--share-hours", type=float, default=72.0,
+                   help="close the public share link after this many hours; the app keeps "
+                        "serving locally (default 72)")
     p.add_argument("--workspace", default="workspace", help="folder for facesets, models, jobs")
     p.add_argument("--no-resume", action="store_true",
                    help="leave interrupted jobs for a Resume click instead of resuming them")
@@ -54,9 +62,25 @@ def password_for(args) -> tuple[str, str] | None:
     return auth
 
 
+def viewer_for(args, auth) -> tuple[str, str] | None:
+    """The viewer's login: --viewer, or a generated one when others can reach the app."""
+    viewer = parse_auth(args.viewer, "--viewer")
+    exposed = args.share or args.host not in LOCAL_HOSTS
+    if exposed and viewer is None:
+        viewer = ("viewer", secrets.token_urlsafe(12))
+        print(f"A collaborator who should only watch signs in as the viewer.\n"
+              f"  viewer user: {viewer[0]}\n  viewer password: {viewer[1]}", flush=True)
+    if viewer is not None and auth is None:
+        raise SystemExit("--viewer needs --auth too (the owner's login)")
+    if viewer is not None and viewer[0] == auth[0]:
+        raise SystemExit("--viewer needs a user name other than the owner's")
+    return viewer
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     auth = password_for(args)
+    viewer = viewer_for(args, auth)
 
     from localswap.errors import UserError
     from localswap.jobs.runner import Runner
@@ -71,9 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     ws = Workspace(args.workspace)
     runner = Runner(ws, resume=not args.no_resume).start()
     app = build_app(ws, runner, uploads)
+    if viewer is not None:
+        app.localswap.viewers = frozenset({viewer[0]})
     try:
         app.queue(default_concurrency_limit=4)
-        app.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth,
+        app.launch(server_name=args.host, server_port=args.port, share=args.share,
+                   auth=[auth, viewer] if viewer else auth,
                    auth_message="localswap: sign in with the user and password printed when "
                                 "the app started.",
                    prevent_thread_lock=True, ssr_mode=False, quiet=False,
@@ -82,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
             print("The share link could not be created (the Gradio share server is not "
                   "reachable: no internet here?). The app keeps running locally at "
                   f"{app.local_url}", file=sys.stderr, flush=True)
+        if app.share_url:
+            from localswap.ui.share import expire_share
+            expire_share(app, args.share_hours)
+            print(f"The share link closes in {args.share_hours:g} hours (--share-hours).",
+                  flush=True)
         print(f"localswap is running at {app.local_url} (Ctrl-C stops it; running jobs "
               "resume on the next start)", flush=True)
         app.block_thread()

@@ -20,7 +20,7 @@ from localswap.jobs.snapshot import Snapshots  # noqa: E402
 from localswap.jobs.uploads import GB, UploadSettings  # noqa: E402
 from localswap.ui import api, job_view, models_panel, new_swap, system_panel  # noqa: E402
 from localswap.ui.context import Context  # noqa: E402
-from localswap.ui.security import RequireLogin  # noqa: E402
+from localswap.ui.security import RequireLogin, RequireRole  # noqa: E402
 from localswap.workspace import Workspace  # noqa: E402
 
 CACHE_CLEANUP = (3600, 24 * 3600)   # every hour, drop Gradio cache files older than a day
@@ -80,7 +80,7 @@ def launch_kwargs(workspace: Workspace, uploads: UploadSettings | None = None) -
         # reaches check_media and gets its sentence rather than a byte count.
         "max_file_size": int(2 * uploads.max_gb * GB),
         # With a password, every route but the login page's needs the login (Gradio's own
-        # check leaves some out): see localswap/ui/security.py.
-        "app_kwargs": {"middleware": [Middleware(RequireLogin)]},
+        # check leaves some out), and a viewer only reads: see localswap/ui/security.py.
+        "app_kwargs": {"middleware": [Middleware(RequireLogin), Middleware(RequireRole)]},
         "footer_links": ["api"],
     }

@@ -16,6 +16,7 @@ class Context:
     snapshots: Snapshots
     uploads: UploadSettings = field(default_factory=UploadSettings)
     poll: float = 2.0           # seconds between snapshot polls in the browser
+    viewers: frozenset = frozenset()   # user names that may watch but not change anything
 
     @property
     def store(self):

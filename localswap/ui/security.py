@@ -61,3 +61,218 @@ class RequireLogin:
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body.encode()})
+
+
+# -- roles: the owner does everything, a viewer (--viewer USER:PASS) only watches ------------
+# Every route and every event handler of the app is classified here. A viewer may use the
+# VIEWER_ROUTES, and of the routes that run a function (DISPATCH) only the VIEWER_FNS; all
+# else answers 403 "not allowed". tests/test_roles.py reads the routes and functions from the
+# running app and fails on any that is in neither list, so a new one must be classified.
+NOT_ALLOWED = "Not allowed: you are signed in as a viewer, who can watch but not change anything."
+DISPATCH = frozenset({
+    ("POST", "/gradio_api/queue/join"), ("POST", "/gradio_api/api/{api_name}"),
+    ("POST", "/gradio_api/api/{api_name}/"), ("POST", "/gradio_api/call/v2/{api_name}"),
+    ("POST", "/gradio_api/call/v2/{api_name}/"), ("POST", "/gradio_api/call/{api_name}"),
+    ("POST", "/gradio_api/call/{api_name}/"), ("POST", "/gradio_api/run/{api_name}"),
+    ("POST", "/gradio_api/run/{api_name}/")})
+# Reads, the login, and session housekeeping (cancel/reset/close act on the caller's own
+# events). Writes that a viewer is refused: upload, component_server, process_recording,
+# stream/{event_id} (streamed input), run-history/connect and the vibe-edit routes.
+VIEWER_ROUTES = frozenset({
+    *(("GET", p) for p in (
+        "/", "/assets/{path:path}", "/config", "/config/", "/favicon.ico",
+        "/gradio_api/app_id", "/gradio_api/app_id/",
+        "/gradio_api/call/v2/{api_name}/{event_id}", "/gradio_api/call/{api_name}/{event_id}",
+        "/gradio_api/custom_component/{id}/{environment}/{type}/{file_name}",
+        "/gradio_api/deep_link", "/gradio_api/dev/reload", "/gradio_api/file/{path:path}",
+        "/gradio_api/file={path_or_url:path}", "/gradio_api/heartbeat/{session_hash}",
+        "/gradio_api/info", "/gradio_api/info/", "/gradio_api/login_check",
+        "/gradio_api/login_check/", "/gradio_api/openapi.json",
+        "/gradio_api/proxy={url_path:path}", "/gradio_api/queue/data",
+        "/gradio_api/queue/status", "/gradio_api/run-history/buckets",
+        "/gradio_api/run-history/records",
+        "/gradio_api/run-history/records/{endpoint}/{record_id}/assets/{asset_id}",
+        "/gradio_api/runs", "/gradio_api/runs/", "/gradio_api/startup-events",
+        "/gradio_api/stream/{session_hash}/{run}/{component_id}/playlist-file",
+        "/gradio_api/stream/{session_hash}/{run}/{component_id}/playlist.m3u8",
+        "/gradio_api/stream/{session_hash}/{run}/{component_id}/{segment_id}.{ext}",
+        "/gradio_api/theme.css", "/gradio_api/token", "/gradio_api/token/",
+        "/gradio_api/upload_progress", "/gradio_api/user", "/gradio_api/user/",
+        "/gradio_api/vibe-code", "/gradio_api/vibe-code/", "/logout", "/manifest.json",
+        "/monitoring", "/monitoring/summary", "/monitoring/{key}", "/openapi.json",
+        "/pwa_icon", "/pwa_icon/{size}", "/robots.txt", "/static/{path:path}",
+        "/svelte/{path:path}", "/theme.css")),
+    ("HEAD", "/"), ("HEAD", "/gradio_api/file={path_or_url:path}"),
+    ("HEAD", "/gradio_api/proxy={url_path:path}"), ("HEAD", "/openapi.json"),
+    ("POST", "/login"), ("POST", "/login/"), ("POST", "/gradio_api/cancel"),
+    ("POST", "/gradio_api/reset"), ("POST", "/gradio_api/reset/"),
+    ("POST", "/gradio_api/stream/{event_id}/close"), *DISPATCH})
+OWNER_ROUTES = frozenset({
+    ("POST", p) for p in (
+        "/gradio_api/upload", "/gradio_api/component_server", "/gradio_api/component_server/",
+        "/gradio_api/process_recording", "/gradio_api/run-history/connect",
+        "/gradio_api/stream/{event_id}", "/gradio_api/undo-vibe-edit",
+        "/gradio_api/undo-vibe-edit/", "/gradio_api/vibe-code", "/gradio_api/vibe-code/",
+        "/gradio_api/vibe-edit", "/gradio_api/vibe-edit/", "/gradio_api/vibe-starter-queries",
+        "/gradio_api/vibe-starter-queries/")})
+# Functions by "module:qualname" (lambdas of one function share a name: classify them
+# together, so a state-changing handler must never be a lambda next to read-only ones).
+VIEWER_FNS = frozenset({
+    "localswap.ui.api:register.<locals>.job", "localswap.ui.api:register.<locals>.jobs",
+    "localswap.ui.api:register.<locals>.result",
+    "localswap.ui.api:register_preview.<locals>.preview_frame",
+    "localswap.ui.app:build_app.<locals>.on_load", "localswap.ui.app:build_app.<locals>.<lambda>",
+    "localswap.ui.job_view:_listen.<locals>.tick", "localswap.ui.job_view:_listen.<locals>.<lambda>",
+    "localswap.ui.preview_panel:listen.<locals>.show",
+    "localswap.ui.models_panel:render.<locals>.load",
+    "localswap.ui.system_panel:render.<locals>.<lambda>",    # the System report's refresh
+    "localswap.ui.models_panel:render.<locals>.<lambda>",   # describe, people of a video, the
+})                                                          # delete confirmation's show/hide
+OWNER_FNS = frozenset({
+    "localswap.ui.api:register.<locals>.swap", "localswap.ui.api:register.<locals>.quick_swap",
+    "localswap.ui.api:register.<locals>.cancel", "localswap.ui.api:register.<locals>.convert_now",
+    "localswap.ui.api:register.<locals>.continue_training",
+    "localswap.ui.api:register.<locals>.resume",
+    "localswap.ui.job_view:_listen.<locals>.act.<locals>.handler",
+    "localswap.ui.preview_panel:listen.<locals>.do_render",
+    "localswap.ui.models_panel:render.<locals>.guarded.<locals>.handler",
+    # New swap: a viewer never starts one, so its upload checks and estimates are the owner's.
+    "localswap.ui.new_swap:render.<locals>.check",
+    "localswap.ui.new_swap:render.<locals>.show_estimate",
+    "localswap.ui.new_swap:render.<locals>.<lambda>",
+    "localswap.ui.new_swap:render.<locals>.on_start",
+})
+
+
+# The owner's functions that change something: each call is audited with the user name.
+AUDITED = OWNER_FNS - {"localswap.ui.new_swap:render.<locals>.check",
+                       "localswap.ui.new_swap:render.<locals>.show_estimate",
+                       "localswap.ui.new_swap:render.<locals>.<lambda>"}
+
+
+def fn_key(fn) -> str:
+    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def _template_regex(template: str):
+    import re
+    out, pos = "", 0
+    for m in re.finditer(r"\{(\w+)(:path)?\}", template):
+        out += re.escape(template[pos:m.start()]) + (".*" if m.group(2) else "[^/]*")
+        pos = m.end()
+    return re.compile(out + re.escape(template[pos:]) + r"\Z")
+
+
+_PATTERNS = [(m, t, _template_regex(t)) for m, t in sorted(VIEWER_ROUTES)]
+
+
+def viewer_route(method: str, path: str) -> tuple[str, str] | None:
+    """The VIEWER_ROUTES entry a request matches, or None."""
+    method = "GET" if method == "HEAD" and ("HEAD", path) not in VIEWER_ROUTES else method
+    for m, t, rx in _PATTERNS:
+        if m == method and rx.match(path):
+            return m, t
+    return None
+
+
+async def user_of(app, scope) -> str | None:
+    """The signed-in user name (Gradio's token table), None when nobody is."""
+    from starlette.requests import Request
+    if scope["type"] != "http":
+        return None
+    cookies = Request(scope).cookies
+    cookie_id = getattr(app, "cookie_id", "")
+    token = (cookies.get(f"access-token-{cookie_id}")
+             or cookies.get(f"access-token-unsecure-{cookie_id}"))
+    return getattr(app, "tokens", {}).get(token) if token else None
+
+
+def dispatched_fn(blocks, path: str, body: dict):
+    """The BlockFunction a dispatch request would run (None if none)."""
+    fns = getattr(blocks, "fns", {}) or {}
+    if path.rstrip("/").endswith("/queue/join"):
+        return fns.get(body.get("fn_index")) if isinstance(body, dict) else None
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    return next((f for f in fns.values() if f.api_name == name), None)
+
+
+def _audit(blocks, user: str, fn, data) -> None:
+    """Write a state-changing call to workspace/audit.log and, when its first input is a
+    job id, to that job's log."""
+    import time
+    ctx = getattr(blocks, "localswap", None)
+    name = getattr(fn, "api_name", None) or fn_key(getattr(fn, "fn", None))
+    line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {user}: {name}"
+    print(f"[audit] {line}", flush=True)
+    if ctx is None:
+        return
+    try:
+        with open(ctx.workspace.root / "audit.log", "a") as fh:
+            fh.write(line + "\n")
+        first = data[0] if isinstance(data, list) and data else None
+        if isinstance(first, (int, str)) and str(first).isdigit() and \
+                ctx.store.get(int(first)) is not None:
+            ctx.store.add_events(int(first), [("log", {"text": f"{user}: {name}",
+                                                       "stage": "user"})])
+    except Exception:  # noqa: BLE001  (an audit write must not break the action)
+        pass
+
+
+async def _refuse(send, status: int, message: str) -> None:
+    body = json.dumps({"detail": message, "error": message})
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body.encode()})
+
+
+class RequireRole:
+    """ASGI middleware after RequireLogin: viewers (context.viewers) get only the routes and
+    functions classified as reads; every call of an owner function is audited by user."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        server = scope.get("app")
+        blocks = getattr(server, "blocks", None)
+        if scope["type"] != "http" or blocks is None:
+            return await self.app(scope, receive, send)
+        method, path = scope.get("method", "GET"), scope.get("path", "")
+        user = await user_of(server, scope)
+        viewers = getattr(getattr(blocks, "localswap", None), "viewers", ()) or ()
+        viewer = user is not None and user in viewers
+        route = viewer_route(method, path)
+        if viewer and route is None:
+            return await _refuse(send, 403, NOT_ALLOWED)
+        if route not in DISPATCH:
+            return await self.app(scope, receive, send)
+        chunks = []
+        while True:
+            msg = await receive()
+            if msg["type"] != "http.request":
+                return
+            chunks.append(msg.get("body", b""))
+            if not msg.get("more_body"):
+                break
+        raw = b"".join(chunks)
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = {}
+        fn = dispatched_fn(blocks, path, body)
+        key = fn_key(getattr(fn, "fn", None)) if fn is not None else None
+        if viewer and key not in VIEWER_FNS:
+            return await _refuse(send, 403, NOT_ALLOWED)
+        if fn is not None and key in AUDITED:
+            _audit(blocks, user or "local", fn, body.get("data") if isinstance(body, dict)
+                   else None)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": raw, "more_body": False}
+            return await receive()
+        return await self.app(scope, replay, send)
