@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import html
+import os
 import time
 from dataclasses import dataclass
 
@@ -94,6 +95,9 @@ def render(ctx: Context) -> JobView:
             download = gr.DownloadButton("Download the result", visible=False,
                                          elem_id="download")
             quality = gr.Markdown(elem_id="job-quality")
+            compare = gr.Button("Make a before/after clip", size="sm", elem_id="job-compare")
+            compare_file = gr.DownloadButton("Download the before/after clip", visible=False,
+                                             elem_id="job-compare-download")
     frame_preview = preview_panel.render(ctx, "job-preview")
     log = gr.Textbox(label="Log", lines=8, max_lines=8, interactive=False, autoscroll=True,
                      elem_id="job-log")
@@ -102,6 +106,8 @@ def render(ctx: Context) -> JobView:
     view = JobView(job, status, error, plot, plateau, preview, gallery, log, cancel,
                    convert_now, more, continue_, resume, video, download, quality, seen, timer)
     _listen(ctx, view)
+    compare.click(functools.partial(compare_clip, ctx), [job], compare_file,
+                  api_visibility="private")
     preview_panel.listen(ctx, frame_preview, [job],
                          lambda j: preview_panel.job_source(ctx, j),
                          lambda j, settings: submit_render(ctx.runner, int(j), settings))
@@ -222,6 +228,28 @@ def refresh(ctx: Context, job_id, seen: dict) -> list:
     evaluation = job.result.get("evaluation") if result else None
     _put(out, seen, "quality", evaluation, lambda: quality_text(evaluation))
     return _ordered(out, seen)
+
+
+def compare_clip(ctx: Context, job_id):
+    """The job's original | swapped clip (moviepy, audio kept) for download, made once per
+    render next to the result in outputs/."""
+    from localswap.convert.compare import comparison_clip
+    snap = ctx.snapshots.get(int(job_id)) if job_id not in (None, "") else None
+    result = output_path(ctx, snap.job) if snap else None
+    if not result:
+        gr.Warning("This job has no rendered video yet.")
+        return gr.skip()
+    job = snap.job
+    out = ctx.workspace.root / "outputs" / f"{os.path.splitext(os.path.basename(result))[0]}" \
+        f"-before-after.mp4"
+    try:
+        if not out.is_file() or out.stat().st_mtime < os.stat(result).st_mtime:
+            original = ctx.workspace.root / (job.result.get("target") or job.params["target"])
+            comparison_clip(original, result, out)
+    except Exception as exc:
+        gr.Warning(human_error(exc))
+        return gr.skip()
+    return gr.update(value=str(out), visible=True)
 
 
 @functools.lru_cache(maxsize=64)

@@ -135,6 +135,7 @@ OWNER_FNS = frozenset({
     "localswap.ui.api:register.<locals>.resume",
     "localswap.ui.job_view:_listen.<locals>.act.<locals>.handler",
     "localswap.ui.preview_panel:listen.<locals>.do_render",
+    "localswap.ui.job_view:compare_clip",        # writes the before/after clip to outputs/
     "localswap.ui.models_panel:render.<locals>.guarded.<locals>.handler",
     # New swap: a viewer never starts one, so its upload checks and estimates are the owner's.
     "localswap.ui.new_swap:render.<locals>.check",
@@ -151,6 +152,9 @@ AUDITED = OWNER_FNS - {"localswap.ui.new_swap:render.<locals>.check",
 
 
 def fn_key(fn) -> str:
+    import functools
+    while isinstance(fn, functools.partial):
+        fn = fn.func
     return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
 
 
