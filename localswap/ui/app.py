@@ -18,7 +18,8 @@ from localswap import __version__  # noqa: E402
 from localswap.jobs.runner import Runner  # noqa: E402
 from localswap.jobs.snapshot import Snapshots  # noqa: E402
 from localswap.jobs.uploads import GB, UploadSettings  # noqa: E402
-from localswap.ui import api, job_view, models_panel, new_swap, system_panel  # noqa: E402
+from localswap.ui import (api, job_view, live_panel, models_panel, new_swap,  # noqa: E402
+                          system_panel)
 from localswap.ui.context import Context  # noqa: E402
 from localswap.ui.security import RequireLogin, RequireRole  # noqa: E402
 from localswap.workspace import Workspace  # noqa: E402
@@ -43,6 +44,8 @@ def build_app(workspace: Workspace, runner: Runner | None = None,
                 view = job_view.render(ctx)
             with gr.Tab("Models", id="models") as models_tab:
                 models = models_panel.render(ctx, tabs, view.job, view.seen)
+            with gr.Tab("Live", id="live") as live_tab:
+                live_model = live_panel.render(ctx)
             with gr.Tab("System", id="system") as system_tab:
                 system = system_panel.render(ctx)
         with new_tab:
@@ -58,6 +61,8 @@ def build_app(workspace: Workspace, runner: Runner | None = None,
         app.load(on_load, None, [*view.outputs(), new.model, tabs], api_visibility="private")
         models_tab.select(lambda: models_panel.library_view(ctx), None, models.outputs(),
                           api_visibility="private")
+        live_tab.select(lambda: gr.update(choices=ctx.workspace.names("models")), None,
+                        live_model, api_visibility="private")
         system_tab.select(lambda: system_panel.report(ctx), None, system,
                           api_visibility="private")
     app.localswap = ctx   # tests and launch.py reach the runner through this

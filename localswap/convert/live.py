@@ -1,0 +1,57 @@
+"""Live mode: webcam frames in, swapped frames out, one at a time, through the render's own
+per-frame steps (detect, align, model, compose: see convert.py), with light landmark
+smoothing across frames. Keeps its own timings for the fps and latency the page shows."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+from localswap.convert.blend import Look
+from localswap.convert.convert import _align, _compose, _Frame, _pick, _run_model
+from localswap.settings import ConvertSettings
+
+
+class LiveSwap:
+    """swap(frame RGB uint8) -> swapped frame; `stats()` -> fps and per-frame ms."""
+
+    def __init__(self, model_dir: str | Path, settings: ConvertSettings | None = None,
+                 device: str = "cpu"):
+        from localswap.convert.swapper import open_swapper
+        from localswap.faces.detect import make_backend
+        self.s = (settings or ConvertSettings(faces="largest")).validate()
+        self.swapper = open_swapper(model_dir, device, self.s.precision)
+        self.backend = make_backend(self.s.detector, video=True,
+                                    min_confidence=self.s.min_confidence, device="cpu")
+        self.look = Look(self.s.color, self.s.blend, self.s.mask, self.s.erode, self.s.blur)
+        self.lock = threading.Lock()
+        self.done: deque = deque(maxlen=30)       # (finish time, seconds spent)
+        self.index = 0
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        with self.lock:
+            image = np.ascontiguousarray(image[..., :3])
+            found = _pick([d.landmarks for d in self.backend.detect(image)], self.s.faces)
+            faces = _align(image, found, self.swapper)
+            if faces:
+                _run_model(self.swapper, faces, self.s.batch)
+            out = _compose(_Frame(self.index, image, faces), self.look, self.s.label)
+            self.index += 1
+            t1 = time.perf_counter()
+            self.done.append((t1, t1 - t0))
+        return out
+
+    def stats(self) -> dict:
+        done = list(self.done)
+        if len(done) < 2:
+            return {"fps": 0.0, "ms": round(1000 * done[-1][1]) if done else 0}
+        span = done[-1][0] - done[0][0]
+        return {"fps": round((len(done) - 1) / span, 1) if span else 0.0,
+                "ms": round(1000 * float(np.median([d for _, d in done])))}
+
+    def close(self) -> None:
+        self.backend.close()
