@@ -139,10 +139,11 @@ def _cut(frame: np.ndarray, box) -> np.ndarray:
     return np.ascontiguousarray(frame[y0:y1, x0:x1])
 
 
-def prepare(pair: dict, work: Path, face_type: str = "whole_face", size: int = 256) -> dict:
+def prepare(pair: dict, work: Path, face_type: str | None = None, size: int = 256) -> dict:
     """Media paths and facesets (extracted once per face type into the cache)."""
     from localswap.faces.extract import extract
     from localswap.settings import ExtractSettings
+    face_type = face_type or ExtractSettings().face_type
     sources = [fetch(n) for n in pair["source"]]
     target = fetch(pair["target"])
     cache = cache_dir() / "facesets"

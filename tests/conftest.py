@@ -71,11 +71,11 @@ def _faceset(tmp_path_factory, video: Path, name: str) -> Path:
 
 @pytest.fixture(scope="session")
 def faceset_a(tmp_path_factory, video_a) -> Path:
-    """Aligned 128 px whole_face crops of the astronaut (target A)."""
+    """Aligned 128 px face crops of the astronaut (target A)."""
     return _faceset(tmp_path_factory, video_a, "astronaut")
 
 
 @pytest.fixture(scope="session")
 def faceset_b(tmp_path_factory, video_b) -> Path:
-    """Aligned 128 px whole_face crops of Grace Hopper (source B)."""
+    """Aligned 128 px face crops of Grace Hopper (source B)."""
     return _faceset(tmp_path_factory, video_b, "grace_hopper")

@@ -21,7 +21,7 @@ def run_cli(*args, cwd=None):
 
 def test_motion_video_faces_found_and_aligned(faceset_a):
     fs = Faceset.load(faceset_a)
-    assert fs.face_type == "whole_face" and fs.size == 128
+    assert fs.face_type == "face" and fs.size == 128
     frames = {f.frame for f in fs.faces}
     assert len(frames) >= 0.95 * 48
     # The same face, moved and rotated in the frame, lands in the same place in every crop.

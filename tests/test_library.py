@@ -36,7 +36,7 @@ def test_list_shows_each_model(ws, tiny_model):
     assert [m.name for m in models] == ["astro to grace"]
     m = models[0]
     manifest = json.loads((tiny_model / "manifest.json").read_text())
-    assert (m.arch, m.resolution, m.face_type) == ("localswap", 64, "whole_face")
+    assert (m.arch, m.resolution, m.face_type) == ("localswap", 64, "face")
     assert m.iterations == manifest.get("iteration", 0)
     assert m.source and m.target and m.size_mb > 0 and len(m.date) == 16
 

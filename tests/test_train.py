@@ -81,7 +81,7 @@ def test_previews_progress_and_manifest(trained):
     assert any("plan: localswap 64 px, width 8" in m for _, _, m, _ in events)
     manifest = json.loads((model / "manifest.json").read_text())
     assert {k: manifest[k] for k in ("arch", "resolution", "width", "face_type", "iteration")} \
-        == {"arch": "localswap", "resolution": 64, "width": 8, "face_type": "whole_face",
+        == {"arch": "localswap", "resolution": 64, "width": 8, "face_type": "face",
             "iteration": 40}
     assert manifest["source"] == "b" and manifest["target"] == "a"
     assert manifest["learns_mask"] and manifest["plan"]["device"] == "cpu"
