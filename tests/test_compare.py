@@ -37,3 +37,19 @@ def test_job_view_offers_the_clip_of_a_finished_job(video_a, tmp_path):
     assert update["value"] == str(path) and update["visible"] is True
     assert media.probe(path).has_audio
     runner.store.close()
+
+
+def test_timelapse_video_of_the_previews(tmp_path):
+    import numpy as np
+
+    from localswap import media
+    from localswap.convert.compare import timelapse_clip
+    paths = []
+    for k in range(6):
+        p = tmp_path / f"p{k}.png"
+        media.write_image(p, np.full((128, 192, 3), 40 * k, np.uint8))
+        paths.append(p)
+    media.write_image(paths[-1], np.zeros((130, 190, 3), np.uint8))    # another size: fitted
+    info = media.probe(timelapse_clip(paths, tmp_path / "t.mp4", fps=4))
+    assert info.codec.startswith("h264") and (info.width, info.height) == (192, 128)
+    assert info.frames == 6

@@ -40,3 +40,31 @@ def comparison_clip(original: str | Path, swapped: str | Path, out: str | Path,
         after.close()
         tmp.unlink(missing_ok=True)
     return out
+
+
+def timelapse_clip(images: list[str | Path], out: str | Path, fps: float = 4.0) -> Path:
+    """Write `out` (.mp4): the training previews in order, `fps` of them per second (the
+    first one's size; a preview of another size is fitted to it)."""
+    import numpy as np
+    from moviepy import ImageSequenceClip
+
+    from localswap import media
+    if len(images) < 2:
+        raise UserError("A timelapse needs at least two previews: train a little longer.")
+    frames = [media.read_image(p) for p in images]
+    h, w = frames[0].shape[:2]
+    h, w = h - h % 2, w - w % 2
+    import cv2
+    frames = [np.ascontiguousarray(cv2.resize(f, (w, h)) if f.shape[:2] != (h, w) else f)
+              for f in frames]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.partial.mp4")
+    try:
+        ImageSequenceClip(frames, fps=fps).write_videofile(
+            str(tmp), codec="libx264", audio=False, preset="veryfast", threads=1, logger=None,
+            ffmpeg_params=["-pix_fmt", "yuv420p"])
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out

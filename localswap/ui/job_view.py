@@ -87,6 +87,10 @@ def render(ctx: Context) -> JobView:
                                elem_id="preview", height=280)
     gallery = gr.Gallery(label="Timelapse", columns=8, height=180, allow_preview=True,
                          object_fit="contain", elem_id="timelapse")
+    with gr.Row():
+        timelapse = gr.Button("Make a timelapse video", size="sm", elem_id="job-timelapse")
+        timelapse_file = gr.DownloadButton("Download the timelapse", visible=False,
+                                           elem_id="job-timelapse-download")
     with gr.Accordion("What is the loss?", open=False):
         gr.Markdown(LOSS_HELP)
     with gr.Row():
@@ -108,6 +112,8 @@ def render(ctx: Context) -> JobView:
     _listen(ctx, view)
     compare.click(functools.partial(compare_clip, ctx), [job], compare_file,
                   api_visibility="private")
+    timelapse.click(functools.partial(timelapse_video, ctx), [job], timelapse_file,
+                    api_visibility="private")
     preview_panel.listen(ctx, frame_preview, [job],
                          lambda j: preview_panel.job_source(ctx, j),
                          lambda j, settings: submit_render(ctx.runner, int(j), settings))
@@ -246,6 +252,22 @@ def compare_clip(ctx: Context, job_id):
         if not out.is_file() or out.stat().st_mtime < os.stat(result).st_mtime:
             original = ctx.workspace.root / (job.result.get("target") or job.params["target"])
             comparison_clip(original, result, out)
+    except Exception as exc:
+        gr.Warning(human_error(exc))
+        return gr.skip()
+    return gr.update(value=str(out), visible=True)
+
+
+def timelapse_video(ctx: Context, job_id):
+    """The training previews of a job as a short video (moviepy), in outputs/ to download."""
+    from localswap.convert.compare import timelapse_clip
+    snap = ctx.snapshots.get(int(job_id)) if job_id not in (None, "") else None
+    if snap is None:
+        gr.Warning("Pick a job first.")
+        return gr.skip()
+    try:
+        out = timelapse_clip([p["path"] for p in snap.previews],
+                             ctx.workspace.root / "outputs" / f"timelapse-{snap.job.id}.mp4")
     except Exception as exc:
         gr.Warning(human_error(exc))
         return gr.skip()

@@ -136,6 +136,7 @@ OWNER_FNS = frozenset({
     "localswap.ui.job_view:_listen.<locals>.act.<locals>.handler",
     "localswap.ui.preview_panel:listen.<locals>.do_render",
     "localswap.ui.live_panel:render.<locals>.swap_frame",   # streamed input: owner only
+    "localswap.ui.job_view:timelapse_video",     # writes the timelapse to outputs/
     "localswap.ui.job_view:compare_clip",        # writes the before/after clip to outputs/
     "localswap.ui.models_panel:render.<locals>.guarded.<locals>.handler",
     # New swap: a viewer never starts one, so its upload checks and estimates are the owner's.
