@@ -131,3 +131,22 @@ def test_quick_swap_preview_in_the_browser(server, video_a):
         assert job.kind == "quick_swap" and job.params["convert"]["color"] == "none"
         assert "erode" not in job.params["convert"]                # auto stays auto
         browser.close()
+
+
+def test_preview_swaps_only_the_chosen_person(tiny_model, video_two_faces):  # noqa: F811
+    """person=N (and a {person: model} map) as the render does: the other face stays as it
+    was. In the two-faces clip person 1 is the large astronaut, person 2 the inset."""
+    from localswap.convert.preview import FramePreview
+    from localswap.settings import ConvertSettings
+    p = FramePreview()
+    with one_torch_thread():
+        original, everyone = p(video_two_faces, tiny_model, 4, ConvertSettings())
+        _, inset_only = p(video_two_faces, {2: tiny_model}, 4, ConvertSettings())
+        _, main_only = p(video_two_faces, tiny_model, 4, ConvertSettings(person=1))
+    def changed(img):
+        return np.abs(img.astype(int) - original).max(-1) > 24
+    main, inset = changed(main_only), changed(inset_only)
+    assert changed(everyone).any() and main.any() and inset.any()
+    assert not (main & inset).any()                   # two different faces
+    ys, xs = np.nonzero(inset)
+    assert ys.ptp() < 150 and xs.ptp() < 150          # inside the 150 px inset

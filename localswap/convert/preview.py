@@ -78,6 +78,7 @@ class FramePreview:
         self.faces = _Lru(frames * 2)
         self.swappers = _Lru(2)
         self.infos = _Lru(8)
+        self.casts = _Lru(2)
 
     def info(self, video: Path) -> media.MediaInfo:
         return self.infos.get_or(_content(video), lambda: media.probe(video))
@@ -105,10 +106,25 @@ class FramePreview:
         return self.swappers.get_or((_weights_stamp(model_dir), precision),
                                     lambda: open_swapper(model_dir, self.device, precision))
 
-    def __call__(self, video: str | Path, model_dir: str | Path, index: int,
+    def cast(self, video: Path, model, s: ConvertSettings):
+        """The render's cast (who gets which model) for `person` or a {person: model} map,
+        or None when every face (or the largest) is swapped with one model."""
+        if not isinstance(model, dict) and not s.person:
+            return None
+        from localswap.convert.cast import make_cast
+        dirs = sorted(model.items()) if isinstance(model, dict) else [(s.person, model)]
+        key = (_content(video), tuple((int(n), _weights_stamp(Path(m))) for n, m in dirs),
+               s.detector, s.min_confidence, s.precision)
+        cpu = replace(s, device="cpu", person_photo="")
+        return self.casts.get_or(key, lambda: make_cast(video, model, cpu))
+
+    def __call__(self, video: str | Path, model_dir: str | Path | dict, index: int,
                  settings: ConvertSettings | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """`model_dir` may be a {person number: model dir} map, as convert() takes."""
         s = (settings or ConvertSettings()).validate()
-        video, model_dir = Path(video), Path(model_dir)
+        video = Path(video)
+        if not isinstance(model_dir, dict):
+            model_dir = Path(model_dir)
         if not video.is_file():
             raise UserError(f"{video.name}: file not found")
         index = int(index)
@@ -126,15 +142,27 @@ class FramePreview:
                 finally:
                     backend.close()
             found = self.landmarks.get_or((key, s.detector, s.min_confidence), detect)
-            swapper = self.swapper(model_dir, s.precision)
+            cast = self.cast(video, model_dir, s)
+            if cast is not None:
+                cast, swapper = cast
+                weights = id(cast)
+            else:
+                swapper = self.swapper(model_dir, s.precision)
+                weights = _weights_stamp(model_dir)
 
             def swap():
-                faces = _align(image, _pick(found, s.faces), swapper)
+                if cast is not None:           # as the render: only the chosen people
+                    from localswap.convert.smooth import TrackedFace
+                    lms, models = cast(image, index, [TrackedFace(None, lm)
+                                                      for lm in _pick(found, "all")])
+                    faces = _align(image, lms, models)
+                else:
+                    faces = _align(image, _pick(found, s.faces), swapper)
                 if faces:
                     _run_model(swapper, faces, s.batch)
                 return faces
-            faces = self.faces.get_or((key, s.detector, s.min_confidence, s.faces,
-                                       _weights_stamp(model_dir), s.precision), swap)
+            faces = self.faces.get_or((key, s.detector, s.min_confidence, s.faces, s.person,
+                                       weights, s.precision), swap)
             look = Look(s.color, s.blend, s.mask, s.erode, s.blur)
             out = _compose(_Frame(index, image, faces), look, s.label)
         return image, out

@@ -38,6 +38,9 @@ def job_source(ctx: Context, job_id) -> tuple[Path, Path, dict]:
     if not (model / "manifest.json").is_file():
         raise UserError(f"Job #{job.id} has no model yet: the preview works from the first "
                         "checkpoint on.")
+    if job.params.get("map"):           # each chosen person their own model, as rendered
+        model = {int(n): ctx.workspace.path("models", check_name(m))
+                 for n, m in job.params["map"].items()}
     return video, model, dict(job.params.get("convert") or {})
 
 
