@@ -163,6 +163,13 @@ def test_viewer_in_the_browser_sees_models_but_cannot_rename(served):
         page.get_by_text(re.compile("not allowed", re.I)).first.wait_for(timeout=20_000)
         OUTPUT.mkdir(exist_ok=True)
         page.screenshot(path=str(OUTPUT / "viewer-refused.png"), full_page=True)
+        # The job view's frame preview is a read: the viewer gets it.
+        page.get_by_role("tab", name="Job").click()
+        page.locator("#job-status").get_by_text("finished job").wait_for(timeout=20_000)
+        page.locator("text=Try before you render >> visible=true").first.click()
+        page.locator("#job-preview-show").click()
+        page.locator("#job-preview-swapped img").wait_for(timeout=30_000)
+        page.screenshot(path=str(OUTPUT / "viewer-job-preview.png"), full_page=True)
         browser.close()
     assert (ws.root / "models" / "tiny_model" / "manifest.json").is_file()
     assert not (ws.root / "models" / "taken over").exists()
