@@ -139,7 +139,7 @@ def _cut(frame: np.ndarray, box) -> np.ndarray:
     return np.ascontiguousarray(frame[y0:y1, x0:x1])
 
 
-def prepare(pair: dict, work: Path, face_type: str | None = None, size: int = 256) -> dict:
+def prepare(pair: dict, face_type: str | None = None, size: int = 256) -> dict:
     """Media paths and facesets (extracted once per face type into the cache)."""
     from localswap.faces.extract import extract
     from localswap.settings import ExtractSettings
@@ -232,9 +232,8 @@ def section_quality(ctx: dict) -> dict:
         settings = dc.replace(settings, resolution=64, width=8, batch=2, precision="fp32")
         budgets, pair, frames = (0.05,), "tiny (packaged photos)", 12
     else:
-        prepared = prepare(PAIRS["tune"], ctx["tmp"])
-        budgets = BUDGETS[device][:1] if ctx["quick"] else BUDGETS[device]
-        budgets = (2.0,) if ctx["quick"] and device == "cpu" else budgets
+        prepared = prepare(PAIRS["tune"])
+        budgets = (1.0,) if ctx["quick"] else BUDGETS[device]    # quick: the pipeline only
         pair, frames = "tune: " + " + ".join(PAIRS["tune"]["source"]) + \
             f" -> {PAIRS['tune']['target']}", 120
     rows = []

@@ -175,7 +175,8 @@ class TrainSettings(SettingsBase):
     precision: str = option("auto", "arithmetic: auto = bf16/fp16 autocast where the device "
                             "supports it", choices=PRECISIONS)
     device: str = option("auto", "training device", choices=DEVICES)
-    lr: float = option(5e-5, "peak Adam learning rate", low=1e-7, high=1e-2)
+    lr: float = option(1e-3, "peak Adam learning rate (reached after the warm-up)", low=1e-7,
+                       high=1e-2)
     warmup: int = option(200, "iterations of linear learning-rate warm-up at the start of a "
                          "new model", low=0)
     schedule: str = option("cosine", "learning rate after the warm-up: cosine (decays to a "

@@ -59,17 +59,20 @@ def load(ws: Workspace) -> dict:
         return {}
 
 
-def record(ws: Workspace, kind: str, value: float, job: "SwapJob") -> None:
-    """Remember a measured speed (frames/s or it/s) for `kind` under the job's key, averaged
-    with the one stored before (half each), so one odd run moves an estimate only half way."""
+def record(ws: Workspace, kind: str, value: float, job: "SwapJob",
+           quick: bool = False) -> None:
+    """Remember a measured speed (frames/s or it/s) for `kind` under the job's key. A real
+    stage's speed replaces a quick on-the-spot measurement and is averaged (half each) with
+    earlier real ones, so one odd run moves an estimate only half way."""
     if not value or value <= 0:
         return
     data = load(ws)
     key = keys(job)[kind]
-    old = (data.get(kind, {}).get(key) or {}).get("value")
-    if isinstance(old, (int, float)) and old > 0:
-        value = (old + value) / 2
-    data.setdefault(kind, {})[key] = {"value": round(float(value), 4),
+    old = data.get(kind, {}).get(key) or {}
+    if not quick and not old.get("quick") and isinstance(old.get("value"), (int, float)) \
+            and old["value"] > 0:
+        value = (old["value"] + value) / 2
+    data.setdefault(kind, {})[key] = {"value": round(float(value), 4), "quick": quick,
                                       "when": time.strftime("%Y-%m-%d %H:%M")}
     atomic_write_json(ws.root / FILE, data)
 
@@ -91,7 +94,7 @@ def for_job(job: "SwapJob", ws: Workspace) -> Speeds:
         setattr(out, f"{kind}_basis", basis)
     for kind in ("extract", "train", "convert"):
         if not got[kind]:
-            record(ws, kind, measured[kind], job)
+            record(ws, kind, measured[kind], job, quick=True)
     return out
 
 
@@ -121,7 +124,7 @@ def measure(job: "SwapJob") -> dict:
         extract_fps = _rate(*runs)
         faces = tmp / "fs11"
         runs = []
-        for n in (1, 4):
+        for n in (4, 16):       # the first steps build kernels: compare two longer runs
             s = TrainSettings(**{**job.train.to_dict(), "iterations": n, "save_every": 10 ** 6,
                                  "preview_every": 10 ** 6, "save_minutes": 0.0,
                                  "max_minutes": 0.0, "plateau": 0.0})
@@ -131,7 +134,7 @@ def measure(job: "SwapJob") -> dict:
         train_its = _rate(*runs)
         info = media.probe(job.target)
         runs = []
-        for span in (0.25, 1.0):
+        for span in (0.5, 2.0):     # long enough that start-up noise does not dominate
             end = min(info.duration, span)
             s = ConvertSettings(**{**job.convert.to_dict(), "start": None, "end": end})
             result = convert(job.target, tmp / "model4", tmp / f"c{span}.mp4", s)

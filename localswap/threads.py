@@ -61,9 +61,10 @@ def free_cores(seconds: float = 0.25) -> int:
 class ThreadTuner:
     """Adjusts torch's thread count during a CPU run from measured step times.
 
-    Every `period` seconds it tries a neighbouring count for a short spell and keeps
-    whichever made steps faster (by more than `margin`), so it follows a neighbour that
-    starts or stops. Call `step_done(seconds)` after each step.
+    Every `period` seconds, and at once when steps suddenly get 1.4x slower, it tries a
+    neighbouring count for a short spell and keeps whichever made steps faster (by more than
+    `margin`), so it follows a neighbour that starts or stops. Call `step_done(seconds)`
+    after each step.
     """
 
     def __init__(self, start: int | None = None, most: int | None = None, period: float = 30.0,
@@ -93,12 +94,19 @@ class ThreadTuner:
         now = time.monotonic()
         if self.trying is None:
             self.recent = (self.recent + [seconds])[-200:]
-            if now >= self.next_try and self.most > 1 and len(self.recent) >= 3:
+            if self.most > 1 and len(self.recent) >= 3 and (now >= self.next_try
+                                                             or self._slowed()):
                 self._start_try()
             return
         self.tried.append(seconds)
         if sum(self.tried) >= self.spell and len(self.tried) >= 3:
             self._end_try(now)
+
+    def _slowed(self) -> bool:
+        """Steps suddenly slower (a neighbour arrived?): worth a try now, not in `period`."""
+        if len(self.recent) < 30:
+            return False
+        return statistics.median(self.recent[-10:]) > 1.4 * statistics.median(self.recent[:-10])
 
     def _start_try(self) -> None:
         other = self.threads + self.direction
@@ -117,6 +125,7 @@ class ThreadTuner:
             self.changes += 1
         else:
             self.direction = -self.direction    # next time look the other way
+            self.recent = self.recent[-10:]     # the new normal: no retry for the same slowdown
         self.set_threads(self.threads)
         self.trying, self.tried = None, []
         self.next_try = now + self.period

@@ -74,3 +74,17 @@ def test_tuner_never_exceeds_what_the_process_was_given():
         assert tuner.most == 1 and tuner.threads == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_tuner_reacts_at_once_when_steps_slow_down():
+    """A neighbour arriving mid-run: the tuner tries fewer threads without waiting a period."""
+    clock = Clock({1: 0.10, 2: 0.06})
+    tuner = threads.ThreadTuner(start=2, most=2, period=3600.0, spell=0.3,
+                                set_threads=clock.set)
+    run(tuner, clock, 40)
+    assert tuner.threads == 2 and clock.calls == [2]          # alone: no try yet
+    clock.cost = {1: 0.10, 2: 0.25}                           # the neighbour arrives
+    run(tuner, clock, 12)
+    assert tuner.threads == 1 and clock.threads == 1 and tuner.changes == 1
+    run(tuner, clock, 60)                                     # and settles: no retry loop
+    assert clock.calls.count(2) <= 2

@@ -251,8 +251,8 @@ def test_learning_rate_warms_up_peaks_and_decays_on_iterations_or_time():
     assert schedule.learning_rate(t, 5000, 1.0) == pytest.approx(2e-5)
     flat = TrainSettings(iterations=1000, lr=2e-4, schedule="constant")
     assert schedule.learning_rate(flat, 900, 0.9) == 2e-4
-    assert schedule.learning_rate(TrainSettings(iterations=40, warmup=200), 0, 0.0) \
-        == pytest.approx(5e-5 / 4)                       # a 40-iteration run warms up over 4
+    assert schedule.learning_rate(TrainSettings(iterations=40, warmup=200, lr=2e-4), 0, 0.0) \
+        == pytest.approx(2e-4 / 4)                       # a 40-iteration run warms up over 4
 
 
 def test_sharpening_phase_switches_warp_off_at_the_end():

@@ -11,7 +11,6 @@ written to a temp file and renamed at the end; a failure or a cancel leaves noth
 """
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
@@ -32,6 +31,7 @@ from localswap.faces.align import transform_matrix, warp_face
 from localswap.faces.detect import make_backend
 from localswap.progress import Progress, no_progress
 from localswap.settings import ConvertSettings
+from localswap.threads import free_cores
 
 QUEUE_DEPTH = 8
 FRAME_BUDGET = 128 * 2**20   # bytes of decoded frames one queue (or one model batch) may hold
@@ -372,8 +372,9 @@ def _convert_video(path: Path, swapper: Swapper, out: Path, s: ConvertSettings,
         if swapper.device.type == "cpu":
             # The stages already run side by side with ffmpeg: threads inside each stage
             # mostly spin against the others. Measured on 2 cores: 1 torch thread converts
-            # faster than 2, and 1 OpenCV thread uses ~10% less CPU per frame than 2.
-            cores = os.cpu_count() or 2
+            # faster than 2, and 1 OpenCV thread uses ~10% less CPU per frame than 2. Count
+            # only the cores free now: a busy neighbour makes extra threads spin-wait.
+            cores = free_cores()
             torch.set_num_threads(max(1, cores // 2))
             cv2.setNumThreads(max(1, cores // 4))
         p.spawn("decode", _decode, p, path, info, s, q_frames)

@@ -2,10 +2,14 @@
 
 `--iterations 0` (the default, and what the web app's Basic mode sends) means "the iterations
 after which the recipe's output clears the quality bar", read from the time-to-quality table
-in docs/benchmarks.md (`python -m localswap bench --only quality`): the CPU figure is measured
-on 2 cores with the CPU plan; the GPU figure is an expectation from step-time ratios until a
-GPU run of that benchmark replaces it. On this machine that is `iterations / its` seconds,
-which the estimate shows before the start.
+in docs/benchmarks.md (`python -m localswap bench --only quality`). On this machine that is
+`iterations / its` seconds, which the estimate shows before the start.
+
+CPU (measured, 2 cores, CPU plan): no budget up to 20 minutes cleared the whole bar on the
+tuning pair. 5 minutes (4,233 iterations) came closest: mouth follows (0.83), distance to the
+source 0.49, eyes do not follow; 10 and 20 minutes gave a sharper face but lost the target's
+expression, so Basic stops at the 5-minute count. GPU: an expectation from step-time ratios
+until a GPU run of the benchmark replaces it.
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import dataclasses
 
 from localswap.settings import TrainSettings
 
-BAR_ITERATIONS = {"cpu": 6000, "cuda": 20000}
+BAR_ITERATIONS = {"cpu": 4200, "cuda": 20000}
 
 
 def basic_iterations(device_type: str) -> int:
@@ -35,5 +39,6 @@ def resolve(settings: TrainSettings, device_type: str) -> TrainSettings:
 def describe(iterations: int, seconds: float, device_type: str) -> str:
     where = "this GPU" if device_type == "cuda" else "this CPU"
     minutes = max(1, round(seconds / 60))
-    return (f"about {minutes} minute{'s' if minutes != 1 else ''} of training on {where} for a "
-            f"good swap ({iterations:,} iterations)")
+    return (f"about {minutes} minute{'s' if minutes != 1 else ''} of training on {where} "
+            f"({iterations:,} iterations, the count that scored best in the time-to-quality "
+            "benchmark)")

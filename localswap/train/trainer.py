@@ -445,6 +445,9 @@ def _train(source, target, model_dir, settings, progress, cancel, d) -> TrainRes
     its = (it - start_it) / seconds if seconds > 0 else 0.0
     if stopped == "plateau" and fit:
         note(f"stopped on the plateau rule: {fit.describe()}")
+    if tuner is not None and tuner.changes and d.main:
+        note(f"CPU threads: ended with {tuner.threads} after {tuner.changes} change(s) as "
+             "the machine's load moved")
     return TrainResult(str(model_dir), it, start_it, settings.iterations, stopped, la, lb,
                        round(seconds, 2), round(its, 3), round(its * 2 * batch * d.world, 2),
                        batch, preview_path, fit.to_dict() if fit else None, plan.to_dict(),
