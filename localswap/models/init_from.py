@@ -14,8 +14,6 @@ import torch
 
 from localswap.errors import UserError
 
-IMMUTABLE = ("arch", "resolution", "width")
-
 
 @dataclass
 class InitFrom:
@@ -71,6 +69,7 @@ def resolve(settings, model_dir: Path, face_type: str) -> InitFrom:
     """The model to start from, checked against the settings and the facesets."""
     from localswap.convert.swapper import read_manifest
     from localswap.train.checkpoint import stored_width
+    from localswap.train.trainer import IMMUTABLE, asked_otherwise   # trainer imports us
     path = find(settings.init_from, model_dir)
     manifest = read_manifest(path)
     if manifest["arch"] == "dfm":
@@ -78,13 +77,12 @@ def resolve(settings, model_dir: Path, face_type: str) -> InitFrom:
                         "further here; start from a localswap model")
     manifest.setdefault("width", stored_width(path))
     fixed = {k: manifest[k] for k in IMMUTABLE}
-    for key in IMMUTABLE:
-        asked = getattr(settings, key)
-        if asked not in ("auto", 0) and asked != fixed[key]:
-            raise UserError(
-                f"--init-from {path.name} is a {fixed['arch']} model at {fixed['resolution']} "
-                f"px, width {fixed['width']}; --{key} {asked} does not fit it: leave --{key} "
-                "out (it comes from the model) or train a fresh model")
+    if (clash := asked_otherwise(settings, fixed)) is not None:
+        key, asked = clash
+        raise UserError(
+            f"--init-from {path.name} is a {fixed['arch']} model at {fixed['resolution']} "
+            f"px, width {fixed['width']}; --{key} {asked} does not fit it: leave --{key} "
+            "out (it comes from the model) or train a fresh model")
     kind = manifest.get("face_type", "whole_face")
     if kind != face_type:
         raise UserError(f"--init-from {path.name} was trained on {kind} faces; these facesets "

@@ -118,19 +118,28 @@ def _plan(settings: TrainSettings, d: distributed.Dist, fixed: dict, faces: int,
     return distributed.from_rank0(plan, d)
 
 
+def asked_otherwise(settings: TrainSettings, fixed: dict) -> tuple[str, object] | None:
+    """The first of arch/resolution/width the settings ask for that differs from `fixed`
+    (a model's), as (name, asked value); None when all are left to the model."""
+    for key in IMMUTABLE:
+        asked = getattr(settings, key)
+        if asked not in ("auto", 0) and asked != fixed[key]:
+            return key, asked
+    return None
+
+
 def _check_immutable(settings: TrainSettings, manifest: dict, model_dir: Path) -> dict:
     manifest.setdefault("width", checkpoint.stored_width(model_dir))
     if any(manifest.get(k) is None for k in IMMUTABLE):
         raise UserError(f"{model_dir}: manifest.json does not say the model's architecture, "
                         "resolution and width; train a new model in another folder")
     fixed = {k: manifest[k] for k in IMMUTABLE}
-    for key in IMMUTABLE:
-        asked = getattr(settings, key)
-        if asked not in ("auto", 0) and asked != manifest[key]:
-            raise UserError(
-                f"{model_dir} holds a {manifest['arch']} model at {manifest['resolution']} px, "
-                f"width {manifest['width']}; --{key} {asked} cannot change once a model exists: "
-                f"leave --{key} out to continue it, or train a new model in another folder")
+    if (clash := asked_otherwise(settings, fixed)) is not None:
+        key, asked = clash
+        raise UserError(
+            f"{model_dir} holds a {manifest['arch']} model at {manifest['resolution']} px, "
+            f"width {manifest['width']}; --{key} {asked} cannot change once a model exists: "
+            f"leave --{key} out to continue it, or train a new model in another folder")
     return fixed
 
 
