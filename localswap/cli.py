@@ -174,11 +174,11 @@ def _args_gpu(p: argparse.ArgumentParser) -> None:
 
 def cmd_gpu(args: argparse.Namespace) -> int:
     from localswap import gpu
-
-    from localswap.cuda_support import torch_problems
+    from localswap.train import planner
+    from localswap.system.cuda_support import torch_problems
 
     probe = gpu.probe()
-    plan = gpu.plan(probe)
+    plan = planner.plan(probe)
     problems = torch_problems(probe)        # a card too old for this torch, an old driver
     if args.json:
         print(json.dumps({"probe": probe.to_dict(), "plan": plan.to_dict(),
@@ -203,8 +203,7 @@ def _args_doctor(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from localswap import doctor
-
+    from localswap.system import doctor
     checks = doctor.run(print, Path(args.keep) if args.keep else None)
     print(doctor.summary(checks))
     if args.json_file:
@@ -235,7 +234,7 @@ def _args_convert(p: argparse.ArgumentParser) -> None:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     from localswap.convert.convert import convert
-    from localswap.library import resolve_model
+    from localswap.models.library import resolve_model
     from localswap.progress import TqdmProgress
     from localswap.settings import ConvertSettings
     from localswap.workspace import Workspace
@@ -292,7 +291,7 @@ def _args_swap(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_swap(args: argparse.Namespace) -> int:
-    from localswap import pipeline
+    from localswap.swap import pipeline
     from localswap.progress import TqdmProgress
     from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
     from localswap.workspace import Workspace
@@ -350,7 +349,7 @@ def _args_models(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from localswap import library
+    from localswap.models import library
     from localswap.workspace import Workspace
 
     ws = Workspace(args.workspace)
@@ -406,8 +405,7 @@ def _args_bench(p: argparse.ArgumentParser) -> None:
 def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
-    from localswap import bench
-
+    from localswap.bench import suite as bench
     if args.threads:
         torch.set_num_threads(args.threads)
     # Contact sheets and renders of the quality section go next to the JSON.

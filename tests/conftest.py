@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-import media_builders as mb  # noqa: E402
+from localswap.bench import samples as mb  # noqa: E402
 
 FPS = 24
 FRAMES = 48  # 2 s

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-import media_builders as mb
+from localswap.bench import samples as mb
 from localswap import cli, media
 from localswap.convert.convert import FRAME_BUDGET, QUEUE_DEPTH, _depth, convert
 from localswap.faces.extract import extract

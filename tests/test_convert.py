@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-import media_builders as mb
+from localswap.bench import samples as mb
 from localswap import media
 from localswap.convert.convert import Cancelled, convert
 from localswap.convert.photos import photo_note

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-import media_builders as mb
+from localswap.bench import samples as mb
 from localswap.convert import color
 from localswap.convert import mask as masks
 from localswap.convert.blend import Look, draw_label, paste

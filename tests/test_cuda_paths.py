@@ -16,11 +16,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from localswap import cli, cuda_support, doctor, gpu
+from localswap import cli, gpu
+from localswap.system import cuda_support
+from localswap.system import doctor
 from localswap.convert.swapper import half_dtype
 from localswap.errors import UserError
 from localswap.settings import TrainSettings
-from localswap.train import data as data_mod, distributed, trainer
+from localswap.train import data as data_mod, distributed, planner, trainer
 from localswap.train.data import FaceData
 from localswap.train.step import Step, is_oom, run_with_oom_retry
 from model_fixtures import one_torch_thread
@@ -74,10 +76,10 @@ def guard(name):
 for name in ("_lazy_init", "init", "is_available", "device_count", "mem_get_info"):
     setattr(torch.cuda, name, guard(name))
 
-from localswap import speeds
-from localswap.jobs.estimate import estimate_swap
+from localswap.swap import speeds
+from localswap.swap.estimate import estimate_swap
 from localswap.jobs.store import JobStore
-from localswap.pipeline import plan_swap
+from localswap.swap.pipeline import plan_swap
 from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
 from localswap.workspace import Workspace
 
@@ -232,7 +234,7 @@ def _rank(rank: int, port: int, out: str) -> None:
     cards = [gpu.DeviceInfo(0, "24 GB card", 24 * GB, 23 * GB, compute_capability=[8, 9]),
              gpu.DeviceInfo(1, "8 GB card", 8 * GB, 6 * GB, compute_capability=[7, 5])]
     gpu.torch_device_info = lambda i=0: cards[i]
-    own = gpu.plan(cards[rank], faces=4000)
+    own = planner.plan(cards[rank], faces=4000)
     plan = trainer._plan(TrainSettings(), cuda_dist(rank, rank, 2), {}, 4000, 512)
     t = time.monotonic()
     if rank == 0:
@@ -270,18 +272,18 @@ def test_one_gpu_per_rank(monkeypatch):
 # -- 7. the estimate under DDP counts gradient buckets and NCCL buffers -----------------------
 def test_ddp_estimate_counts_buckets_and_nccl():
     key = ("localswap", 128, 32)
-    params = gpu.TABLE[key][0]
-    one = gpu.estimate_mb(*key, 8, "bf16")
-    two = gpu.estimate_mb(*key, 8, "bf16", world=2)
-    assert abs(two - one - (params * 4 / gpu.MiB + gpu.DDP_MB)) <= 1
+    params = planner.TABLE[key][0]
+    one = planner.estimate_mb(*key, 8, "bf16")
+    two = planner.estimate_mb(*key, 8, "bf16", world=2)
+    assert abs(two - one - (params * 4 / gpu.MiB + planner.DDP_MB)) <= 1
     card = gpu.DeviceInfo(0, "12 GB", 12 * GB, 11 * GB, compute_capability=[8, 6])
-    alone, ranked = gpu.plan(card), gpu.plan(card, world=2)
+    alone, ranked = planner.plan(card), planner.plan(card, world=2)
     assert ranked.est_peak_mb <= ranked.budget_mb
     assert (ranked.resolution, ranked.width, ranked.batch) <= \
         (alone.resolution, alone.width, alone.batch)
-    assert ranked.est_peak_mb == gpu.estimate_mb(
+    assert ranked.est_peak_mb == planner.estimate_mb(
         ranked.arch, ranked.resolution, ranked.width, ranked.batch, ranked.precision,
-        4000 * gpu.BYTES_PER_FACE * ranked.resolution ** 2 / gpu.MiB
+        4000 * planner.BYTES_PER_FACE * ranked.resolution ** 2 / gpu.MiB
         if ranked.data_on_device else 0, world=2)
 
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from localswap import cli, library
+from localswap import cli
+from localswap.models import library
 from localswap.convert.convert import convert
 from localswap.convert.swapper import load_model
 from localswap.errors import UserError
@@ -96,7 +97,7 @@ def test_dfl_named_model_imports_and_renders_a_video(tmp_path, video_a):
     assert json.loads((ws.path("models", "celeb") / "manifest.json").read_text())[
         "morph_input"] is True
     # It is used as it is: training it is refused before any work.
-    from localswap import pipeline
+    from localswap.swap import pipeline
     with pytest.raises(UserError, match="cannot be trained here"):
         pipeline.plan_swap([video_a], video_a, tmp_path / "o.mp4", ws, model="celeb")
     # A library .dfm exports back byte for byte.

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-import media_builders as mb
+from localswap.bench import samples as mb
 from localswap.evaluate import Judge, Report
 from localswap.evaluate.face_measures import correlation, eye_opening, mouth_opening
 from localswap.faces.detect import make_backend

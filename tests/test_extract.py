@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-import media_builders as mb
+from localswap.bench import samples as mb
 from localswap.errors import NoFacesError, UserError
 from localswap.faces.extract import extract
 from localswap.faces.faceset import Faceset

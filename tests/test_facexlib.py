@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import media_builders as mb
+from localswap.bench import samples as mb
 from localswap.errors import UserError
 from localswap.faces import facexlib_backend as fx
 from localswap.faces.detect import make_backend

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-import media_builders as mb
+from localswap.bench import samples as mb
 from disk import small_disk
 from localswap.errors import DiskFullError
 from localswap.jobs.runner import Runner

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from localswap import cli, gpu
+from localswap.train import planner
 from localswap.train.memory import measure, saved_bytes
 
 SIZES_GB = (2, 4, 8, 12, 24, 48, 80)
@@ -28,7 +29,7 @@ def test_probe_without_nvml_or_driver_is_a_note_not_a_crash():
         pass
     probe = gpu.probe()
     assert probe.devices == [] and "no NVIDIA driver or GPU" in probe.note
-    plan = gpu.plan(probe)
+    plan = planner.plan(probe)
     assert plan.device == "cpu" and plan.arch == "localswap" and plan.batch >= 1
     assert "no NVIDIA driver" in plan.note and "CPU is slow" in plan.note
 
@@ -43,46 +44,46 @@ def test_gpu_command_prints_probe_and_plan(capsys):
 
 
 def test_plans_fit_85_percent_of_free_memory_and_grow_with_it():
-    plans = [gpu.plan(card(gb), faces=4000) for gb in SIZES_GB]
+    plans = [planner.plan(card(gb), faces=4000) for gb in SIZES_GB]
     for gb, p in zip(SIZES_GB, plans):
         assert p.device == "cuda" and p.precision == "bf16", (gb, p)
         assert p.est_peak_mb <= 0.85 * card(gb).free_mb, (gb, p)
-        assert p.batch >= gpu.MIN_BATCH and p.resolution in gpu.gpu_resolutions()
-        assert p.est_peak_mb == gpu.estimate_mb(p.arch, p.resolution, p.width, p.batch,
+        assert p.batch >= planner.MIN_BATCH and p.resolution in planner.gpu_resolutions()
+        assert p.est_peak_mb == planner.estimate_mb(p.arch, p.resolution, p.width, p.batch,
                                                 p.precision, _data_mb(p, 4000))
     sizes = [(p.resolution, p.width, p.batch) for p in plans]
     assert sizes == sorted(sizes) and sizes[0] != sizes[-1]
     assert plans[0].resolution <= 128 and plans[-1].resolution == 512
     # Faces smaller than the plan's resolution cap it: upscaled 128 px crops teach nothing.
-    assert gpu.plan(card(24), max_resolution=128).resolution == 128
+    assert planner.plan(card(24), max_resolution=128).resolution == 128
 
 
-def _data_mb(p: gpu.Plan, faces: int) -> float:
-    return faces * gpu.BYTES_PER_FACE * p.resolution ** 2 / gpu.MiB if p.data_on_device else 0
+def _data_mb(p: planner.Plan, faces: int) -> float:
+    return faces * planner.BYTES_PER_FACE * p.resolution ** 2 / gpu.MiB if p.data_on_device else 0
 
 
 def test_precision_follows_the_card_and_user_choices_are_kept():
-    assert gpu.plan(card(8, (7, 5))).precision == "fp16"       # Turing: fp16 + loss scaling
-    assert gpu.plan(card(8, (6, 1))).precision == "fp32"       # Pascal
-    fp32 = gpu.plan(card(8, (6, 1)))
-    bf16 = gpu.plan(card(8, (8, 6)))
+    assert planner.plan(card(8, (7, 5))).precision == "fp16"       # Turing: fp16 + loss scaling
+    assert planner.plan(card(8, (6, 1))).precision == "fp32"       # Pascal
+    fp32 = planner.plan(card(8, (6, 1)))
+    bf16 = planner.plan(card(8, (8, 6)))
     assert (fp32.resolution, fp32.width) <= (bf16.resolution, bf16.width)
-    fixed = gpu.plan(card(8), resolution=192, width=48)
+    fixed = planner.plan(card(8), resolution=192, width=48)
     assert (fixed.resolution, fixed.width) == (192, 48) and fixed.batch >= 8
-    orig = gpu.plan(card(8), arch="original")
+    orig = planner.plan(card(8), arch="original")
     assert (orig.arch, orig.resolution, orig.width) == ("original", 64, 128)
-    assert gpu.plan(card(8), batch=6).batch == 6
+    assert planner.plan(card(8), batch=6).batch == 6
 
 
 def test_too_little_memory_gives_a_cpu_plan_with_the_reason():
-    p = gpu.plan(card(1, free_share=0.5))
+    p = planner.plan(card(1, free_share=0.5))
     assert p.device == "cpu" and "too little for the smallest model" in p.note
 
 
 def test_memory_table_matches_a_fresh_measurement():
     for key in (("localswap", 64, 32), ("original", 64, 128), ("localswap", 128, 32)):
         m = measure(*key)
-        assert gpu.TABLE[key] == (m["params"], m["act_fp32"], m["fixed_fp32"], m["act_half"],
+        assert planner.TABLE[key] == (m["params"], m["act_fp32"], m["fixed_fp32"], m["act_half"],
                                   m["fixed_half"]), key
 
 

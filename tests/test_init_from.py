@@ -61,7 +61,7 @@ def test_init_from_mismatch_is_one_sentence(library, faceset_a, faceset_b, setti
 
 def test_swap_plan_takes_the_face_type_of_the_model_it_starts_from(tmp_path, tiny_model,
                                                                     video_a, video_b):
-    from localswap import pipeline
+    from localswap.swap import pipeline
     from localswap.workspace import Workspace
     ws = Workspace(tmp_path / "ws")
     shutil.copytree(tiny_model, ws.path("models", "grace"))

@@ -98,7 +98,7 @@ def test_refusals_are_sentences(ws_with_model, video_a):
 @pytest.fixture(scope="module")
 def long_video(tmp_path_factory) -> Path:
     """10 s of the moving astronaut: long enough to cancel a conversion half way."""
-    import media_builders as mb
+    from localswap.bench import samples as mb
     frames = mb.moving_frames(mb.astronaut(), mb.FACE_CENTRES["astronaut"], 240)
     return mb.encode(tmp_path_factory.mktemp("long") / "long.mp4", frames, 24)
 

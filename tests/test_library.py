@@ -9,7 +9,8 @@ import zipfile
 import pytest
 import torch
 
-from localswap import cli, library
+from localswap import cli
+from localswap.models import library
 from localswap.errors import UserError
 from localswap.workspace import Workspace
 from model_fixtures import tiny_model  # noqa: F401  (module-scoped fixture)

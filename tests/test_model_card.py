@@ -6,7 +6,7 @@ import zipfile
 
 import onnx
 
-from localswap import library
+from localswap.models import library
 from localswap.evaluate.report import Report
 from localswap.models.card import card_markdown, model_card, record_evaluation
 from localswap.workspace import Workspace

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-import media_builders as mb
+from localswap.bench import samples as mb
 from model_fixtures import one_torch_thread, tiny_model  # noqa: F401  (fixture)
 from ui_helpers import OUTPUT, InProcessApp, install_tiny_model, wait_for
 

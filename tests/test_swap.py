@@ -3,8 +3,10 @@ import json
 
 import pytest
 
-import media_builders as mb
-from localswap import cli, media, pipeline, speeds
+from localswap.bench import samples as mb
+from localswap import cli, media
+from localswap.swap import pipeline
+from localswap.swap import speeds
 from localswap.errors import UserError
 from localswap.settings import ConvertSettings, TrainSettings
 from localswap.workspace import Workspace

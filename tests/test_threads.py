@@ -8,9 +8,7 @@ import time
 
 import pytest
 
-from localswap import threads
-
-
+from localswap.system import threads
 def test_busy_neighbour_is_seen_and_leaves_fewer_threads():
     if threads.allowed_cores() < 2:
         pytest.skip("needs 2 cores")

@@ -81,7 +81,7 @@ MEMBER_NAMES = st.sampled_from(["model.safetensors", "manifest.json", "export.js
        members=st.dictionaries(MEMBER_NAMES, st.binary(max_size=512), max_size=4),
        as_zip=st.booleans(), name=st.one_of(st.none(), NASTY, st.text(max_size=20)))
 def test_model_import_never_crashes_or_escapes(tmp_path, raw, members, as_zip, name):
-    from localswap import library
+    from localswap.models import library
     ws = Workspace(tmp_path / "ws")
     upload = tmp_path / "upload.zip"
     upload.write_bytes(_zip_bytes(members) if as_zip else raw)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from gradio.utils import get_upload_folder
 
-import media_builders as mb
+from localswap.bench import samples as mb
 from ui_helpers import ROOT, InProcessApp, LaunchedApp
 
 USER, PASSWORD = "user", "pass"

@@ -31,7 +31,7 @@ from localswap.faces.align import transform_matrix, warp_face
 from localswap.faces.detect import make_backend
 from localswap.progress import Progress, no_progress
 from localswap.settings import ConvertSettings
-from localswap.threads import free_cores
+from localswap.system.threads import free_cores
 
 QUEUE_DEPTH = 8
 FRAME_BUDGET = 128 * 2**20   # bytes of decoded frames one queue (or one model batch) may hold

@@ -138,7 +138,7 @@ def swap_job(ctx: Context):
     decides (facesets named after the model, the face type of a model being continued).
     Running stages through pipeline.run_stage also keeps speeds.json, the basis of the
     estimates, up to date."""
-    from localswap.pipeline import plan_swap
+    from localswap.swap.pipeline import plan_swap
     from localswap.settings import ConvertSettings, TrainSettings
     rels = ctx.job.result.get("sources") or ctx.job.params["sources"]
     return plan_swap([ctx.path(r) for r in rels], target_path(ctx), output_path(ctx, 0),
@@ -153,7 +153,7 @@ def output_path(ctx: Context, iteration: int) -> Path:
 
 
 def _extract(ctx: Context, stage: str, side: str, who: str) -> dict:
-    from localswap.pipeline import run_stage
+    from localswap.swap.pipeline import run_stage
     job = swap_job(ctx)
     try:
         summary = run_stage(job, stage, ctx.workspace, ctx.progress)
@@ -186,7 +186,7 @@ def train(ctx: Context) -> dict:
     """Train (or continue) the model on faceset A (target) and B (source). The trainer
     resumes from the model dir's checkpoint, so a resumed job continues where it stopped; the
     stop event ends it after a checkpoint (cancel, convert now, shutdown)."""
-    from localswap.pipeline import run_stage
+    from localswap.swap.pipeline import run_stage
     job = swap_job(ctx)
     run_stage(job, "train", ctx.workspace, ctx.progress, ctx.stop)
     ctx.progress.info["iteration"] = _iteration(job.model_dir)
@@ -204,7 +204,7 @@ def _rendered(ctx: Context, result, out: Path) -> dict:
 def convert(ctx: Context) -> dict:
     """Render the target with the model; the file name carries the model's iteration."""
     from localswap.convert.convert import Cancelled
-    from localswap.pipeline import run_stage
+    from localswap.swap.pipeline import run_stage
     job = swap_job(ctx)
     job.out = output_path(ctx, _iteration(job.model_dir))
     media.VideoWriter.remove_leftovers(job.out)     # of a run killed half way

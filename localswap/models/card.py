@@ -80,7 +80,7 @@ def source_thumbnail(model_dir: str | Path) -> Path | None:
 def model_card(model_dir: str | Path, thumbnail: bool = True) -> dict:
     """The card as JSON-ready data; `thumbnail` adds the source face as base64 PNG."""
     from localswap.convert.swapper import read_manifest
-    from localswap.library import _names
+    from localswap.models.library import _names
     model_dir = Path(model_dir)
     m = read_manifest(model_dir)
     source, target = _names(m)

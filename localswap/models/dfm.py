@@ -144,7 +144,7 @@ def import_dfm(ws, file: str | Path, name: str | None = None):
     """Check `file` and add it to the library as `name` (default: the file's stem). Nothing is
     written unless the check passes. Returns the library's ModelInfo."""
     from localswap.convert.swapper import MANIFEST_FILE
-    from localswap.library import model_info
+    from localswap.models.library import model_info
     from localswap.workspace import check_name, file_sha256
     file = Path(file)
     info = check_dfm(file)

@@ -1,4 +1,4 @@
-"""Measure what a training step keeps in memory, for the planner's table (localswap/gpu.py).
+"""Measure what a training step keeps in memory, for the planner's table (localswap/train/planner.py).
 
 Two numbers decide whether a configuration fits a GPU:
   parameters : weights + gradients + Adam's two moments = 16 bytes per parameter (fp32 master

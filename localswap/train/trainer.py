@@ -18,13 +18,14 @@ from typing import Callable
 
 import torch
 
-from localswap import __version__, cuda_support, gpu
+from localswap import __version__, gpu
+from localswap.system import cuda_support
 from localswap.errors import DiskFullError, UserError, is_disk_full
 from localswap.faces.faceset import Faceset
 from localswap.progress import Progress, no_progress
-from localswap.threads import ThreadTuner
+from localswap.system.threads import ThreadTuner
 from localswap.settings import TrainSettings
-from localswap.train import budget, checkpoint, distributed, schedule
+from localswap.train import budget, checkpoint, distributed, planner, schedule
 from localswap.train.augment import AugmentSettings
 from localswap.train.data import FaceData
 from localswap.train.models import build_model
@@ -88,7 +89,7 @@ def _step_seed(seed: int, rank: int, iteration: int, attempt: int) -> int:
 
 
 def _plan(settings: TrainSettings, d: distributed.Dist, fixed: dict, faces: int,
-          crop: int) -> gpu.Plan:
+          crop: int) -> planner.Plan:
     """The plan for this device from torch's own figures (NVML lists GPUs in another order);
     under torchrun rank 0 plans for the weakest card and every rank takes that plan."""
     if d.device.type == "cuda":
@@ -111,7 +112,7 @@ def _plan(settings: TrainSettings, d: distributed.Dist, fixed: dict, faces: int,
     cpu_prec = "bf16" if gpu.cpu_has_native_bf16() else "fp32"
     plan = None
     if d.main:
-        plan = gpu.plan(info, arch=fixed.get("arch", "auto"),
+        plan = planner.plan(info, arch=fixed.get("arch", "auto"),
                         resolution=fixed.get("resolution", 0), width=fixed.get("width", 0),
                         batch=settings.batch, precision=settings.precision, faces=faces,
                         max_resolution=crop, cpu_precision=cpu_prec, world=d.world)

@@ -135,7 +135,7 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
                   api_visibility="private")
 
     def do_import(file, name):
-        from localswap.library import import_model
+        from localswap.models.library import import_model
         if not file:
             raise UserError("Choose a model export file (.zip or .dfm) first.")
         info = import_model(ctx.workspace, _pair(file)[0], (name or "").strip() or None)
@@ -147,7 +147,7 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
 
 def models(ctx: Context) -> list:
     try:
-        from localswap.library import list_models
+        from localswap.models.library import list_models
     except ImportError:
         return []
     return list_models(ctx.workspace)
@@ -208,7 +208,7 @@ def _in_use(ctx: Context, name: str) -> bool:
 
 
 def rename_model(ctx: Context, old: str, new: str) -> None:
-    from localswap import library
+    from localswap.models import library
     new = check_name((new or "").strip())
     if _in_use(ctx, check_name(old or "")):
         raise UserError(f"{old!r} is used by a job that has not finished; wait or cancel it.")
@@ -224,7 +224,7 @@ def rename_model(ctx: Context, old: str, new: str) -> None:
 
 
 def delete_model(ctx: Context, name: str) -> None:
-    from localswap import library
+    from localswap.models import library
     if _in_use(ctx, check_name(name or "")):
         raise UserError(f"{name!r} is used by a job that has not finished; wait or cancel it.")
     if hasattr(library, "delete_model"):
@@ -238,7 +238,7 @@ def delete_model(ctx: Context, name: str) -> None:
 
 def export_model(ctx: Context, name: str, suffix: str = ".zip") -> Path:
     """Export into outputs/exports/ (the only folders the app serves files from)."""
-    from localswap.library import export_model as export
+    from localswap.models.library import export_model as export
     check_name(name or "")
     out = ctx.workspace.root / "outputs" / "exports" / f"{name.replace(' ', '_')}{suffix}"
     return export(ctx.workspace, name, out)

@@ -10,7 +10,7 @@ import gradio as gr
 from localswap import media
 from localswap.errors import UserError
 from localswap.jobs import stages
-from localswap.jobs.estimate import estimate_swap
+from localswap.swap.estimate import estimate_swap
 from localswap.jobs.snapshot import eta_text
 from localswap.jobs.submit import CONSENT, submit_swap
 from localswap.jobs.uploads import check_media

@@ -29,9 +29,10 @@ def gpu_section() -> str:
     """The NVML probe and the plan training would use here (the trainer's own planner)."""
     try:
         from localswap import gpu
+        from localswap.train import planner
         probe = gpu.probe()
         cpu_precision = "bf16" if gpu.cpu_has_native_bf16() else "fp32"
-        plan = gpu.plan(probe, cpu_precision=cpu_precision)
+        plan = planner.plan(probe, cpu_precision=cpu_precision)
     except Exception as exc:  # the probe must never break the page
         return f"### GPU\nThe GPU probe failed: {exc}"
     if probe.devices:

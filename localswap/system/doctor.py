@@ -33,8 +33,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from localswap import cuda_support, gpu
-
+from localswap import gpu
+from localswap.train import planner
+from localswap.system import cuda_support
 OK, WARN, FAILED, SKIPPED = "ok", "warn", "failed", "skipped"
 NO_GPU = "no GPU: skipped"
 TOLERANCE = 0.15            # the planner's estimate against the measured peak
@@ -69,7 +70,7 @@ class Ctx:
 
 def make_sources(work: Path) -> tuple[Path, Path, Path]:
     """Facesets of two people (128 px) and a clip, from the photos packaged with the libs."""
-    from localswap import samples
+    from localswap.bench import samples
     from localswap.faces.extract import extract
     from localswap.settings import ExtractSettings
     out = []
@@ -116,7 +117,7 @@ def memory_figures(ctx: Ctx, plan: dict) -> dict:
         used = found[0].total_mb - found[0].free_mb
         context = used - ctx.others_mb - torch.cuda.memory_reserved(dev) // MiB
     reserved = torch.cuda.max_memory_reserved(dev) // MiB
-    measured = reserved + (context if context is not None else gpu.CONTEXT_MB)
+    measured = reserved + (context if context is not None else planner.CONTEXT_MB)
     est = int(plan.get("est_peak_mb") or 0)
     return {"est_peak_mb": est, "peak_allocated_mb": torch.cuda.max_memory_allocated(dev) // MiB,
             "peak_reserved_mb": reserved, "context_mb": context, "measured_peak_mb": measured,
@@ -171,7 +172,7 @@ def check_probe(probe: gpu.Probe) -> Check:
 
 def check_plan(probe: gpu.Probe, cuda: bool) -> Check:
     info = gpu.torch_device_info(0) if cuda else probe
-    p = gpu.plan(info, cpu_precision="bf16" if gpu.cpu_has_native_bf16() else "fp32")
+    p = planner.plan(info, cpu_precision="bf16" if gpu.cpu_has_native_bf16() else "fp32")
     return Check("plan", OK, "for 4000 faces of 512 px: " + p.describe(), p.to_dict())
 
 
@@ -204,8 +205,8 @@ def check_oom(ctx: Ctx) -> Check:
     by halving the batch."""
     import torch
     res, width, batch = ctx.resolution, 32, 32
-    prec = gpu.cuda_precision(list(torch.cuda.get_device_capability(ctx.device)))
-    need = {b: gpu.estimate_mb("localswap", res, width, b, prec) - gpu.CONTEXT_MB
+    prec = planner.cuda_precision(list(torch.cuda.get_device_capability(ctx.device)))
+    need = {b: planner.estimate_mb("localswap", res, width, b, prec) - planner.CONTEXT_MB
             for b in (8, 16, batch)}
     cap = (need[8] + need[16]) // 2
     total = torch.cuda.get_device_properties(ctx.device).total_memory // MiB

@@ -1,6 +1,6 @@
 """Training throughput while 0, 2 and 5 clients poll the same job (a measurement, not a test).
 
-    python tests/measure_polling.py [--clients 0 2 5 0] [--seconds 30] [--in-process] [--raw]
+    python tools/measure_polling.py [--clients 0 2 5 0] [--seconds 30] [--in-process] [--raw]
 
 Starts `launch.py` in its own process (as a user would), queues one swap on the sample
 videos through the API, waits until training runs, then for each client count lets that many
@@ -21,7 +21,8 @@ import threading
 import time
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1])]
+# The app helpers it starts the app with are the tests' own (tests/ui_helpers.py).
+sys.path[:0] = [str(Path(__file__).parents[1] / "tests"), str(Path(__file__).parents[1])]
 
 
 def cpu_of(pid: int) -> float:
@@ -92,7 +93,7 @@ def main() -> int:
 
     import httpx
     from gradio_client import Client, handle_file
-    from localswap import samples
+    from localswap.bench import samples
     from localswap.jobs.store import JobStore
     from ui_helpers import FAST_EXTRACT, InProcessApp, LaunchedApp, wait_for
 

@@ -1,6 +1,6 @@
 """Time estimates per stage, from this machine's measured speed.
 
-The pipeline's estimate (localswap.pipeline.estimate: speeds stored in speeds.json by earlier
+The pipeline's estimate (localswap.swap.pipeline.estimate: speeds stored in speeds.json by earlier
 runs, else measured on the spot with a few frames and iterations) is used while the runner is
 idle. While a job runs, measuring would compete with it for the device, so the estimate then
 comes from the timings of the jobs this workspace already ran, or from first guesses.
@@ -111,8 +111,8 @@ def _pipeline_estimate(root: str, target: str, sources: list[str], options: dict
                        measure: bool) -> list[tuple[str, float, str]] | None:
     """The pipeline's estimate as (stage, seconds, basis); with measure=False, None when a
     speed it needs is not stored yet (measuring must not happen in this process)."""
-    from localswap import speeds
-    from localswap.pipeline import estimate as pipeline_estimate, plan_swap
+    from localswap.swap import speeds
+    from localswap.swap.pipeline import estimate as pipeline_estimate, plan_swap
     from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
     from localswap.workspace import Workspace
     ws = Workspace(root)

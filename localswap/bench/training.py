@@ -10,11 +10,13 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from localswap import gpu, samples
-from localswap.bench import median_time, sync
-from localswap.bench_baseline import BaselineTrainer
+from localswap import gpu
+from localswap.bench import samples
+from localswap.bench.suite import median_time, sync
+from localswap.bench.baseline import BaselineTrainer
 from localswap.faces.extract import extract
 from localswap.settings import ExtractSettings
+from localswap.train import planner
 from localswap.train.augment import AugmentSettings, augment
 from localswap.train.data import FaceData
 from localswap.train.losses import face_loss
@@ -70,9 +72,9 @@ class _ModelOnly:
 
 
 def make_step(arch: str, res: int, fs_a: Path, fs_b: Path, device: torch.device,
-              batch: int = 0) -> tuple[Step, gpu.Plan]:
+              batch: int = 0) -> tuple[Step, planner.Plan]:
     info = gpu.torch_device_info() if device.type == "cuda" else None
-    plan = gpu.plan(info, arch=arch, resolution=res, batch=batch,
+    plan = planner.plan(info, arch=arch, resolution=res, batch=batch,
                     cpu_precision="bf16" if gpu.cpu_has_native_bf16() else "fp32")
     torch.manual_seed(0)
     model = build_model(arch, res, plan.width).to(device)

@@ -8,8 +8,6 @@ torch built for an older CUDA.
 from __future__ import annotations
 
 from localswap import gpu
-
-
 def kernel_problem(name: str, capability, arch_list: list[str], torch_cuda: str | None) -> str:
     """One sentence when this torch build has no kernels for the card, else "".
 

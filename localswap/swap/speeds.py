@@ -19,7 +19,7 @@ from localswap import media
 from localswap.workspace import Workspace, atomic_write_json
 
 if TYPE_CHECKING:
-    from localswap.pipeline import SwapJob
+    from localswap.swap.pipeline import SwapJob
 
 FILE = "speeds.json"
 

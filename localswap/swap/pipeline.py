@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from localswap import media, speeds
+from localswap import media
+from localswap.swap import speeds
 from localswap.errors import UserError
 from localswap.faces.extract import collect_inputs
 from localswap.progress import Progress, no_progress

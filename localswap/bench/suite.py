@@ -10,7 +10,7 @@ Sections (each a function returning a flat-ish dict with stable keys):
   conversion  frames/s with 64 and 128 px models, ratio to decode+encode-only, time per stage
   quality     time to quality: the default recipe trained on a real pair of talking-head
               videos for fixed wall-clock budgets, each render scored by `evaluate`, with a
-              contact sheet per budget (bench_quality.py)
+              contact sheet per budget (quality.py)
 Every timing is a median of repeats after a warm-up.
 """
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Callable
 
 import torch
 
-from localswap import __version__, media, samples
-
+from localswap import __version__, media
+from localswap.bench import samples
 SCHEMA_VERSION = 1
 
 
@@ -88,7 +88,7 @@ def section_machine(ctx: dict) -> dict:
     clip = ctx["clip"]
     out["clip"] = {"width": 1280, "height": 720, "frames": media.probe(clip).frames}
     out["decode_fps"] = statistics.median(decode_fps(clip) for _ in range(reps))
-    from localswap.convert.benchmark import decode_encode
+    from localswap.bench.conversion import decode_encode
     out["decode_encode_fps"] = statistics.median(
         decode_encode(clip, ctx["tmp"] / "floor.mp4")[0] for _ in range(2 if quick else 3))
     return out
@@ -122,10 +122,10 @@ def _lazy(module: str, name: str) -> Callable[[dict], dict]:
 SECTIONS: dict[str, Callable[[dict], dict]] = {
     "machine": section_machine,
     "extraction": section_extraction,
-    "training": _lazy("localswap.bench_train", "section_training"),
-    "baseline": _lazy("localswap.bench_train", "section_baseline"),
-    "conversion": _lazy("localswap.convert.benchmark", "section_conversion"),
-    "quality": _lazy("localswap.bench_quality", "section_quality"),
+    "training": _lazy("localswap.bench.training", "section_training"),
+    "baseline": _lazy("localswap.bench.training", "section_baseline"),
+    "conversion": _lazy("localswap.bench.conversion", "section_conversion"),
+    "quality": _lazy("localswap.bench.quality", "section_quality"),
 }
 
 

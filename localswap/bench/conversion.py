@@ -2,7 +2,7 @@
 decode+encode-only frames/s (the floor no converter can beat), and busy time per stage.
 
 `section_conversion(ctx)` has the shape of a `localswap bench` section; run this module on its
-own (`python -m localswap.convert.benchmark [--frames N] [--repeats N]`) for a quick reading.
+own (`python -m localswap.bench.conversion [--frames N] [--repeats N]`) for a quick reading.
 Speed does not depend on what a model learned, so freshly initialised models are timed.
 """
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from localswap import media, samples
+from localswap import media
+from localswap.bench import samples
 from localswap.convert.convert import convert
 from localswap.convert.swapper import Swapper
 from localswap.settings import ConvertSettings

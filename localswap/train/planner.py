@@ -1,0 +1,195 @@
+"""What to train on a device: the GPU planner.
+
+`plan(device)` picks architecture size (width), resolution, batch and precision so that the
+estimated peak memory stays under 85% of the free memory.
+
+Where the numbers come from. TABLE holds, per model, the parameter count and the bytes autograd
+saves for the backward pass per training sample (one face of A plus one of B) and fixed, in
+fp32 and under 16-bit autocast. They are measured, not guessed: `localswap.train.memory.measure`
+runs the real model and loss under saved-tensor hooks (in FakeTensorMode, so nothing is
+computed) and counts bytes; `python -m localswap.train.planner --measure` prints the rows below
+again, and tests/test_gpu.py re-measures some and compares. The peak is then
+    16 B/param (weights, gradients, Adam's two moments) + 2 B/param for autocast's 16-bit copies
+    + 1.2 x (batch x per-sample + fixed saved activations)   (allocator slack and transients)
+    + the faces kept on the GPU + 768 MiB for the CUDA context and cuDNN workspaces
+    + under DDP (torchrun): 4 B/param for the gradient buckets + 512 MiB of NCCL buffers
+      (an out-of-memory error there ends the run: the ranks cannot halve their batch alone).
+Free memory comes from torch for the device training uses (CUDA order, after
+CUDA_VISIBLE_DEVICES), counting memory this process's allocator holds but does not use as free;
+NVML's list (PCI order) is only for the System panel and utilisation.
+Check on this project's CPU (RSS high-water mark of one step, large allocations forced to mmap
+so that freed memory leaves RSS): a step's peak above idle was 0.82-0.87 x (saved activations +
+gradients) for four configurations, so the saved-tensor count bounds the real peak.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass
+
+from localswap.gpu import MiB, DeviceInfo, Probe, probe
+
+SAFETY = 0.85               # keep the estimated peak under this share of free memory
+CONTEXT_MB = 768            # CUDA context + cuDNN/cuBLAS workspaces, not in our tensors
+DDP_MB = 512                # NCCL communicator buffers per rank (a first figure: doctor checks it)
+DDP_BYTES_PER_PARAM = 4     # DDP's fp32 gradient buckets, a second copy of the gradients
+SLACK = 1.2                 # caching-allocator fragmentation and backward transients
+MIN_BATCH, MAX_BATCH = 8, 16
+BATCHES = (16, 12, 8, 6, 4)
+DATA_SHARE = 0.25           # faces stay on the GPU if they take at most this share of budget
+BYTES_PER_FACE = 6          # RGB + 3 mask channels, uint8, per pixel
+
+# (arch, resolution, width): (params, act_fp32, fixed_fp32, act_half, fixed_half), bytes.
+# Output of `python -m localswap.train.planner --measure` (torch 2.14, localswap 0.1).
+TABLE = {
+    ("original", 64, 128): (82062470, 13612800, 88, 7595776, 164075096),
+    ("localswap", 64, 32): (6773576, 7479040, 88, 4561664, 13531160),
+    ("localswap", 96, 32): (9326280, 15840512, 88, 9867520, 18626584),
+    ("localswap", 128, 32): (14370760, 29223680, 88, 18163456, 28719128),
+    ("localswap", 128, 48): (32321960, 40087296, 88, 23595264, 64610296),
+    ("localswap", 160, 48): (34315688, 60348672, 88, 35809536, 68591608),
+    ("localswap", 192, 48): (37563944, 87067392, 88, 51731712, 75079672),
+    ("localswap", 192, 64): (66766216, 110329600, 88, 63362816, 133468120),
+    ("localswap", 224, 64): (73588616, 150332672, 88, 86406400, 147099608),
+    ("localswap", 256, 64): (91667336, 198281984, 88, 113902336, 183275480),
+    ("localswap", 256, 80): (143217768, 240078592, 88, 134800640, 286361528),
+    ("localswap", 320, 80): (143222248, 367281920, 88, 206882560, 286361528),
+    ("localswap", 384, 80): (152240488, 529225472, 88, 298251520, 304383928),
+    ("localswap", 384, 96): (219211592, 620907264, 88, 344092416, 438306712),
+    ("localswap", 448, 96): (234557000, 845455104, 88, 468680448, 468977560),
+    ("localswap", 512, 96): (275241032, 1107247872, 88, 613807872, 550373272),
+    ("localswap", 512, 128): (489286408, 1434110720, 88, 777239296, 978427736),
+}
+# The planner walks this ladder from the top and takes the first rung that fits with a batch
+# of at least MIN_BATCH: resolution first (it is what viewers see), then width.
+LADDER = [k for k in sorted(TABLE, key=lambda k: (-k[1], -k[2])) if k[0] == "localswap"]
+CPU_PLAN = ("localswap", 64, 32, 8)     # arch, resolution, width, batch
+
+
+def gpu_resolutions() -> list[int]:
+    return sorted({k[1] for k in LADDER})
+
+
+@dataclass
+class Plan:
+    device: str                 # "cuda" or "cpu"
+    arch: str
+    resolution: int
+    width: int
+    batch: int
+    precision: str              # "bf16", "fp16" or "fp32"
+    est_peak_mb: int = 0
+    budget_mb: int = 0          # SAFETY x free memory (0 on the CPU)
+    data_on_device: bool = True
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        s = (f"{self.arch} {self.resolution} px, width {self.width}, batch {self.batch}, "
+             f"{self.precision} on {self.device}")
+        if self.budget_mb:
+            s += f" (estimated peak {self.est_peak_mb} MiB of a {self.budget_mb} MiB budget)"
+        return s + (f"; {self.note}" if self.note else "")
+
+
+def row(arch: str, resolution: int, width: int) -> tuple:
+    """The TABLE row, measured now (about a second) for a configuration not in it."""
+    if (arch, resolution, width) not in TABLE:
+        from localswap.train.memory import measure
+        m = measure(arch, resolution, width)
+        TABLE[(arch, resolution, width)] = (m["params"], m["act_fp32"], m["fixed_fp32"],
+                                            m["act_half"], m["fixed_half"])
+    return TABLE[(arch, resolution, width)]
+
+
+def estimate_mb(arch: str, resolution: int, width: int, batch: int, precision: str,
+                data_mb: float = 0.0, world: int = 1) -> int:
+    """Estimated peak GPU memory of training, MiB, per rank (see the module docstring)."""
+    params, act32, fix32, act16, fix16 = row(arch, resolution, width)
+    half = precision in ("bf16", "fp16")
+    static = params * (18 if half else 16)
+    ddp = params * DDP_BYTES_PER_PARAM / MiB + DDP_MB if world > 1 else 0
+    acts = batch * (act16 if half else act32) + (fix16 if half else fix32)
+    return int((static + SLACK * acts) / MiB + data_mb + CONTEXT_MB + ddp)
+
+
+def cuda_precision(capability) -> str:
+    """bf16 from Ampere (8.x) on, fp16 (with loss scaling) on Volta/Turing, else fp32."""
+    if not capability:
+        return "fp16"
+    major = capability[0]
+    return "bf16" if major >= 8 else "fp16" if major >= 7 else "fp32"
+
+
+def _first(device) -> DeviceInfo | None:
+    if isinstance(device, Probe):
+        return device.devices[0] if device.devices else None
+    return device
+
+
+def plan(device: DeviceInfo | Probe | None = None, *, arch: str = "auto", resolution: int = 0,
+         width: int = 0, batch: int = 0, precision: str = "auto", faces: int = 4000,
+         max_resolution: int = 512, cpu_precision: str = "fp32", world: int = 1) -> Plan:
+    """The training plan for one device (None or an empty probe: the CPU).
+
+    Settings the user fixed (non-zero / not "auto") are kept and the rest planned around them;
+    `faces` is the number of faces in both facesets, `max_resolution` their crop size (a model
+    larger than its faces gains nothing); `world` the number of torchrun ranks."""
+    info = _first(device)
+    if info is None:
+        note = device.note if isinstance(device, Probe) and device.note else "no GPU"
+        return _cpu_plan(arch, resolution, width, batch, precision, cpu_precision, note)
+    prec = cuda_precision(info.compute_capability) if precision == "auto" else precision
+    budget = SAFETY * info.free_mb
+    rungs = [k for k in LADDER if k[1] <= max(max_resolution, 64)] or LADDER[-1:]
+    if arch == "original":
+        rungs = [("original", 64, width or 128)]
+    if resolution or width:
+        fixed = [k for k in rungs if (not resolution or k[1] == resolution)
+                 and (not width or k[2] == width)]
+        rungs = fixed or [(k[0], resolution or k[1], width or k[2]) for k in rungs[-1:]]
+    for min_batch in (MIN_BATCH, BATCHES[-1], 1):
+        for a, res, w in rungs:
+            data_mb = faces * BYTES_PER_FACE * res * res / MiB
+            on_device = data_mb <= DATA_SHARE * budget
+            used_data = data_mb if on_device else 0.0
+            for b in ([batch] if batch else BATCHES):
+                peak = estimate_mb(a, res, w, b, prec, used_data, world)
+                if b >= min_batch and peak <= budget:
+                    note = "" if on_device else ("the faces stay in host memory (too many for "
+                                                 "the GPU budget); batches are copied over")
+                    if batch == 0 and min_batch < MIN_BATCH:
+                        note = (note + "; " if note else "") + "small batch: little memory free"
+                    return Plan("cuda", a, res, w, b, prec, peak, int(budget), on_device, note)
+    return _cpu_plan(arch, resolution, width, batch, precision, cpu_precision,
+                     f"{info.name} has only {info.free_mb} MiB free, too little for the "
+                     "smallest model")
+
+
+def _cpu_plan(arch, resolution, width, batch, precision, cpu_precision, why) -> Plan:
+    a, res, w, b = CPU_PLAN
+    if arch == "original":
+        a, res, w = "original", 64, width or 128
+    prec = cpu_precision if precision == "auto" else precision
+    return Plan("cpu", a, resolution or res, width or w, batch or b, prec,
+                note=f"{why}. Training on the CPU is slow: the plan is a small model")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--measure" in argv:
+        from localswap.train.memory import measure
+        for arch, res, width in TABLE:
+            m = measure(arch, res, width)
+            print(f'    ("{arch}", {res}, {width}): ({m["params"]}, {m["act_fp32"]}, '
+                  f'{m["fixed_fp32"]}, {m["act_half"]}, {m["fixed_half"]}),')
+        return 0
+    p = probe()
+    print(json.dumps({"probe": p.to_dict(), "plan": plan(p).to_dict()}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
