@@ -1,5 +1,6 @@
 """Errors a user can act on. The CLI prints them as one line and exits 2; the UI shows them."""
 import errno
+import sys
 
 
 class UserError(Exception):
@@ -16,3 +17,21 @@ class DiskFullError(UserError):
 
 def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_oom(exc: BaseException) -> bool:
+    """CUDA out of memory, in every form it takes: the caching allocator's OutOfMemoryError
+    (torch.OutOfMemoryError only from torch 2.5; torch.cuda's name is older), and the plain
+    RuntimeErrors of cuBLAS/cuDNN/kernels that fail to allocate their own workspace. Asked
+    without importing torch: where torch was never imported, no torch error exists."""
+    torch = sys.modules.get("torch")
+    kinds = tuple(k for k in (getattr(torch, "OutOfMemoryError", None),
+                              getattr(getattr(torch, "cuda", None), "OutOfMemoryError", None))
+                  if k)
+    if kinds and isinstance(exc, kinds):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and any(m in text for m in (
+        "CUDA out of memory", "CUDA error: out of memory", "CUBLAS_STATUS_ALLOC_FAILED",
+        "CUDNN_STATUS_ALLOC_FAILED", "CUDNN_STATUS_NOT_ENOUGH_WORKSPACE",
+        "cudaErrorMemoryAllocation"))

@@ -22,9 +22,10 @@ from localswap.system import doctor
 from localswap.convert.swapper import half_dtype
 from localswap.errors import UserError
 from localswap.settings import TrainSettings
-from localswap.train import data as data_mod, distributed, planner, trainer
+from localswap.train import data as data_mod, distributed, planner, spec, trainer
 from localswap.train.data import FaceData
-from localswap.train.step import Step, is_oom, run_with_oom_retry
+from localswap.errors import is_oom
+from localswap.train.step import Step, run_with_oom_retry
 from model_fixtures import one_torch_thread
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,7 +149,7 @@ def test_planner_uses_torchs_figures_for_the_training_device(monkeypatch):
          "reserved": 2 * GB, "allocated": GB // 2}])
     # An earlier job's cached memory in this process counts as free.
     assert gpu.torch_device_info(1).free_mb == 5 * GB + 3 * GB // 2
-    plan = trainer._plan(TrainSettings(), cuda_dist(1), {}, 4000, 512)
+    plan = spec.plan_for(TrainSettings(), cuda_dist(1), {}, 4000, 512)
     assert plan.device == "cuda" and plan.precision == "fp16"      # 7.5, not NVML's 9.0
     assert plan.est_peak_mb <= 0.85 * (5 * GB + 3 * GB // 2) < plan.budget_mb + 1
     assert plan.budget_mb < 0.85 * 79 * GB / 4
@@ -157,11 +158,11 @@ def test_planner_uses_torchs_figures_for_the_training_device(monkeypatch):
     fake_cuda(monkeypatch, [{"name": "GeForce GTX 1080", "total": 8 * GB, "free": 7 * GB,
                              "cc": (6, 1)}])
     monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: ["sm_75", "sm_80", "sm_90"])
-    plan = trainer._plan(TrainSettings(), cuda_dist(0), {}, 4000, 512)
+    plan = spec.plan_for(TrainSettings(), cuda_dist(0), {}, 4000, 512)
     assert plan.device == "cpu" and "GTX 1080 (compute capability 6.1) is not supported" \
         in plan.note
     with pytest.raises(UserError, match="not supported by this torch build"):
-        trainer._plan(TrainSettings(device="cuda"), cuda_dist(0), {}, 4000, 512)
+        spec.plan_for(TrainSettings(device="cuda"), cuda_dist(0), {}, 4000, 512)
 
 
 def test_kernel_and_driver_sentences():
@@ -235,7 +236,7 @@ def _rank(rank: int, port: int, out: str) -> None:
              gpu.DeviceInfo(1, "8 GB card", 8 * GB, 6 * GB, compute_capability=[7, 5])]
     gpu.torch_device_info = lambda i=0: cards[i]
     own = planner.plan(cards[rank], faces=4000)
-    plan = trainer._plan(TrainSettings(), cuda_dist(rank, rank, 2), {}, 4000, 512)
+    plan = spec.plan_for(TrainSettings(), cuda_dist(rank, rank, 2), {}, 4000, 512)
     t = time.monotonic()
     if rank == 0:
         time.sleep(4)            # rank 0 builds the faceset caches, longer than TIMEOUT

@@ -69,7 +69,7 @@ def resolve(settings, model_dir: Path, face_type: str) -> InitFrom:
     """The model to start from, checked against the settings and the facesets."""
     from localswap.convert.swapper import read_manifest
     from localswap.train.checkpoint import stored_width
-    from localswap.train.trainer import IMMUTABLE, asked_otherwise   # trainer imports us
+    from localswap.train.spec import IMMUTABLE, asked_otherwise
     path = find(settings.init_from, model_dir)
     manifest = read_manifest(path)
     if manifest["arch"] == "dfm":

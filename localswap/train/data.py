@@ -168,7 +168,7 @@ class FaceData:
 
 def _to_device(host: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, str]:
     """The faces on the device, or in host memory with a note when they do not fit there."""
-    from localswap.train.step import is_oom
+    from localswap.errors import is_oom
     try:
         return host.to(device), ""
     except RuntimeError as exc:

@@ -27,7 +27,7 @@ import json
 import sys
 from dataclasses import asdict, dataclass
 
-from localswap.gpu import MiB, DeviceInfo, Probe, probe
+from localswap.gpu import MiB, DeviceInfo, Probe, cpu_has_native_bf16, probe
 
 SAFETY = 0.85               # keep the estimated peak under this share of free memory
 CONTEXT_MB = 768            # CUDA context + cuDNN/cuBLAS workspaces, not in our tensors
@@ -123,6 +123,12 @@ def cuda_precision(capability) -> str:
     return "bf16" if major >= 8 else "fp16" if major >= 7 else "fp32"
 
 
+def cpu_training_precision() -> str:
+    """What training on this CPU runs in: bf16 where the CPU has it in hardware (AMX or
+    AVX512-BF16), else fp32. The one answer for the trainer, `localswap gpu` and the app."""
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
 def _first(device) -> DeviceInfo | None:
     if isinstance(device, Probe):
         return device.devices[0] if device.devices else None
@@ -131,12 +137,15 @@ def _first(device) -> DeviceInfo | None:
 
 def plan(device: DeviceInfo | Probe | None = None, *, arch: str = "auto", resolution: int = 0,
          width: int = 0, batch: int = 0, precision: str = "auto", faces: int = 4000,
-         max_resolution: int = 512, cpu_precision: str = "fp32", world: int = 1) -> Plan:
+         max_resolution: int = 512, cpu_precision: str = "auto", world: int = 1) -> Plan:
     """The training plan for one device (None or an empty probe: the CPU).
 
     Settings the user fixed (non-zero / not "auto") are kept and the rest planned around them;
     `faces` is the number of faces in both facesets, `max_resolution` their crop size (a model
-    larger than its faces gains nothing); `world` the number of torchrun ranks."""
+    larger than its faces gains nothing); `world` the number of torchrun ranks;
+    `cpu_precision` "auto" is what this CPU trains in (see cpu_training_precision())."""
+    if cpu_precision == "auto":
+        cpu_precision = cpu_training_precision()
     info = _first(device)
     if info is None:
         note = device.note if isinstance(device, Probe) and device.note else "no GPU"

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 import torch.distributed as dist
 
-from localswap.errors import UserError
+from localswap.errors import UserError, is_oom
 from localswap.train.augment import AugmentSettings, augment
 from localswap.train.data import FaceData
 from localswap.train.losses import face_loss
@@ -114,21 +114,6 @@ class Step:
         if self.scaler.is_enabled() and self.scaler.get_scale() < scale:
             return StepResult(la, lb, applied=False, grad_norm=float(norm), overflow=True)
         return StepResult(la, lb, applied=True, grad_norm=float(norm))
-
-
-def is_oom(exc: BaseException) -> bool:
-    """CUDA out of memory, in every form it takes: the caching allocator's OutOfMemoryError
-    (torch.OutOfMemoryError only from torch 2.5; torch.cuda's name is older), and the plain
-    RuntimeErrors of cuBLAS/cuDNN/kernels that fail to allocate their own workspace."""
-    kinds = tuple(k for k in (getattr(torch, "OutOfMemoryError", None),
-                              getattr(torch.cuda, "OutOfMemoryError", None)) if k)
-    if isinstance(exc, kinds):
-        return True
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and any(m in text for m in (
-        "CUDA out of memory", "CUDA error: out of memory", "CUBLAS_STATUS_ALLOC_FAILED",
-        "CUDNN_STATUS_ALLOC_FAILED", "CUDNN_STATUS_NOT_ENOUGH_WORKSPACE",
-        "cudaErrorMemoryAllocation"))
 
 
 def forget_partial_step(step, optimizer: torch.optim.Optimizer | None) -> None:
