@@ -97,13 +97,16 @@ def _list_people(args: argparse.Namespace, settings: ExtractSettings) -> int:
 
 
 def _args_download_weights(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dir", default="weights", help="where to put the weight files")
+    p.add_argument("--dir", default=None, help="where to put the weight files (default: "
+                   "LOCALSWAP_WEIGHTS, else weights/ of a source checkout, else "
+                   "~/.local/share/localswap/weights)")
 
 
 def cmd_download_weights(args: argparse.Namespace) -> int:
+    from localswap.faces.detect import weights_dir
     from localswap.faces.facexlib_backend import download_weights
 
-    for path in download_weights(Path(args.dir)):
+    for path in download_weights(Path(args.dir) if args.dir else weights_dir()):
         print(path)
     return 0
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from localswap.convert import color, mask as masks
 from localswap.faces.align import invert, transform_points
-from localswap.faces.landmarks import face_hull
+from localswap.faces.landmarks import face_hull, face_width
 
 BLENDS = ("feather", "poisson")
 
@@ -27,10 +27,6 @@ class Look:
     mask: str = "both"
     erode: int | None = None    # px; None = auto from the face width
     blur: int | None = None
-
-
-def face_width(landmarks: np.ndarray) -> float:
-    return float(np.linalg.norm(landmarks[16] - landmarks[0]))
 
 
 def _roi(inv: np.ndarray, size: int, frame_shape, margin: int,

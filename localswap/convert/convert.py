@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from localswap import __version__, media
-from localswap.convert.blend import Look, draw_label, face_width, paste
+from localswap.convert.blend import Look, draw_label, paste
+from localswap.faces.landmarks import face_width
 from localswap.convert.cast import Cast, make_cast
 from localswap.convert.smooth import FaceTracker
 from localswap.convert.swapper import Swapper, open_swapper

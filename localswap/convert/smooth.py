@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from localswap.faces.detect import iou
+
+from localswap.faces.landmarks import face_width
+from localswap.faces.tracking import match
 
 
 class OneEuro:
@@ -97,10 +99,6 @@ class _Pending:
     faces: list[TrackedFace] = field(default_factory=list)
 
 
-def _bbox(pts: np.ndarray) -> np.ndarray:
-    return np.array([*pts.min(0), *pts.max(0)], np.float64)
-
-
 class FaceTracker:
     """push(index, t, payload, landmark list) -> frames ready, in order, as
     (index, payload, [TrackedFace]); finish() -> the rest. Holds at most max_gap + 1 frames."""
@@ -114,21 +112,8 @@ class FaceTracker:
         self.filled = 0          # faces filled in across gaps, for the result summary
 
     def _match(self, found: list[np.ndarray]) -> list[_Track | None]:
-        pairs = []
-        for i, lm in enumerate(found):
-            box = _bbox(lm)
-            for tr in self.tracks.values():
-                overlap = iou(box, _bbox(tr.raw))
-                centre = np.linalg.norm(lm.mean(0) - tr.raw.mean(0)) / max(tr.width, 1.0)
-                if overlap > 0.2 or centre < 0.5:
-                    pairs.append((-overlap + centre, i, tr))
-        out: list[_Track | None] = [None] * len(found)
-        used: set[int] = set()
-        for _, i, tr in sorted(pairs, key=lambda p: p[0]):
-            if out[i] is None and tr.id not in used:
-                out[i] = tr
-                used.add(tr.id)
-        return out
+        ids = match(found, {tid: tr.raw for tid, tr in self.tracks.items()})
+        return [None if tid is None else self.tracks[tid] for tid in ids]
 
     def push(self, index: int, t: float, payload: Any,
              found: list[np.ndarray]) -> list[tuple[int, Any, list[TrackedFace]]]:
@@ -136,7 +121,7 @@ class FaceTracker:
         self.pending.append(frame)
         for lm, tr in zip(found, self._match(found)):
             lm = np.asarray(lm, np.float64)
-            width = float(np.linalg.norm(lm[16] - lm[0])) or 1.0
+            width = face_width(lm) or 1.0
             if tr is None:
                 p = self.params
                 tr = _Track(self.next_id, index, t, lm, lm, width,

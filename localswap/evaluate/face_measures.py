@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from localswap.faces.landmarks import LEFT_EYE, RIGHT_EYE, estimate_pose
+from localswap.faces.landmarks import LEFT_EYE, RIGHT_EYE, estimate_pose, face_width
 
 # Below these standard deviations a series is flat (a still face, or a face the detector
 # could not read): a correlation with it would be noise, so none is reported.
@@ -31,7 +31,7 @@ def mouth_opening(landmarks: np.ndarray) -> float:
     change with the face's size in the frame."""
     pts = np.asarray(landmarks, np.float64)
     gap = np.mean([np.linalg.norm(pts[a] - pts[b]) for a, b in ((61, 67), (62, 66), (63, 65))])
-    width = np.linalg.norm(pts[16] - pts[0])
+    width = face_width(pts)
     return float(gap / width) if width > 0 else 0.0
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from localswap import media
 from localswap.errors import UserError
-from localswap.faces.detect import Detection, iou
+from localswap.faces.detection import Detection, iou
 
 
 def sample_indices(frames: int, most: int) -> list[int]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from localswap.faces.landmarks import face_hull
+from localswap.faces.landmarks import face_hull, face_width
 
 
 def hull_mask(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -27,7 +27,7 @@ def hull_mask(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def border_band(mask: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """A thin band (about 6% of the face's width each side) along the hull's edge: where a
     swap's blend mask ends, and where a seam shows."""
-    width = float(np.linalg.norm(np.asarray(landmarks)[16] - landmarks[0]))
+    width = face_width(landmarks)
     k = max(3, int(round(width * 0.06)) * 2 + 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     return cv2.dilate(mask, kernel) > cv2.erode(mask, kernel)

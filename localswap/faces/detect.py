@@ -1,57 +1,41 @@
-"""Face detector backends behind one small protocol, chosen by name.
+"""Face detector backends behind one small protocol (localswap.faces.detection), chosen by name.
 
 A backend finds faces in an RGB frame and returns each with 68 iBUG landmarks in frame pixels.
 `mediapipe` (default) ships its weights inside the wheel and runs offline on CPU; `facexlib`
-(RetinaFace + AWing FAN) needs its weight files in weights/.
+(RetinaFace + AWing FAN) needs its weight files in the weights folder (`weights_dir()`).
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
-
-import numpy as np
 
 from localswap.errors import UserError
+from localswap.faces.detection import FaceBackend
+
+# The detector backends by name: what each needs. settings.py reads its choices from here.
+DETECTORS = {
+    "mediapipe": "BlazeFace + FaceMesh, weights inside the wheel (no download)",
+    "facexlib": "RetinaFace + AWing landmarks, weight files in the weights folder",
+}
+SOURCE_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 
-@dataclass
-class Detection:
-    bbox: np.ndarray        # x0, y0, x1, y1 in frame pixels
-    landmarks: np.ndarray   # 68 x 2 float32, frame pixels
-    score: float
-
-
-class FaceBackend(Protocol):
-    name: str
-
-    def detect(self, rgb: np.ndarray) -> list[Detection]: ...
-
-    def reset(self) -> None:
-        """Forget tracking state (call between unrelated videos or photos)."""
-
-    def close(self) -> None: ...
-
-
-def bbox_of(landmarks: np.ndarray) -> np.ndarray:
-    pts = np.asarray(landmarks)
-    return np.array([*pts.min(0), *pts.max(0)], np.float32)
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two x0, y0, x1, y1 boxes."""
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+def user_weights_dir() -> Path:
+    """The per-user data folder for weights: $XDG_DATA_HOME/localswap/weights (by default
+    ~/.local/share/localswap/weights)."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "localswap" / "weights"
 
 
 def weights_dir() -> Path:
-    """weights/ beside the package, or LOCALSWAP_WEIGHTS."""
-    return Path(os.environ.get("LOCALSWAP_WEIGHTS",
-                               Path(__file__).resolve().parents[2] / "weights"))
+    """Where third-party weight files live: LOCALSWAP_WEIGHTS when set; else weights/ of a
+    source checkout (beside the package, when it exists); else the user data folder, which
+    is what an installed package uses."""
+    if os.environ.get("LOCALSWAP_WEIGHTS"):
+        return Path(os.environ["LOCALSWAP_WEIGHTS"]).expanduser()
+    if SOURCE_WEIGHTS.is_dir():
+        return SOURCE_WEIGHTS
+    return user_weights_dir()
 
 
 def make_backend(name: str, *, video: bool = False, min_confidence: float = 0.5,
@@ -63,4 +47,4 @@ def make_backend(name: str, *, video: bool = False, min_confidence: float = 0.5,
     if name == "facexlib":
         from localswap.faces.facexlib_backend import FacexlibBackend
         return FacexlibBackend(weights_dir(), min_confidence=min_confidence, device=device)
-    raise UserError(f"unknown detector {name!r}: use mediapipe or facexlib")
+    raise UserError(f"unknown detector {name!r}: use {' or '.join(DETECTORS)}")

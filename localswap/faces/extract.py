@@ -22,9 +22,11 @@ import numpy as np
 from localswap import media
 from localswap.errors import DiskFullError, NoFacesError, UserError, is_disk_full
 from localswap.faces.align import transform_matrix, transform_points, warp_face
-from localswap.faces.detect import Detection, iou, make_backend
+from localswap.faces.detect import make_backend
+from localswap.faces.detection import Detection
 from localswap.faces.faceset import Faceset, FaceEntry, yaw_bin
-from localswap.faces.landmarks import estimate_pose, face_hull
+from localswap.faces.landmarks import estimate_pose, face_hull, face_width
+from localswap.faces.tracking import Tracks
 from localswap.progress import Progress, no_progress
 from localswap.settings import ExtractSettings
 
@@ -90,35 +92,6 @@ def sharpness(frame: np.ndarray, mat: np.ndarray, size: int, landmarks: np.ndarr
     cv2.fillConvexPoly(mask, np.round(face_hull(landmarks * k)).astype(np.int32), 1)
     sel = cv2.Laplacian(gray, cv2.CV_32F)[mask > 0]
     return float(sel.var()) if sel.size > 16 else 0.0
-
-
-def face_width(landmarks: np.ndarray) -> float:
-    """Face size in pixels: the jaw's ear-to-ear span, steadier than a box under rotation."""
-    return float(np.linalg.norm(landmarks[16] - landmarks[0]))
-
-
-class _Tracks:
-    """Greedy IoU tracking: which detections are the same person from frame to frame."""
-
-    def __init__(self):
-        self.last: dict[int, np.ndarray] = {}
-        self.count: Counter = Counter()
-
-    def assign(self, dets: list[Detection]) -> list[int]:
-        ids, taken = [], set()
-        for d in dets:
-            best, best_iou = None, 0.3
-            for tid, box in self.last.items():
-                overlap = iou(d.bbox, box)
-                if tid not in taken and overlap > best_iou:
-                    best, best_iou = tid, overlap
-            if best is None:
-                best = max([0, *self.last.keys()]) + 1
-            taken.add(best)
-            self.last[best] = d.bbox
-            self.count[best] += 1
-            ids.append(best)
-        return ids
 
 
 def _written(path: Path) -> bool:
@@ -234,7 +207,7 @@ class _Extractor:
     def video(self, path: Path, info: media.MediaInfo, backend, progress: Progress, done: int,
               total: int) -> int:
         backend.reset()
-        tracks = _Tracks()
+        tracks = Tracks()
         multi: list[list[FaceEntry]] = []   # frames where several faces were kept
         s = self.s
         matcher = None
@@ -272,7 +245,7 @@ class _Extractor:
         self.one_person(multi, tracks)
         return done
 
-    def one_person(self, multi: list[list[FaceEntry]], tracks: _Tracks) -> None:
+    def one_person(self, multi: list[list[FaceEntry]], tracks: Tracks) -> None:
         """In frames with several faces keep the main person's: the longest track."""
         if not multi:
             return

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from localswap.errors import UserError
-from localswap.faces.detect import Detection, bbox_of
+from localswap.faces.detection import Detection, bbox_of
 from localswap.faces.landmarks import from_wflw98
 
 # Weight file names facexlib publishes, per part (the detector: best first).

@@ -31,7 +31,10 @@ import numpy as np
 
 from localswap import media
 from localswap.errors import UserError
-from localswap.faces.detect import bbox_of, make_backend
+from localswap.faces.detect import make_backend
+from localswap.faces.detection import bbox_of
+from localswap.faces.landmarks import face_width
+from localswap.faces.tracking import Tracks
 from localswap.progress import Progress, no_progress
 from localswap.settings import ExtractSettings
 
@@ -64,7 +67,7 @@ def embed_face(embedder, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
 
 
 def _width(lm: np.ndarray) -> float:
-    return float(np.linalg.norm(np.asarray(lm)[16] - np.asarray(lm)[0])) or 1.0
+    return face_width(lm) or 1.0
 
 
 def _near(lm: np.ndarray, others: list[np.ndarray], k: float = NEAR) -> bool:
@@ -232,7 +235,6 @@ def list_people(video: str | Path, settings: ExtractSettings | None = None,
             return people
         except (ValueError, KeyError, TypeError):
             pass
-    from localswap.faces.extract import _Tracks
     started = time.perf_counter()
     result = People(source=str(path))
     pool = ThreadPoolExecutor(1)          # dlib works while the detector reads on
@@ -252,7 +254,7 @@ def list_people(video: str | Path, settings: ExtractSettings | None = None,
             total = min(total, s.max_frames)
     backend = make_backend(s.detector, video=video, min_confidence=s.min_confidence,
                            device=s.device)
-    tracks = _Tracks()
+    tracks = Tracks()
     try:
         for n, (index, _, rgb) in enumerate(frames):
             if s.max_frames and n >= s.max_frames:

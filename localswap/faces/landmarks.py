@@ -127,3 +127,10 @@ def region_masks(landmarks: np.ndarray, size: int) -> dict[str, np.ndarray]:
         out[name] = m
     out["eyes"] = np.maximum(out["eyes"], out.pop("eyes2"))
     return out
+
+
+def face_width(landmarks: np.ndarray) -> float:
+    """Face size in pixels from 68 iBUG landmarks: the jaw's ear-to-ear span (points 0 and
+    16), steadier than a box under rotation."""
+    pts = np.asarray(landmarks)
+    return float(np.linalg.norm(pts[16] - pts[0]))

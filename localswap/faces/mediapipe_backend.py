@@ -16,7 +16,7 @@ import cv2
 import mediapipe as mp
 import numpy as np
 
-from localswap.faces.detect import Detection, bbox_of
+from localswap.faces.detection import Detection, bbox_of
 from localswap.faces.landmarks import from_mediapipe
 
 _RECROP = 256  # side the small-face region is scaled to before FaceMesh looks at it
