@@ -20,9 +20,13 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 def option(default: Any, help: str, *, choices: tuple | None = None, low: float | None = None,
-           high: float | None = None, cli: bool = True) -> Any:
-    """A dataclass field with the metadata the CLI, UI and validation read."""
-    meta = {"help": help, "choices": choices, "low": low, "high": high, "cli": cli}
+           high: float | None = None, cli: bool = True, label: str = "",
+           auto: str = "") -> Any:
+    """A dataclass field with the metadata the CLI, UI and validation read. `label` is the
+    widget's name in the app (plain words, no abbreviations); `auto` is how the app shows the
+    default 0 (or unset) value that means "chosen for you", e.g. "auto" or "Basic"."""
+    meta = {"help": help, "choices": choices, "low": low, "high": high, "cli": cli,
+            "label": label, "auto": auto}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -82,65 +86,81 @@ class SettingsBase:
 
 @dataclass
 class ExtractSettings(SettingsBase):
-    size: int = option(256, "side of the aligned face crop in pixels", low=32, high=1024)
+    size: int = option(256, "side of the aligned face crop in pixels", low=32, high=1024,
+                       label="Face crop size (px)")
     face_type: str = option("face", "how much of the head the crop covers: face (brows to "
                             "chin, the most pixels on eyes and mouth: measured sharper at "
                             "64-128 px), whole_face (with the forehead), head, dfl_whole_face "
-                            "(DeepFaceLab's whole face, for .dfm export)", choices=FACE_TYPES)
-    detector: str = option("mediapipe", "face detector backend", choices=DETECTORS)
-    every: int = option(1, "use every Nth video frame", low=1, high=10_000)
+                            "(DeepFaceLab's whole face, for .dfm export)", choices=FACE_TYPES,
+                            label="Face crop")
+    detector: str = option("mediapipe", "face detector backend", choices=DETECTORS,
+                           label="Face detector")
+    every: int = option(1, "use every Nth video frame", low=1, high=10_000,
+                        label="Use every Nth frame")
     min_face: int = option(48, "reject faces smaller than this many pixels across", low=8,
-                           high=4096)
+                           high=4096, label="Smallest face (px)")
     blur_threshold: float = option(
         30.0, "reject faces whose sharpness (Laplacian variance of a 128 px crop: sharp faces "
         "score 150-600, a Gaussian blur of 3 px about 20) is below this; 0 keeps all",
-        low=0.0, high=100_000.0)
+        low=0.0, high=100_000.0, label="Blur threshold (0 = keep all)")
     min_confidence: float = option(0.5, "detector confidence needed to accept a face",
-                                   low=0.05, high=0.99)
-    max_frames: int = option(0, "stop after this many frames per video (0 = all)", low=0)
-    device: str = option("auto", "device for backends that use torch", choices=DEVICES)
+                                   low=0.05, high=0.99, label="Detector confidence")
+    max_frames: int = option(0, "stop after this many frames per video (0 = all)", low=0,
+                             label="Frames per video", auto="all")
+    device: str = option("auto", "device for backends that use torch", choices=DEVICES,
+                         label="Device")
     person: int = option(0, "keep only this person's faces: their number in `extract "
                          "--list-people` (0 = the main person, the longest face track)",
-                         low=0, high=999)
-    person_photo: str = option("", "keep only the faces of the person in this reference photo")
+                         low=0, high=999, label="Person", auto="the main person")
+    person_photo: str = option("", "keep only the faces of the person in this reference photo",
+                               label="Reference photo of the person")
 
 
 @dataclass
 class ConvertSettings(SettingsBase):
     color: str = option("rct", "colour transfer to the original face: rct (Lab mean and "
                         "deviation), lct (full colour covariance), hist, none",
-                        choices=("rct", "lct", "hist", "none"))
+                        choices=("rct", "lct", "hist", "none"), label="Colour transfer")
     blend: str = option("feather", "feather (alpha blend with a soft mask) or poisson "
-                        "(seamless cloning, slower)", choices=("feather", "poisson"))
+                        "(seamless cloning, slower)", choices=("feather", "poisson"),
+                        label="Blending")
     mask: str = option("both", "where the new face goes: the landmark hull, the model's "
                        "learned mask, or both (their intersection)",
-                       choices=("hull", "learned", "both"))
+                       choices=("hull", "learned", "both"), label="Mask")
     erode: int | None = option(None, "shrink the mask by this many pixels (negative grows "
-                               "it); unset = 3 percent of the face width", low=-200, high=200)
+                               "it); unset = 3 percent of the face width", low=-200, high=200,
+                               label="Mask erosion (px)", auto="auto")
     blur: int | None = option(None, "feather the mask edge over this many pixels; unset = "
-                              "6 percent of the face width", low=0, high=400)
+                              "6 percent of the face width", low=0, high=400,
+                              label="Mask edge blur (px)", auto="auto")
     smooth: float = option(0.5, "temporal landmark smoothing, 0 (off) to 1 (steadiest)",
-                           low=0.0, high=1.0)
+                           low=0.0, high=1.0, label="Temporal smoothing")
     fill_gap: int = option(6, "fill a face missed for up to this many frames from its track",
-                           low=0, high=60)
+                           low=0, high=60, label="Fill missed faces (frames)")
     faces: str = option("all", "swap every face or only the largest in each frame",
-                        choices=("all", "largest"))
+                        choices=("all", "largest"), label="Faces to swap")
     person: int = option(0, "swap only this person: their number in `extract --list-people` "
-                         "(0 = by --faces)", low=0, high=999)
-    person_photo: str = option("", "swap only the person in this reference photo")
-    start: float | None = option(None, "start at this many seconds into the video", low=0.0)
-    end: float | None = option(None, "stop at this many seconds into the video", low=0.0)
-    batch: int = option(8, "faces per model call", low=1, high=512)
-    label: bool = option(False, "draw a small visible 'AI-generated' label on the output")
+                         "(0 = by --faces)", low=0, high=999,
+                         label="Person", auto="by faces to swap")
+    person_photo: str = option("", "swap only the person in this reference photo",
+                               label="Reference photo of the person")
+    start: float | None = option(None, "start at this many seconds into the video", low=0.0,
+                                 label="Start (s)", auto="the start")
+    end: float | None = option(None, "stop at this many seconds into the video", low=0.0,
+                               label="End (s)", auto="the end")
+    batch: int = option(8, "faces per model call", low=1, high=512, label="Faces per model call")
+    label: bool = option(False, "draw a small visible 'AI-generated' label on the output",
+                         label="Visible 'AI-generated' label")
     crf: int = option(18, "H.264 quality: lower is better and bigger (17-23 is typical)",
-                      low=0, high=51)
-    detector: str = option("mediapipe", "face detector backend", choices=DETECTORS)
+                      low=0, high=51, label="Video quality (CRF, lower is better)")
+    detector: str = option("mediapipe", "face detector backend", choices=DETECTORS,
+                           label="Face detector")
     min_confidence: float = option(0.5, "detector confidence needed to accept a face",
-                                   low=0.05, high=0.99)
-    device: str = option("auto", "device the model runs on", choices=DEVICES)
+                                   low=0.05, high=0.99, label="Detector confidence")
+    device: str = option("auto", "device the model runs on", choices=DEVICES, label="Device")
     precision: str = option("auto", "model arithmetic: auto (bf16 on GPUs and CPUs with bf16 "
                             "hardware, fp16 on older GPUs, else fp32) or fp32",
-                            choices=("auto", "fp32"))
+                            choices=("auto", "fp32"), label="Model precision")
 
     def validate(self) -> "ConvertSettings":
         super().validate()
@@ -161,46 +181,54 @@ class TrainSettings(SettingsBase):
                              "to N, a model at iteration k < N continues to N; 0 = Basic: the "
                              "iterations after which this recipe's swap clears the quality bar "
                              "(docs/benchmarks.md, time to quality)", low=0,
-                             high=100_000_000)
+                             high=100_000_000, label="Iterations (total)", auto="Basic")
     arch: str = option("auto", "model architecture (auto = localswap, sized by the planner); "
-                       "fixed once the model exists", choices=("auto",) + TRAIN_ARCHS)
+                       "fixed once the model exists", choices=("auto",) + TRAIN_ARCHS,
+                       label="Model architecture")
     resolution: int = option(0, "face resolution in pixels (0 = planner); fixed once the model "
-                             "exists", choices=(0,) + TRAIN_RESOLUTIONS)
+                             "exists", choices=(0,) + TRAIN_RESOLUTIONS,
+                             label="Resolution (px)", auto="auto")
     width: int = option(0, "model width, the channels of its first layer (0 = planner); fixed "
-                        "once the model exists", low=0, high=256)
+                        "once the model exists", low=0, high=256, label="Model width", auto="auto")
     init_from: str = option("", "start a new model from this trained model's weights "
                             "(library name or folder): architecture, resolution and width "
-                            "come from it, the original is left as it is")
-    batch: int = option(0, "faces of each identity per step (0 = planner)", low=0, high=1024)
+                            "come from it, the original is left as it is", label="Start from")
+    batch: int = option(0, "faces of each identity per step (0 = planner)", low=0, high=1024,
+                        label="Batch size", auto="auto")
     precision: str = option("auto", "arithmetic: auto = bf16/fp16 autocast where the device "
-                            "supports it", choices=PRECISIONS)
-    device: str = option("auto", "training device", choices=DEVICES)
+                            "supports it", choices=PRECISIONS, label="Precision")
+    device: str = option("auto", "training device", choices=DEVICES, label="Device")
     lr: float = option(1e-3, "peak Adam learning rate (reached after the warm-up)", low=1e-7,
-                       high=1e-2)
+                       high=1e-2, label="Learning rate")
     warmup: int = option(200, "iterations of linear learning-rate warm-up at the start of a "
-                         "new model", low=0)
+                         "new model", low=0, label="Warm-up iterations")
     schedule: str = option("cosine", "learning rate after the warm-up: cosine (decays to a "
                            "tenth of the peak by the end of the run) or constant",
-                           choices=("cosine", "constant"))
+                           choices=("cosine", "constant"), label="Learning-rate schedule")
     clip_grad: float = option(0.0, "clip the gradient norm to this value (0 = off)", low=0.0,
-                              high=1e6)
+                              high=1e6, label="Gradient clipping (0 = off)")
     eyes_mouth_weight: float = option(3.0, "extra loss weight on eyes and mouth", low=0.0,
-                                      high=100.0)
-    warp: bool = option(True, "randomly warp the input faces (what teaches the swap)")
+                                      high=100.0, label="Extra weight on eyes and mouth")
+    warp: bool = option(True, "randomly warp the input faces (what teaches the swap)",
+                        label="Random warp")
     sharpen: float = option(0.0, "final share of the run trained without random warp, which "
                             "sharpens detail (DeepFaceLab's trick); 0 = warp throughout",
-                            low=0.0, high=0.9)
-    flip: bool = option(True, "randomly mirror faces")
-    save_every: int = option(1000, "save the model every N iterations", low=1)
-    save_minutes: float = option(10.0, "also save every M minutes (0 = off)", low=0.0)
+                            low=0.0, high=0.9,
+                            label="Sharpen at the end (share of the run, 0 = off)")
+    flip: bool = option(True, "randomly mirror faces", label="Random mirroring")
+    save_every: int = option(1000, "save the model every N iterations", low=1,
+                             label="Save every N iterations")
+    save_minutes: float = option(10.0, "also save every M minutes (0 = off)", low=0.0,
+                                 label="Also save every N minutes (0 = off)")
     preview_every: int = option(200, "write a preview grid and a loss-history point every K "
-                                "iterations", low=1)
+                                "iterations", low=1, label="Preview every N iterations")
     preview_seconds: float = option(20.0, "also write a preview when S seconds passed since "
                                     "the last one, so a slow run shows progress (0 = off)",
-                                    low=0.0)
+                                    low=0.0, label="Also preview every N seconds (0 = off)")
     max_minutes: float = option(0.0, "stop this run after this many minutes (0 = no limit)",
-                                low=0.0)
+                                low=0.0, label="Time budget in minutes (0 = no limit)")
     plateau: float = option(0.0, "stop when an exponential-decay fit of the loss predicts less "
                             "than this fraction of further improvement, e.g. 0.01 (0 = off)",
-                            low=0.0, high=1.0)
-    seed: int = option(0, "random seed (weights, batches, augmentation)", low=0)
+                            low=0.0, high=1.0, label="Stop at a plateau (0 = off)")
+    seed: int = option(0, "random seed (weights, batches, augmentation)", low=0,
+                       label="Random seed")

@@ -7,6 +7,8 @@ from dataclasses import fields
 
 import gradio as gr
 
+from localswap.errors import UserError
+
 SLIDER_MAX_SPAN = 2048      # wider ranges get a number box: a slider would be too coarse
 
 
@@ -18,23 +20,37 @@ def default_of(f: dataclasses.Field):
     return None
 
 
-def label_of(name: str) -> str:
-    return name.replace("_", " ").capitalize()
+def label_of(f: dataclasses.Field) -> str:
+    """The widget's name: the plain label the settings give it, else the field's name."""
+    return f.metadata.get("label") or f.name.replace("_", " ").capitalize()
+
+
+def _choice(value, auto: str):
+    """A dropdown entry; the 0 that means "chosen for you" is shown as its word."""
+    return (auto, value) if auto and value in (0, None) else (str(value), value)
 
 
 def widget(f: dataclasses.Field, value=None, **kwargs) -> gr.Component:
     meta, default = f.metadata, default_of(f)
     value = default if value is None else value
-    common = {"label": label_of(f.name), "info": meta.get("help"), **kwargs}
+    auto = meta.get("auto") or ""
+    common = {"label": label_of(f), "info": meta.get("help"), **kwargs}
     typ = str(f.type)
     if isinstance(default, bool) or typ == "bool":
         return gr.Checkbox(value=bool(value), **common)
     if meta.get("choices"):
-        return gr.Dropdown(choices=list(meta["choices"]), value=value, **common)
+        return gr.Dropdown(choices=[_choice(c, auto) for c in meta["choices"]], value=value,
+                           **common)
     is_int = isinstance(default, int) or typ.startswith("int")
     is_num = is_int or isinstance(default, float) or typ.startswith("float")
     if is_num:
         low, high = meta.get("low"), meta.get("high")
+        if auto:
+            # An empty box showing the word in grey (a slider at 0, or a number box, which
+            # shows an empty value as 0, would read as "zero"); left empty, the planner or the
+            # default decides. Ranges are checked when the swap starts, with the sentence.
+            return gr.Textbox(value="" if value in (0, None) else str(value), placeholder=auto,
+                              **common)
         if (value is not None and low is not None and high is not None
                 and high - low <= SLIDER_MAX_SPAN):
             step = 1 if is_int else (high - low) / 100
@@ -71,12 +87,20 @@ def collect(cls, names: list[str], values: list) -> dict:
         typ = str(f.type)
         if value in ("", None):
             continue
-        if isinstance(default, bool) or typ == "bool":
-            value = bool(value)
-        elif isinstance(default, int) or typ.startswith("int"):
-            value = int(round(float(value)))
-        elif isinstance(default, float) or typ.startswith("float"):
-            value = float(value)
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                continue
+        try:
+            if isinstance(default, bool) or typ == "bool":
+                value = bool(value)
+            elif isinstance(default, int) or typ.startswith("int"):
+                value = int(round(float(value)))
+            elif isinstance(default, float) or typ.startswith("float"):
+                value = float(value)
+        except ValueError:
+            raise UserError(f"{label_of(f)}: type a number, or leave it empty for "
+                            f"{f.metadata.get('auto') or 'the default'}.") from None
         if value != default:
             out[name] = value
     return out
