@@ -37,6 +37,7 @@ class Probe:
     driver: str = ""
     note: str = ""
     cuda_driver: str = ""       # the newest CUDA version the driver runs, e.g. "12.4"
+    error: str = ""             # NVML's own words when it could not be asked, else ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,7 +53,8 @@ def probe() -> Probe:
     try:
         pynvml.nvmlInit()
     except pynvml.NVMLError as exc:
-        return Probe(note=f"no NVIDIA driver or GPU found (NVML: {exc}); training uses the CPU")
+        return Probe(note=f"no NVIDIA driver or GPU found (NVML: {exc}); training uses the CPU",
+                     error=str(exc))
     try:
         driver = _text(pynvml.nvmlSystemGetDriverVersion())
         devices = []
@@ -79,7 +81,7 @@ def probe() -> Probe:
             pass
         return Probe(devices, driver, note, cuda_driver)
     except pynvml.NVMLError as exc:
-        return Probe(note=f"NVML failed ({exc}); training uses the CPU")
+        return Probe(note=f"NVML failed ({exc}); training uses the CPU", error=str(exc))
     finally:
         try:
             pynvml.nvmlShutdown()

@@ -1,6 +1,7 @@
 """System: the GPU probe and the training plan, the workspace's disk space, versions."""
 from __future__ import annotations
 
+import dataclasses
 import platform
 import shutil
 from importlib import metadata
@@ -32,7 +33,8 @@ def gpu_section() -> str:
         from localswap.train import planner
         probe = gpu.probe()
         cpu_precision = "bf16" if gpu.cpu_has_native_bf16() else "fp32"
-        plan = planner.plan(probe, cpu_precision=cpu_precision)
+        # The GPU section says why there is no GPU; the plan need not say it again.
+        plan = planner.plan(dataclasses.replace(probe, note=""), cpu_precision=cpu_precision)
     except Exception as exc:  # the probe must never break the page
         return f"### GPU\nThe GPU probe failed: {exc}"
     if probe.devices:
@@ -45,17 +47,26 @@ def gpu_section() -> str:
                         f"| {cc} |")
         found = "\n".join(rows) + f"\n\nDriver {probe.driver}."
     else:
-        found = _torch_devices() + (f" ({probe.note})" if probe.note else "")
+        found = _torch_devices() + " " + why_no_gpu(probe)
     return (f"### GPU\n{found}\n\n### Training plan for this machine\n{plan.describe()}. "
             "Advanced mode can change it.")
+
+
+def why_no_gpu(probe) -> str:
+    """One plain sentence on why NVML lists no GPU, its own words quoted once."""
+    if probe.error:
+        return f"The NVIDIA driver could not be asked: \"{probe.error}\"."
+    if probe.note:
+        return probe.note[:1].upper() + probe.note[1:] + "."
+    return ""
 
 
 def _torch_devices() -> str:
     import torch
     if torch.cuda.is_available():
         names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-        return "CUDA: " + ", ".join(names)
-    return "No CUDA GPU found: everything runs on the CPU (slowly)."
+        return "CUDA: " + ", ".join(names) + "."
+    return "No NVIDIA GPU found: everything runs on the CPU (slowly)."
 
 
 def disk_section(ctx: Context) -> str:
