@@ -8,7 +8,8 @@ from pathlib import Path
 
 from localswap.errors import UserError
 from localswap.jobs.runner import Runner
-from localswap.jobs.uploads import Upload, UploadSettings, store_upload
+from localswap.jobs.uploads import (Upload, UploadSettings, check_media, no_face_sentence,
+                                    photos_without_face, store_upload)
 from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
 from localswap.workspace import check_name
 
@@ -59,6 +60,14 @@ def submit_swap(runner: Runner, target: tuple[str, str], sources: list[tuple[str
     extract = checked(ExtractSettings, options.get("extract"), "extraction")
     train = checked(TrainSettings, options.get("train"), "training")
     convert = checked(ConvertSettings, options.get("convert"), "conversion")
+    # A source photo with no face would only fail the job after the target's extraction.
+    named = [(p, Path(n or p).name) for p, n in sources]
+    for p, n in named:           # unreadable files get their own sentence first
+        check_media(Path(p), n, limits, photos=True)
+    settings = ExtractSettings(**extract)
+    faceless = photos_without_face(named, settings)
+    if faceless:
+        raise UserError(no_face_sentence(faceless[0], settings))
     ws = runner.workspace
     tgt = store_upload(ws, target[0], target[1], limits)
     srcs: list[Upload] = [store_upload(ws, p, n, limits, photos=True) for p, n in sources]

@@ -7,15 +7,17 @@ The command line checks its inputs against the same limits (`check_inputs`) when
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from localswap import media
-from localswap.errors import UserError
-from localswap.settings import SettingsBase, option
+from localswap.errors import NoFacesError, UserError
+from localswap.settings import ExtractSettings, SettingsBase, option
 from localswap.workspace import AtomicFile, Workspace
 
 GB = 1024 ** 3
@@ -68,6 +70,35 @@ def check_media(path: Path, name: str, limits: UploadSettings, photos: bool) -> 
     kinds = "a video (mp4, mov, mkv, webm, avi)" + (" or a photo (jpg, png, webp)"
                                                      if photos else "")
     raise UserError(f"{name}: not {kinds}.")
+
+
+def photos_without_face(photos: list[tuple[str | os.PathLike, str]],
+                        settings: ExtractSettings | None = None) -> list[str]:
+    """The names of the photos among `photos` ((path, name) pairs; videos are left out) in
+    which extraction, with the job's settings, keeps no face: the job would find nothing in
+    them. One small extraction (64 px crops, in a temporary folder, on the CPU), so the check
+    applies exactly the detector, size and sharpness rules the job applies."""
+    from localswap.faces.extract import extract
+    from localswap.faces.faceset import Faceset
+    photos = [(Path(p).absolute(), n) for p, n in photos if media.is_image(n)]
+    if not photos:
+        return []
+    s = dataclasses.replace(settings or ExtractSettings(), size=64, device="cpu", person=0,
+                            person_photo="", max_frames=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            extract([p for p, _ in photos], Path(tmp) / "faces", s)
+            kept = {str(Path(f.source)) for f in Faceset.load(Path(tmp) / "faces").faces}
+        except NoFacesError:
+            kept = set()
+    return [n for p, n in photos if str(p) not in kept]
+
+
+def no_face_sentence(name: str, settings: ExtractSettings | None = None) -> str:
+    min_face = (settings or ExtractSettings()).min_face
+    return (f"{name}: no usable face in this photo, so it would teach the model nothing. Use "
+            f"a photo where one face is clearly visible, lit and at least {min_face} px wide, "
+            "or leave it out.")
 
 
 def check_inputs(inputs: list[str | os.PathLike], limits: UploadSettings) -> None:

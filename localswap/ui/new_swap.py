@@ -13,7 +13,7 @@ from localswap.jobs import stages
 from localswap.swap.estimate import estimate_swap
 from localswap.jobs.snapshot import eta_text
 from localswap.jobs.submit import CONSENT, submit_swap
-from localswap.jobs.uploads import check_media
+from localswap.jobs.uploads import check_media, no_face_sentence, photos_without_face
 from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
 from localswap.ui import job_view, people, widgets
 from localswap.ui.context import Context, human_error
@@ -123,7 +123,10 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
         return upload_report(ctx, target_v, sources_v)
 
     def show_estimate(target_v, sources_v, mode_v, model_v, down_on, down_px, *values):
-        opts = options_from(mode_v, model_v, down_on, down_px, values)
+        try:
+            opts = options_from(mode_v, model_v, down_on, down_px, values)
+        except UserError as exc:        # e.g. a word typed where a number goes
+            return f"No estimate: {exc}"
         return estimate_text(ctx, target_v, sources_v, opts)
 
     for comp in (target, sources):
@@ -219,20 +222,33 @@ def _pair(path) -> tuple[str, str]:
 
 
 def upload_report(ctx: Context, target, sources) -> str:
-    lines = []
-    for path, role, photos in [(target, "Target", False)] + [
+    """One line per upload: its size and length, or why it cannot be used. Source photos are
+    checked for a face as the job will look for it (videos are listed under "Who is the
+    source", targets under "Who is replaced")."""
+    lines, photos = [], []
+    for path, role, as_photo in [(target, "Target", False)] + [
             (s, "Source", True) for s in (sources or [])]:
         if not path:
             continue
         p, name = _pair(path)
         try:
-            up = check_media(Path(p), name, ctx.uploads, photos)
+            up = check_media(Path(p), name, ctx.uploads, as_photo)
         except UserError as exc:
             lines.append(f"⚠️ {role}: {exc}")
             continue
         what = (f"{up.width}×{up.height}, {up.duration:.1f} s, {up.frames} frames"
                 if up.video else f"photo {up.width}×{up.height}")
         lines.append(f"✓ {role}: {name} ({what})")
+        if as_photo and not up.video:
+            photos.append((p, name, len(lines) - 1))
+    try:
+        faceless = set(photos_without_face([(p, n) for p, n, _ in photos]))
+    except Exception as exc:  # noqa: BLE001  (the check must never break the page)
+        faceless = set()
+        lines.append(f"(The source photos could not be checked for a face: {human_error(exc)})")
+    for _, name, i in photos:
+        if name in faceless:
+            lines[i] = f"⚠️ Source: {no_face_sentence(name)}"
     return "\n\n".join(lines)
 
 
