@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import signal
 import sys
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"     # telemetry off, before gradio loads
@@ -77,8 +78,19 @@ def viewer_for(args, auth) -> tuple[str, str] | None:
     return viewer
 
 
+def stop_on_sigterm() -> None:
+    """`kill`, `systemctl stop` and `docker stop` send SIGTERM: stop the way Ctrl-C does, so
+    the running job saves and resumes on the next start and multiprocessing releases the
+    runner's 17 named semaphores. Python's default ends the process at once, and its resource
+    tracker then warns of "17 leaked semaphore objects"."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    stop_on_sigterm()
     auth = password_for(args)
     viewer = viewer_for(args, auth)
 
@@ -103,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
                    auth=[auth, viewer] if viewer else auth,
                    auth_message="localswap: sign in with the user and password printed when "
                                 "the app started.",
-                   prevent_thread_lock=True, ssr_mode=False, quiet=False,
+                   # quiet: Gradio's own lines name its Python API ("set share=True in
+                   # launch()"); the app prints its own, naming its flags.
+                   prevent_thread_lock=True, ssr_mode=False, quiet=True,
                    **launch_kwargs(ws, uploads))
         if args.share and not app.share_url:
             print("The share link could not be created (the Gradio share server is not "
@@ -116,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
         print(f"localswap is running at {app.local_url} (Ctrl-C stops it; running jobs "
               "resume on the next start)", flush=True)
+        if not args.share:
+            print("To let someone elsewhere use it, start it with --share (a temporary public "
+                  "link, always behind a password).", flush=True)
         app.block_thread()
     finally:
         runner.stop()
