@@ -115,7 +115,8 @@ def test_models_panel_quick_swap_rename_and_delete(launched, browser, video_a):
 
 
 def fill_number(page, elem_id: str, value) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]")
+    """A number box, a slider's box, or the text box of a setting shown as "auto"."""
+    box = page.locator(f"#{elem_id} input:not([type=range]), #{elem_id} textarea")
     box.fill(str(value))
     box.press("Tab")
 
@@ -165,7 +166,7 @@ def test_swap_in_the_browser(launched, browser, video_a, video_b):
     # The job view: the loss plot draws both curves and a preview grid appears.
     page.locator("#preview img").wait_for(timeout=120_000)
     wait_for(lambda: loss_lines(page) == 2, 60, what="the loss plot to draw both curves")
-    assert re.search(r"iteration \d+ / 30", page.locator("#job-status").inner_text())
+    assert re.search(r"iteration \d+ of 30", page.locator("#job-status").inner_text())
     training = screenshot(page, "job-training.png")
     # A reload loses nothing: the same job, its losses and previews come back.
     page.reload()

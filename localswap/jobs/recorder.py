@@ -74,6 +74,8 @@ class Recorder:
             self._events.append(("preview", {"path": str(preview),
                                              "iteration": info.get("iteration", done)}))
         self.info.update({k: v for k, v in info.items() if _plain(v)})
+        if "iteration" in info and self.total:      # the iteration training counts to
+            self.info["iterations"] = self.total
         now = time.monotonic()
         if now - self._last_flush >= FLUSH_SECONDS or (total and done >= total):
             self.flush(now)

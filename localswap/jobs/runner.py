@@ -181,10 +181,33 @@ class Runner:
         self._signals.wake.set()
         return True
 
-    def resume_job(self, job_id: int) -> bool:
-        """Queue an interrupted or failed job again; finished stages are skipped."""
+    def render_now(self, job_id: int) -> bool:
+        """Render a cancelled (or failed) swap's target with the model as far as it trained:
+        the job is queued again with its training target set to the model's iteration, so its
+        training stage finds nothing left to do and the render follows. False when the job
+        is still active or has no trained model yet."""
         job = self.store.get(job_id)
-        if job is None or job.status not in (INTERRUPTED, FAILED):
+        if job is None or job.kind != "swap" or job.active:
+            return False
+        iteration = stages.trained_iteration(self.workspace, job)
+        if not iteration:
+            return False
+        params, timings = dict(job.params), dict(job.timings)
+        if "train" not in timings:
+            params["train"] = {**params.get("train", {}), "iterations": iteration}
+        timings.pop("convert", None)
+        self.store.update(job_id, status=QUEUED, params=params, timings=timings, control="",
+                          error="", hint="", finished=None, progress=0.0,
+                          message=f"Queued: rendering with the model at iteration "
+                                  f"{iteration:,}.")
+        self._signals.wake.set()
+        return True
+
+    def resume_job(self, job_id: int) -> bool:
+        """Queue an interrupted or failed job again; finished stages are skipped. False for a
+        failure that running it again cannot fix (e.g. no face in the source)."""
+        job = self.store.get(job_id)
+        if job is None or job.status not in (INTERRUPTED, FAILED) or not resumable(job):
             return False
         self.store.update(job_id, status=QUEUED, control="", error="", hint="", finished=None)
         self._signals.wake.set()
@@ -196,3 +219,8 @@ class Runner:
             running = self._signals.current.value
             if running and (job_id is None or job_id == running):
                 self._signals.stop.set(reason)
+
+
+def resumable(job) -> bool:
+    """Whether Resume can help: not after a failure that the same input fails again."""
+    return job.status != FAILED or job.info.get("resumable", True) is not False

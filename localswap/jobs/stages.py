@@ -281,14 +281,51 @@ def describe(exc: Exception, stage: str) -> str:
     return f"{TITLES[stage]} stopped with an unexpected error ({name}: {first})."
 
 
+def resumable(exc: Exception) -> bool:
+    """Whether running the job again can succeed: after a crash, a full disk (once freed) or
+    running out of memory, yes; after bad input or settings (no face in the source, an
+    unreadable video), no: those need a new swap."""
+    if isinstance(exc, DiskFullError) or is_disk_full(exc):
+        return True
+    return not isinstance(exc, UserError)
+
+
+def trained_iteration(workspace: Workspace, job: Job) -> int:
+    """The iteration of the job's model on disk (0: none, or nothing trained yet)."""
+    try:
+        return _iteration(workspace.path("models", check_name(job.params.get("model") or "")))
+    except UserError:
+        return 0
+
+
+def cancelled(job: Job, workspace: Workspace) -> str:
+    """The message of a cancelled job. A swap's model stays in the library as far as it
+    trained (so it can continue or render); one that trained nothing is removed."""
+    if job.kind != "swap":
+        return "Cancelled."
+    try:
+        folder = workspace.path("models", check_name(job.params.get("model") or ""))
+    except UserError:
+        return "Cancelled."
+    iteration = _iteration(folder)
+    if iteration:
+        return (f"Cancelled at iteration {iteration:,}. The model so far is kept in Models "
+                "(marked unfinished): continue training, render with it, or delete it there.")
+    if (folder / "manifest.json").is_file():       # saved at iteration 0: nothing learned
+        import shutil
+        shutil.rmtree(folder, ignore_errors=True)
+    return "Cancelled before any training: no model was kept."
+
+
 def hint_for(exc: Exception, stage: str) -> str:
     """What to try next, for the usual causes."""
     text = str(exc).lower()
     if isinstance(exc, DiskFullError) or is_disk_full(exc):     # first: paths may say anything
         return "Free some disk space in the workspace, then resume the job."
     if isinstance(exc, NoFacesError) or "no usable face" in text or "not enough faces" in text:
-        return ("Not enough faces: use a video or photos where one face is clearly visible, "
-                "well lit and large in the frame, or add more photos of the person.")
+        return ("Not enough faces: start a new swap with a video or photos where one face is "
+                "clearly visible, well lit and large in the frame, or add more photos of the "
+                "person.")
     if isinstance(exc, TimeoutError) or "time" in text and "out" in text:
         return ("The stage ran out of time: set a smaller iteration count or time budget, or "
                 "downscale long, large videos before starting.")
@@ -297,5 +334,5 @@ def hint_for(exc: Exception, stage: str) -> str:
     if "disk full" in text:
         return "Free some disk space in the workspace, then resume the job."
     if isinstance(exc, UserError):
-        return "Check the files and settings named above, then start again."
+        return "Check the files and settings named above, then start a new swap."
     return "Resume the job to try again; if it fails the same way, the server log has details."

@@ -31,7 +31,7 @@ from localswap.jobs.store import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, R
 from localswap.workspace import Workspace
 
 log = logging.getLogger("localswap.jobs")
-KEEP_INFO = ("iteration", "loss_a", "loss_b", "faces_target", "faces_source")
+KEEP_INFO = ("iteration", "iterations", "loss_a", "loss_b", "faces_target", "faces_source")
 
 
 class StopRequest:
@@ -148,11 +148,12 @@ class Worker:
             except Stopped as stopped:
                 return self._stopped(job, stopped.reason, rec)
             except UserError as exc:
-                return self._failed(job, stage, str(exc), stages.hint_for(exc, stage), rec)
+                return self._failed(job, stage, str(exc), stages.hint_for(exc, stage), rec,
+                                    stages.resumable(exc))
             except Exception as exc:
                 log.error("job %s stage %s failed:\n%s", job.id, stage, traceback.format_exc())
                 return self._failed(job, stage, stages.describe(exc, stage),
-                                    stages.hint_for(exc, stage), rec)
+                                    stages.hint_for(exc, stage), rec, stages.resumable(exc))
             finally:
                 # This process runs job after job: a stage's cached GPU memory must not count
                 # as used when the next stage or job plans.
@@ -184,13 +185,18 @@ class Worker:
             self.store.update(job.id, status=INTERRUPTED if not self.resume else QUEUED,
                               message="Interrupted by shutdown.")
             return
-        rec.log("Cancelled. The last checkpoint is kept.")
-        self._finish(job, CANCELLED, "Cancelled. The last checkpoint is kept.")
+        message = stages.cancelled(job, self.workspace)
+        rec.log(message)
+        self._finish(job, CANCELLED, message)
 
-    def _failed(self, job: Job, stage: str, error: str, hint: str, rec: Recorder) -> None:
+    def _failed(self, job: Job, stage: str, error: str, hint: str, rec: Recorder,
+                resumable: bool = True) -> None:
+        """The job fails with a sentence and a hint; `resumable` False when running it again
+        would fail the same way (the app then offers no Resume)."""
         rec.log(f"Failed: {error}")
         self.store.update(job.id, status=FAILED, error=error, hint=hint, finished=time.time(),
-                          control="", message=f"{stages.TITLES[stage]} failed.")
+                          control="", message=f"{stages.TITLES[stage]} failed.",
+                          info={**rec.info, "resumable": resumable})
 
     def _finish(self, job: Job, status: str, message: str, **values) -> None:
         self.store.update(job.id, status=status, message=message, control="",

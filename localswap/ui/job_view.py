@@ -16,11 +16,11 @@ import gradio as gr
 import pandas as pd
 
 from localswap import media
-from localswap.jobs import stages
-from localswap.jobs.snapshot import Snapshot, eta_text
+from localswap.jobs.runner import resumable
 from localswap.jobs.submit import submit_render
 from localswap.jobs.store import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING
-from localswap.ui import preview_panel
+from localswap.ui import preview_panel, thumbs
+from localswap.ui.job_status import STATUS_WORDS, status_text
 from localswap.ui.context import Context, human_error
 
 PLOT_SECONDS = 10.0
@@ -29,8 +29,6 @@ LOSS_HELP = (
     "(0 = identical). A is the target's face, B the source's. It falls quickly at first, then "
     "slowly; the previews sharpen as it falls. When the curve has flattened, more training "
     "changes little: press *Convert now*. You can always *Continue training* later.")
-STATUS_WORDS = {QUEUED: "waiting in the queue", RUNNING: "running", DONE: "finished",
-                FAILED: "failed", CANCELLED: "cancelled", INTERRUPTED: "interrupted"}
 
 
 @dataclass
@@ -47,6 +45,7 @@ class JobView:
     convert_now: gr.Button
     more: gr.Number
     continue_: gr.Button
+    render_now: gr.Button
     resume: gr.Button
     video: gr.Video
     download: gr.DownloadButton
@@ -57,7 +56,8 @@ class JobView:
     def outputs(self) -> list:
         return [self.job, self.status, self.error, self.plot, self.plateau, self.preview,
                 self.gallery, self.log, self.cancel, self.convert_now, self.continue_,
-                self.more, self.resume, self.video, self.download, self.quality, self.seen]
+                self.more, self.render_now, self.resume, self.video, self.download,
+                self.quality, self.seen]
 
 
 def render(ctx: Context) -> JobView:
@@ -73,6 +73,8 @@ def render(ctx: Context) -> JobView:
         more = gr.Number(value=1000, label="More iterations", precision=0, minimum=1,
                          visible=False, scale=1)
         continue_ = gr.Button("Continue training", visible=False, elem_id="job-continue")
+        render_now = gr.Button("Render with what is trained so far", visible=False,
+                               elem_id="job-render-now")
         resume = gr.Button("Resume", visible=False, elem_id="job-resume")
     with gr.Row():
         with gr.Column(scale=3):
@@ -85,8 +87,12 @@ def render(ctx: Context) -> JobView:
         with gr.Column(scale=2):
             preview = gr.Image(label="Latest preview", type="numpy", interactive=False,
                                elem_id="preview", height=280)
-    gallery = gr.Gallery(label="Timelapse", columns=8, height=180, allow_preview=True,
-                         object_fit="contain", elem_id="timelapse")
+    # Square thumbnails (target faces over their swap) in fixed-size tiles, shown whole (see
+    # the Models panel's library); a click shows that iteration's full preview grid above.
+    gr.Markdown("**Timelapse**: click one to see its whole preview grid above.")
+    gallery = gr.Gallery(show_label=False, columns=8, fit_columns=False,
+                         height="fit-content", allow_preview=False, object_fit="contain",
+                         elem_id="timelapse")
     with gr.Row():
         timelapse = gr.Button("Make a timelapse video", size="sm", elem_id="job-timelapse")
         timelapse_file = gr.DownloadButton("Download the timelapse", visible=False,
@@ -108,7 +114,8 @@ def render(ctx: Context) -> JobView:
     seen = gr.State({})
     timer = gr.Timer(ctx.poll)
     view = JobView(job, status, error, plot, plateau, preview, gallery, log, cancel,
-                   convert_now, more, continue_, resume, video, download, quality, seen, timer)
+                   convert_now, more, continue_, render_now, resume, video, download, quality,
+                   seen, timer)
     _listen(ctx, view)
     compare.click(functools.partial(compare_clip, ctx), [job], compare_file,
                   api_visibility="private")
@@ -157,9 +164,23 @@ def _listen(ctx: Context, v: JobView) -> None:
                           "Queued: training continues, then the video is rendered again.",
                           "Only a finished or cancelled swap can continue training."),
                       [v.job, v.more], v.seen, api_visibility="private")
+    v.render_now.click(act(r.render_now, "Queued: the video is rendered with the model as "
+                           "far as it trained.", "There is no trained model to render with yet."),
+                       [v.job], v.seen, api_visibility="private")
     v.resume.click(act(r.resume_job, "Queued again: it resumes where it stopped.",
-                       "Only an interrupted or failed job can be resumed."),
+                       "Only an interrupted job, or one that failed for a reason running it "
+                       "again can fix, can be resumed."),
                    [v.job], v.seen, api_visibility="private")
+
+    def show_grid(job_id, evt: gr.SelectData):
+        """A timelapse click: that iteration's whole preview grid in the preview image."""
+        snap = ctx.snapshots.get(int(job_id)) if job_id not in (None, "") else None
+        if snap is None or not isinstance(evt.index, int) or evt.index >= len(snap.previews):
+            return gr.skip()
+        p = snap.previews[evt.index]
+        return gr.update(value=preview_image(p["path"]),
+                         label=f"Preview at iteration {p.get('iteration', '?')}")
+    v.gallery.select(show_grid, [v.job], v.preview, api_visibility="private")
 
 
 def default_job(ctx: Context) -> int | None:
@@ -213,21 +234,25 @@ def refresh(ctx: Context, job_id, seen: dict) -> list:
     _put(out, seen, "plateau", snap.plateau if snap.losses else "",
          lambda: snap.plateau if snap.losses else "")
     _put_shown(out, seen, "preview", trains, snap.preview,
-               lambda: preview_image(snap.preview))
+               lambda: gr.update(value=preview_image(snap.preview), label="Latest preview"))
     _put_shown(out, seen, "gallery", trains, tuple(p["path"] for p in snap.previews),
-               lambda: [(img, f"iteration {p.get('iteration', '?')}") for p in snap.previews
-                        if (img := preview_image(p["path"])) is not None])
+               lambda: [(timelapse_thumb(p["path"]), f"iteration {p.get('iteration', '?')}")
+                        for p in snap.previews])
     _put(out, seen, "log", len(snap.log) and snap.log[-1], lambda: "\n".join(snap.log))
     running_train = job.status == RUNNING and job.stage == "train"
     can_continue = job.kind == "swap" and job.status in (DONE, CANCELLED) and bool(
         job.info.get("iteration"))
+    # A cancelled swap with a model: render it as it is, or train on (DeepFaceLab's habit
+    # too: stopping training keeps the model).
+    can_render = can_continue and job.status == CANCELLED
+    can_resume = job.status == INTERRUPTED or (job.status == FAILED and resumable(job))
     _put(out, seen, "cancel", job.status in (QUEUED, RUNNING, INTERRUPTED),
          lambda: gr.update(visible=job.status in (QUEUED, RUNNING, INTERRUPTED)))
     _put(out, seen, "convert_now", running_train, lambda: gr.update(visible=running_train))
     _put(out, seen, "continue_", can_continue, lambda: gr.update(visible=can_continue))
     _put(out, seen, "more", can_continue, lambda: gr.update(visible=can_continue))
-    _put(out, seen, "resume", job.status in (INTERRUPTED, FAILED),
-         lambda: gr.update(visible=job.status in (INTERRUPTED, FAILED)))
+    _put(out, seen, "render_now", can_render, lambda: gr.update(visible=can_render))
+    _put(out, seen, "resume", can_resume, lambda: gr.update(visible=can_resume))
     result = output_path(ctx, job)
     _put(out, seen, "video", result, lambda: result)
     _put(out, seen, "download", result, lambda: gr.update(value=result, visible=bool(result)))
@@ -287,8 +312,17 @@ def preview_image(path: str | None):
         return None
 
 
+@functools.lru_cache(maxsize=256)
+def timelapse_thumb(path: str):
+    """A timelapse tile: two target faces over their swap at that iteration, square."""
+    grid = preview_image(path)
+    tile = thumbs.square(grid, "A", "A>B") if grid is not None else None
+    return tile if tile is not None else thumbs.placeholder("preview\ngone")
+
+
 ORDER = ("job", "status", "error", "plot", "plateau", "preview", "gallery", "log", "cancel",
-         "convert_now", "continue_", "more", "resume", "video", "download", "quality")
+         "convert_now", "continue_", "more", "render_now", "resume", "video", "download",
+         "quality")
 
 
 def _put(out: dict, seen: dict, key: str, signature, make) -> None:
@@ -307,7 +341,9 @@ def _put_shown(out: dict, seen: dict, key: str, visible: bool, signature, make) 
     if seen.get(key + ".visible") != shown:
         seen[key + ".visible"] = shown
         seen[key] = repr(signature)
-        out[key] = gr.update(value=make(), visible=bool(visible))
+        value = make()                  # a value, or an update of value and label
+        out[key] = ({**value, "visible": bool(visible)} if isinstance(value, dict)
+                    else gr.update(value=value, visible=bool(visible)))
     else:
         _put(out, seen, key, signature, make)
 
@@ -334,44 +370,6 @@ def quality_text(evaluation: dict | None) -> str:
              "| measure | value | aim |", "|---|---:|---|"]
     lines += [f"| {name} | {value} | {html.escape(aim)} |" for name, value, aim in report.rows()]
     return "\n".join(lines)
-
-
-def status_text(snap: Snapshot) -> str:
-    job = snap.job
-    plan = stages.PLANS[job.kind](job)
-    lines = [f"### #{job.id} {html.escape(job.title or job.kind)}",
-             f"Status: **{STATUS_WORDS.get(job.status, job.status)}**"]
-    if job.stage and job.stage in plan:
-        lines[-1] += (f" · stage {plan.index(job.stage) + 1} of {len(plan)}: "
-                      f"**{stages.TITLES[job.stage]}**")
-    pct = int(round(job.progress * 100))
-    if job.status == RUNNING:
-        lines.append(f'<progress max="100" value="{pct}" style="width:100%"></progress>')
-    info = job.info
-    figures = []
-    if job.status == RUNNING:
-        figures.append(f"{pct} %")
-    if info.get("iteration") is not None:
-        target = job.params.get("train", {}).get("iterations") or info.get("iterations")
-        figures.append(f"iteration {info['iteration']}" + (f" / {target}" if target else ""))
-    rate = info.get("it_s")
-    if job.status == RUNNING and job.stage == "train" and rate:
-        figures.append(f"{float(rate):.2f} it/s")
-    if job.status == RUNNING and info.get("fps") and job.stage != "train":
-        figures.append(f"{float(info['fps']):.1f} frames/s")
-    if job.status == RUNNING and info.get("eta") is not None:
-        figures.append(f"ETA {eta_text(float(info['eta']))}")
-    if job.started:
-        end = job.finished if job.finished and not job.active else time.time()
-        figures.append(f"elapsed {eta_text(end - job.started)}")
-    if figures:
-        lines.append(" · ".join(figures))
-    if job.timings:
-        lines.append("Finished stages: " + ", ".join(
-            f"{stages.TITLES.get(k, k).lower()} {eta_text(v)}" for k, v in job.timings.items()))
-    if job.message:
-        lines.append(html.escape(job.message))
-    return "\n\n".join(lines)
 
 
 def _losses_frame(points: list[dict]) -> pd.DataFrame:
