@@ -59,8 +59,9 @@ def build_app(workspace: Workspace, runner: Runner | None = None,
             return [*job_view.refresh(ctx, None, {}), new.model_choices(ctx),
                     gr.update(selected="job") if busy else gr.skip()]
         app.load(on_load, None, [*view.outputs(), new.model, tabs], api_visibility="private")
-        models_tab.select(lambda: models_panel.library_view(ctx), None, models.outputs(),
-                          api_visibility="private")
+        # Coming back to the tab keeps the model chosen before (the library may have changed).
+        models_tab.select(lambda name: models_panel.library_view(ctx, name), models.pick,
+                          models.outputs(), api_visibility="private")
         live_tab.select(lambda: gr.update(choices=ctx.workspace.names("models")), None,
                         live_model, api_visibility="private")
         system_tab.select(lambda: system_panel.report(ctx), None, system,

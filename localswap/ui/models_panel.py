@@ -11,8 +11,9 @@ import numpy as np
 
 from localswap.errors import UserError
 from localswap.jobs.submit import CONSENT, submit_quick_swap
-from localswap.ui import job_view, people, preview_panel
+from localswap.ui import job_view, people, preview_panel, thumbs
 from localswap.ui.context import Context, human_error
+from localswap.ui.job_status import train_target
 from localswap.ui.new_swap import VIDEO_TYPES, _pair
 from localswap.workspace import check_name
 
@@ -22,14 +23,21 @@ class ModelsPanel:
     gallery: gr.Gallery
     pick: gr.Dropdown
     details: gr.Markdown
+    shown: gr.State         # the model names in the gallery's order (a click gives an index)
 
     def outputs(self) -> list:
-        return [self.gallery, self.pick, self.details]
+        return [self.gallery, self.pick, self.details, self.shown]
 
 
 def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.State):
-    gallery = gr.Gallery(label="Library", columns=4, height=260, allow_preview=False,
-                         object_fit="contain", elem_id="model-gallery")
+    # Square pictures in square tiles of a fixed size (not stretched over the row), as tall
+    # as its rows (Gradio's "auto" is at least 450 px, a fixed height cuts rows off) and
+    # without the block label, which covers the first tile: each shows whole, caption too.
+    gr.Markdown("**Library**: click a model to choose it.")
+    gallery = gr.Gallery(show_label=False, columns=6, fit_columns=False,
+                         height="fit-content", allow_preview=False, object_fit="contain",
+                         elem_id="model-gallery")
+    shown = gr.State([])
     with gr.Row():
         pick = gr.Dropdown(label="Model", choices=[], value=None, scale=3, elem_id="model-pick")
         refresh = gr.Button("Refresh", size="sm", scale=0)
@@ -69,13 +77,21 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
         imp_name = gr.Textbox(label="Name in the library (optional)")
         imp = gr.Button("Import")
 
-    panel = ModelsPanel(gallery, pick, details)
+    panel = ModelsPanel(gallery, pick, details, shown)
 
     def load(selected=None):
         return library_view(ctx, selected)
 
     refresh.click(load, pick, panel.outputs(), api_visibility="private")
-    pick.select(lambda name: describe(ctx, name), pick, details, api_visibility="private")
+    pick.select(lambda name, names: (describe(ctx, name), gr.update(
+        selected_index=names.index(name) if name in names else None)),
+        [pick, shown], [details, gallery], api_visibility="private")
+
+    def clicked(names, evt: gr.SelectData):
+        name = names[evt.index] if isinstance(evt.index, int) and evt.index < len(names) \
+            else None
+        return gr.update(value=name), describe(ctx, name)
+    gallery.select(clicked, shown, [pick, details], api_visibility="private")
 
     def guarded(fn, n_out: int):
         """First output is the notice; on failure it gets the sentence, the rest stay."""
@@ -108,7 +124,7 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
     def do_rename(old, new):
         rename_model(ctx, old, new)
         return (f"Renamed {old!r} to {new.strip()!r}.", *library_view(ctx, new.strip()))
-    rename.click(guarded(do_rename, 4), [pick, new_name], [notice, *panel.outputs()],
+    rename.click(guarded(do_rename, 5), [pick, new_name], [notice, *panel.outputs()],
                  api_visibility="private")
 
     def do_export(name):
@@ -131,7 +147,7 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
     def do_delete(name):
         delete_model(ctx, name)
         return (f"Deleted {name!r}.", gr.update(visible=False), *library_view(ctx))
-    confirm.click(guarded(do_delete, 5), pick, [notice, confirm_row, *panel.outputs()],
+    confirm.click(guarded(do_delete, 6), pick, [notice, confirm_row, *panel.outputs()],
                   api_visibility="private")
 
     def do_import(file, name):
@@ -140,7 +156,7 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
             raise UserError("Choose a model export file (.zip or .dfm) first.")
         info = import_model(ctx.workspace, _pair(file)[0], (name or "").strip() or None)
         return (f"Imported {info.name!r}.", *library_view(ctx, info.name))
-    imp.click(guarded(do_import, 4), [imp_file, imp_name], [notice, *panel.outputs()],
+    imp.click(guarded(do_import, 5), [imp_file, imp_name], [notice, *panel.outputs()],
               api_visibility="private")
     return panel
 
@@ -153,36 +169,60 @@ def models(ctx: Context) -> list:
     return list_models(ctx.workspace)
 
 
-PREVIEW_ROWS, LABEL_W, THUMB_FACES = 6, 56, 3   # the trainer's grid: A, A>A, A>B, B, ...
-
-
-def thumbnail(path: str | Path):
-    """The model at a glance: faces of A over the same faces turned into B (rows 1 and 3 of
-    its newest preview grid), as an RGB array; None without a preview."""
-    path = Path(path)
-    found = sorted(path.glob("previews/*.png")) or sorted(path.glob("preview.png"))
-    if not found:
-        return None
+def thumbnail(path: str | Path) -> np.ndarray:
+    """The model at a glance, square: two faces of its source (B, the face it gives) over the
+    same target faces turned into B, from its newest preview grid; the model card's source
+    face without previews; a grey tile without either."""
     from localswap import media
+    from localswap.models.card import THUMB_FILE
+    grid = thumbs.newest_preview(path)
     try:
-        grid = media.read_image(max(found, key=lambda p: p.stat().st_mtime))
-    except Exception:  # a damaged preview only costs the thumbnail
-        return None
-    cell = grid.shape[0] // PREVIEW_ROWS
-    if cell < 8 or grid.shape[1] < LABEL_W + cell:
-        return grid
-    right = min(grid.shape[1], LABEL_W + THUMB_FACES * cell)
-    return np.concatenate([grid[:cell, LABEL_W:right], grid[2 * cell:3 * cell, LABEL_W:right]])
+        if grid is not None and (tile := thumbs.square(media.read_image(grid), "B", "A>B")) \
+                is not None:
+            return tile
+        if (Path(path) / THUMB_FILE).is_file():
+            return thumbs.fit(media.read_image(Path(path) / THUMB_FILE))
+    except Exception:  # noqa: BLE001  (a damaged preview only costs the picture)
+        pass
+    return thumbs.placeholder("no preview")
 
 
 def library_view(ctx: Context, selected: str | None = None) -> tuple:
+    """Gallery, model choice, details and the gallery's names; `selected` stays chosen while
+    it exists (else the newest model is)."""
     items = models(ctx)
     names = [m.name for m in items]
     if selected not in names:
         selected = names[0] if names else None
-    pics = [(t, f"{m.name} · {m.iterations} it") for m in items
-            if (t := thumbnail(m.path)) is not None]
-    return (pics, gr.update(choices=names, value=selected), describe(ctx, selected))
+    partial = unfinished(ctx)
+    pics = [(thumbnail(m.path), caption(m, partial.get(m.name))) for m in items]
+    ring = names.index(selected) if selected in names else None     # the chosen tile
+    return (gr.update(value=pics, selected_index=ring), gr.update(choices=names, value=selected),
+            describe(ctx, selected), names)
+
+
+def caption(m, stopped=None) -> str:
+    """'name · 1,200 it', or 'name · 55 of 4,200 it · unfinished' for a model whose training
+    was cancelled or failed."""
+    if stopped is None:
+        return f"{m.name} · {m.iterations:,} it"
+    target = train_target(stopped)
+    of = f" of {target:,}" if target else ""
+    return f"{m.name} · {m.iterations:,}{of} it · unfinished"
+
+
+def unfinished(ctx: Context) -> dict:
+    """{model name: the job} for library models whose newest swap job stopped during training
+    (cancelled or failed): kept, like DeepFaceLab and faceswap keep a model whose training
+    stopped, so it can continue or render, but marked, sized and deletable."""
+    from localswap.jobs.store import CANCELLED, FAILED
+    newest: dict = {}
+    for job in ctx.store.list(limit=500):       # newest first
+        name = job.params.get("model")
+        if job.kind == "swap" and name and name not in newest:
+            newest[name] = job
+    return {name: job for name, job in newest.items()
+            if job.status in (CANCELLED, FAILED) and "train" not in job.timings}
 
 
 def describe(ctx: Context, name: str | None) -> str:
@@ -192,14 +232,29 @@ def describe(ctx: Context, name: str | None) -> str:
     if m is None:
         return f"{name}: not a readable model."
     from localswap.models.card import card_markdown, model_card
+    note = unfinished_note(m, unfinished(ctx).get(name))
     try:
-        return card_markdown(model_card(m.path)) + f"\n\n{m.size_mb:.1f} MB, saved {m.date}."
+        return (note + card_markdown(model_card(m.path))
+                + f"\n\n{m.size_mb:.1f} MB, saved {m.date}.")
     except (UserError, OSError):
         pass
     loss = f"{m.last_loss:.4f}" if m.last_loss is not None else "—"
-    return (f"**{m.name}**: {m.arch}, {m.resolution} px, {m.face_type.replace('_', ' ')}; "
+    return note + (f"**{m.name}**: {m.arch}, {m.resolution} px, {m.face_type.replace('_', ' ')}; "
             f"{m.iterations} iterations, last loss {loss}; source {m.source or '?'}, target "
             f"{m.target or '?'}; {m.size_mb:.1f} MB, saved {m.date}.")
+
+
+def unfinished_note(m, job) -> str:
+    """What an unfinished model is and what can be done with it (empty for a finished one)."""
+    if job is None:
+        return ""
+    target = train_target(job)
+    how = "was cancelled" if job.status == "cancelled" else "failed"
+    of = f" of {target:,}" if target else ""
+    return (f"**Unfinished**: its training {how} at iteration {m.iterations:,}{of} (job "
+            f"#{job.id}). It is kept so that nothing trained is lost: in that job, *Continue "
+            "training* carries on from here and *Render with what is trained so far* uses it "
+            f"as it is. If you don't need it, delete it below ({m.size_mb:.0f} MB).\n\n")
 
 
 def _in_use(ctx: Context, name: str) -> bool:
