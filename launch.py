@@ -2,7 +2,7 @@
 
     python launch.py [--host 127.0.0.1] [--port 7860] [--share] [--auth USER:PASS]
                      [--viewer USER:PASS] [--share-hours 72]
-                     [--workspace DIR] [--max-gb 2] [--max-minutes 10] [--downscale PX]
+                     [--workspace DIR] [--max-gb 2] [--max-upload-minutes 10] [--downscale PX]
 
 Binds to this machine only by default. A share link or a non-local host is never served
 without a password: without --auth one is generated and printed once, and so is a viewer's
@@ -32,6 +32,8 @@ def parse_auth(value: str | None, flag: str = "--auth") -> tuple[str, str] | Non
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from dataclasses import fields
+
     from localswap.jobs.uploads import UploadSettings
     p = argparse.ArgumentParser(description="localswap web app")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -48,8 +50,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace", default="workspace", help="folder for facesets, models, jobs")
     p.add_argument("--no-resume", action="store_true",
                    help="leave interrupted jobs for a Resume click instead of resuming them")
-    UploadSettings.add_arguments(p)
+    UploadSettings.add_arguments(p, skip=("max_minutes",))
+    # --max-upload-minutes: `swap --max-minutes` is a training time budget, so the upload
+    # limit has a name of its own; the old spelling still works, with a note.
+    minutes = next(f for f in fields(UploadSettings) if f.name == "max_minutes")
+    p.add_argument("--max-upload-minutes", dest="max_minutes", type=float, default=None,
+                   metavar="MINUTES",
+                   help=f"{minutes.metadata['help']} (default: {minutes.default:g})")
+    p.add_argument("--max-minutes", dest="old_max_minutes", type=float, default=None,
+                   help=argparse.SUPPRESS)
     return p
+
+
+def upload_minutes(args) -> None:
+    """Take the old --max-minutes spelling, saying once that it is now --max-upload-minutes."""
+    if args.old_max_minutes is None:
+        return
+    print("note: --max-minutes is now --max-upload-minutes (the longest video accepted); "
+          "the old spelling will go", file=sys.stderr, flush=True)
+    if args.max_minutes is None:
+        args.max_minutes = args.old_max_minutes
 
 
 def password_for(args) -> tuple[str, str] | None:
@@ -90,6 +110,7 @@ def stop_on_sigterm() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    upload_minutes(args)
     stop_on_sigterm()
     auth = password_for(args)
     viewer = viewer_for(args, auth)

@@ -236,7 +236,7 @@ def _args_convert(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from localswap.convert.convert import convert
+    from localswap.convert.render import convert
     from localswap.models.library import resolve_model
     from localswap.progress import TqdmProgress
     from localswap.settings import ConvertSettings
@@ -360,7 +360,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         out = library.export_model(ws, args.export[0], args.export[1])
         print(out)
         if out.suffix.lower() == ".dfm":
-            from localswap.convert.swapper import read_manifest
+            from localswap.models.manifest import read_manifest
             from localswap.models.dfm_export import crop_notes
             for note in crop_notes(read_manifest(ws.path("models", args.export[0]))):
                 print(f"note: {note}", file=sys.stderr)
@@ -383,12 +383,23 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not models:
         print(f"no models in {ws.root / 'models'}")
         return 0
-    for m in models:
-        loss = f"{m.last_loss:.4f}" if m.last_loss is not None else "-"
-        print(f"{m.name:<24} {m.arch:<10} {m.resolution:>4} px  {m.iterations:>8} it  "
-              f"{m.source or '?'} -> {m.target or '?'}  loss {loss:<8} {m.size_mb:>8.1f} MB  "
-              f"{m.date}")
+    rows = [("NAME", "ARCH", "PX", "ITERATIONS", "SOURCE -> TARGET", "LAST LOSS", "SIZE",
+             "SAVED")]
+    rows += [(m.name, m.arch, str(m.resolution), f"{m.iterations:,}",
+              f"{m.source or '?'} -> {m.target or '?'}",
+              f"{m.last_loss:.4f}" if m.last_loss is not None else "-", f"{m.size_mb:.1f} MB",
+              m.date) for m in models]
+    print("\n".join(table(rows, right=(2, 3, 5, 6))))
     return 0
+
+
+def table(rows: list[tuple[str, ...]], right: tuple[int, ...] = ()) -> list[str]:
+    """Rows as lines of columns two spaces apart, each as wide as its widest cell; the
+    columns in `right` (numbers) aligned right."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.rjust(w) if i in right else cell.ljust(w)
+                      for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+            for row in rows]
 
 
 def _args_bench(p: argparse.ArgumentParser) -> None:

@@ -15,6 +15,14 @@ class DiskFullError(UserError):
     """The disk (or quota) filled up; what was saved before is intact."""
 
 
+def error_summary(exc: BaseException, limit: int = 200) -> str:
+    """An unexpected error named for a sentence: 'Kind: the first line of its message' (or the
+    kind alone), e.g. inside "Training stopped with an unexpected error (...)"."""
+    name = type(exc).__name__
+    lines = str(exc).strip().splitlines()
+    return f"{name}: {lines[0][:limit]}" if lines else name
+
+
 def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol
 
 
@@ -13,6 +14,26 @@ class Progress(Protocol):
 
 def no_progress(done: int, total: int, message: str = "", **info: Any) -> None:
     """The default when a caller does not watch."""
+
+
+def plural(n: int, word: str) -> str:
+    """'1 frame', '2 frames', '0 faces': a count with its noun."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def duration_text(seconds: float | None) -> str:
+    """A duration in words, the one format of the CLI, the job log, the app and model cards:
+    '4.2 s', '42 s', '3 min 05 s', '1 h 02 min'; '—' when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "—"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 class TqdmProgress:

@@ -11,11 +11,19 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from localswap.convert.blend import BLENDS
+from localswap.convert.color import METHODS as COLOR_METHODS
+from localswap.convert.mask import MASKS
 from localswap.errors import UserError
+from localswap.faces.align import FACE_TYPE_BOX
+from localswap.faces.detect import DETECTORS as DETECTOR_REGISTRY
+from localswap.train.archs import ARCHS, RESOLUTIONS
 
+# The choice lists come from the registries they name, so a new detector, colour transfer,
+# blend, mask, face type or architecture is a choice everywhere once it is registered.
 # dfl_whole_face: DeepFaceLab's whole face, exactly what DeepFaceLive .dfm models take.
-FACE_TYPES = ("face", "whole_face", "head", "dfl_whole_face")
-DETECTORS = ("mediapipe", "facexlib")
+FACE_TYPES = tuple(FACE_TYPE_BOX)
+DETECTORS = tuple(DETECTOR_REGISTRY)
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -120,13 +128,13 @@ class ExtractSettings(SettingsBase):
 class ConvertSettings(SettingsBase):
     color: str = option("rct", "colour transfer to the original face: rct (Lab mean and "
                         "deviation), lct (full colour covariance), hist, none",
-                        choices=("rct", "lct", "hist", "none"), label="Colour transfer")
+                        choices=COLOR_METHODS, label="Colour transfer")
     blend: str = option("feather", "feather (alpha blend with a soft mask) or poisson "
-                        "(seamless cloning, slower)", choices=("feather", "poisson"),
+                        "(seamless cloning, slower)", choices=BLENDS,
                         label="Blending")
     mask: str = option("both", "where the new face goes: the landmark hull, the model's "
                        "learned mask, or both (their intersection)",
-                       choices=("hull", "learned", "both"), label="Mask")
+                       choices=MASKS, label="Mask")
     erode: int | None = option(None, "shrink the mask by this many pixels (negative grows "
                                "it); unset = 3 percent of the face width", low=-200, high=200,
                                label="Mask erosion (px)", auto="auto")
@@ -169,9 +177,6 @@ class ConvertSettings(SettingsBase):
         return self
 
 
-TRAIN_ARCHS = ("original", "localswap")
-# Resolutions the localswap model takes (halving them lands on a 4..7 px bottleneck).
-TRAIN_RESOLUTIONS = (64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -183,10 +188,10 @@ class TrainSettings(SettingsBase):
                              "(docs/benchmarks.md, time to quality)", low=0,
                              high=100_000_000, label="Iterations (total)", auto="Basic")
     arch: str = option("auto", "model architecture (auto = localswap, sized by the planner); "
-                       "fixed once the model exists", choices=("auto",) + TRAIN_ARCHS,
+                       "fixed once the model exists", choices=("auto",) + ARCHS,
                        label="Model architecture")
     resolution: int = option(0, "face resolution in pixels (0 = planner); fixed once the model "
-                             "exists", choices=(0,) + TRAIN_RESOLUTIONS,
+                             "exists", choices=(0,) + RESOLUTIONS,
                              label="Resolution (px)", auto="auto")
     width: int = option(0, "model width, the channels of its first layer (0 = planner); fixed "
                         "once the model exists", low=0, high=256, label="Model width", auto="auto")

@@ -121,3 +121,18 @@ class Workspace:
 
     def names(self, kind: str) -> list[str]:
         return sorted(p.name for p in (self.root / kind).iterdir() if not p.name.startswith("."))
+
+    def new_model_name(self, source: str, target: str) -> str:
+        """A new model's default name, the same from the command line and the app:
+        '<source>-on-<target>' (the source person's face on the target video) from the two
+        file names, with -2, -3 ... when that name is taken."""
+        base = check_name(f"{slug(Path(source).stem)}-on-{slug(Path(target).stem)}")
+        name, k = base, 2
+        while self.path("models", name).exists():
+            name, k = f"{base}-{k}", k + 1
+        return name
+
+
+def slug(text: str, length: int = 24) -> str:
+    """`text` as letters, digits, '-' and '_' only, for a file or model name."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_")[:length] or "media"

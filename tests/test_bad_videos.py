@@ -16,7 +16,7 @@ import pytest
 
 from localswap.bench import samples as mb
 from localswap import cli, media
-from localswap.convert.convert import FRAME_BUDGET, QUEUE_DEPTH, _depth, convert
+from localswap.convert.render import FRAME_BUDGET, QUEUE_DEPTH, _depth, convert
 from localswap.faces.extract import extract
 from localswap.jobs.uploads import UploadSettings
 from localswap.settings import ConvertSettings, ExtractSettings

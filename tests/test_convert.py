@@ -9,7 +9,7 @@ import torch
 
 from localswap.bench import samples as mb
 from localswap import media
-from localswap.convert.convert import Cancelled, convert
+from localswap.convert.render import Cancelled, convert
 from localswap.convert.photos import photo_note
 from localswap.convert.swapper import Swapper
 from localswap.errors import UserError

@@ -80,7 +80,7 @@ for name in ("_lazy_init", "init", "is_available", "device_count", "mem_get_info
 from localswap.swap import speeds
 from localswap.swap.estimate import estimate_swap
 from localswap.jobs.store import JobStore
-from localswap.swap.pipeline import plan_swap
+from localswap.swap.plan import plan_swap
 from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
 from localswap.workspace import Workspace
 
@@ -110,7 +110,7 @@ ws = Workspace(root + "/fresh")
 out["fresh"] = estimate_swap(Runner(ws), target, [source], opts).basis
 out["stored_after"] = sorted(json.loads((ws.root / "speeds.json").read_text()))
 out["touched"] = touched
-out["modules"] = [m for m in ("localswap.train.trainer", "localswap.convert.convert",
+out["modules"] = [m for m in ("localswap.train.trainer", "localswap.convert.render",
                               "localswap.faces.extract") if m in sys.modules]
 print(json.dumps(out))
 """
@@ -134,7 +134,7 @@ def test_estimate_measures_in_a_short_lived_process_never_in_the_server(video_a,
     assert out["fresh"] == "measured just now on a few frames and iterations"
     assert out["stored_after"] == ["convert", "extract", "train"]
     assert out["touched"] == [] and "localswap.train.trainer" not in out["modules"]
-    assert "localswap.convert.convert" not in out["modules"]
+    assert "localswap.convert.render" not in out["modules"]
 
 
 # -- 2, 4, 10. the planner plans from torch's figures for the device training uses ------------
@@ -344,7 +344,7 @@ def test_the_worker_releases_cached_gpu_memory_after_every_stage(tmp_path, monke
     released = []
     monkeypatch.setattr(gpu, "release_cached_memory", lambda: released.append(1))
     for name in ("extract_target", "extract_source", "train", "convert"):
-        monkeypatch.setitem(stages.STAGES, name, lambda ctx: {})
+        monkeypatch.setitem(stages.STAGE_FUNCTIONS, name, lambda ctx: {})
     w = worker.Worker(Workspace(tmp_path), True, "cpu",
                       worker.Signals(multiprocessing.get_context("spawn")))
     job = w.store.get(w.store.add("swap", {"model": "m", "target": "t.mp4", "sources": []}))

@@ -11,7 +11,7 @@ from torch import nn
 
 from localswap import cli
 from localswap.models import library
-from localswap.convert.convert import convert
+from localswap.convert.render import convert
 from localswap.convert.swapper import load_model
 from localswap.errors import UserError
 from localswap.models import dfm
@@ -97,9 +97,9 @@ def test_dfl_named_model_imports_and_renders_a_video(tmp_path, video_a):
     assert json.loads((ws.path("models", "celeb") / "manifest.json").read_text())[
         "morph_input"] is True
     # It is used as it is: training it is refused before any work.
-    from localswap.swap import pipeline
+    from localswap.swap.plan import plan_swap
     with pytest.raises(UserError, match="cannot be trained here"):
-        pipeline.plan_swap([video_a], video_a, tmp_path / "o.mp4", ws, model="celeb")
+        plan_swap([video_a], video_a, tmp_path / "o.mp4", ws, model="celeb")
     # A library .dfm exports back byte for byte.
     again = library.export_model(ws, "celeb", tmp_path / "again.dfm")
     assert again.read_bytes() == src.read_bytes()

@@ -1,7 +1,10 @@
 """The optional facexlib backend, loaded through the real loading code from weight files this
 test creates (random weights: facexlib's published files cannot be downloaded here)."""
+import os
 import pickle
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -10,6 +13,7 @@ from localswap.bench import samples as mb
 from localswap.errors import UserError
 from localswap.faces import facexlib_backend as fx
 from localswap.faces.detect import make_backend
+from localswap.faces.landmarks import from_wflw98
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +58,60 @@ def test_backend_runs_detection_and_landmarks(weights, monkeypatch):
     for d in dets:
         assert d.landmarks.shape == (68, 2) and np.isfinite(d.landmarks).all()
         assert d.bbox[2] >= d.bbox[0] and d.bbox[3] >= d.bbox[1]
+    if not dets:        # an empty answer must be the detector's, not a swallowed failure
+        raw = backend.detector.detect_faces(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
+                                            conf_threshold=0.05)
+        assert len(raw) == 0, f"the detector found {len(raw)} boxes, the backend none"
+    # The landmark step on a face crop of its own, whatever the detector found: 98 AWing
+    # points inside the crop, mapped to 68 finite iBUG points.
+    (cx, cy), half = mb.FACE_CENTRES["astronaut"], 100
+    crop = np.ascontiguousarray(frame[int(cy) - half:int(cy) + half,
+                                      int(cx) - half:int(cx) + half])
+    with torch.inference_mode():            # as detect() runs it
+        pts98 = backend._landmarks98(crop)
+    assert pts98.shape == (98, 2) and np.isfinite(pts98).all()
+    assert (pts98 >= 0).all() and (pts98 <= 2 * half).all()
+    pts = from_wflw98(pts98)
+    assert pts.shape == (68, 2) and np.isfinite(pts).all()
     backend.close()
+
+
+def test_weights_folder_for_a_checkout_an_install_and_the_environment(tmp_path, monkeypatch):
+    from localswap.faces import detect
+    monkeypatch.delenv("LOCALSWAP_WEIGHTS", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    # A source checkout: weights/ beside the package (this repository has one).
+    assert detect.SOURCE_WEIGHTS.is_dir() and detect.weights_dir() == detect.SOURCE_WEIGHTS
+    # An installed package has no weights/ beside it: the user data folder.
+    monkeypatch.setattr(detect, "SOURCE_WEIGHTS", tmp_path / "site-packages" / "weights")
+    assert detect.weights_dir() == tmp_path / "data" / "localswap" / "weights"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    assert detect.weights_dir() == Path.home() / ".local" / "share" / "localswap" / "weights"
+    # LOCALSWAP_WEIGHTS wins over both.
+    monkeypatch.setenv("LOCALSWAP_WEIGHTS", str(tmp_path / "mine"))
+    assert detect.weights_dir() == tmp_path / "mine"
+
+
+def test_an_installed_package_finds_weights_in_the_user_data_folder(weights, tmp_path):
+    """The package copied out of the source tree, as pip installs it, loads facexlib's
+    weights from $XDG_DATA_HOME/localswap/weights (a fresh process: nothing patched)."""
+    import shutil
+    import subprocess
+    import sys
+    site = tmp_path / "site-packages"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "localswap", site / "localswap",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    data = tmp_path / "data"
+    shutil.copytree(weights, data / "localswap" / "weights")
+    env = {k: v for k, v in os.environ.items() if k != "LOCALSWAP_WEIGHTS"}
+    env.update(XDG_DATA_HOME=str(data), PYTHONPATH=str(site))
+    code = ("import localswap.faces.detect as d; print(d.weights_dir()); "
+            "b = d.make_backend('facexlib', device='cpu'); print(b.name)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.split()
+    assert lines == [str(data / "localswap" / "weights"), "facexlib"], out.stdout
 
 
 def test_missing_weights_message(tmp_path, monkeypatch):

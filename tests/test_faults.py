@@ -177,7 +177,7 @@ def sha(path: Path) -> str:
 def test_disk_full_while_converting_leaves_no_file(tiny_model, video_a, disk,  # noqa: F811
                                                   tmp_path):
     from localswap import media
-    from localswap.convert.convert import convert
+    from localswap.convert.render import convert
     photo = tmp_path / "astronaut.png"
     media.write_image(photo, mb.astronaut())
     inputs = {p: sha(p) for p in (video_a, photo)}

@@ -16,7 +16,7 @@ import pytest
 from localswap.bench import samples as mb
 from localswap import media
 from localswap.cli import build_parser, main
-from localswap.convert.convert import convert
+from localswap.convert.render import convert
 from localswap.errors import UserError
 from localswap.faces.extract import extract
 from localswap.faces.faceset import Faceset
@@ -167,7 +167,8 @@ def test_extract_keeps_the_chosen_person_and_cli_lists(two_people, tmp_path, cap
         assert abs((x0 + x1) / 2 - x) < side / 2 and abs((y0 + y1) / 2 - y) < side / 2
     assert len(boxes) >= 0.8 * (N - len(AWAY)) and s.rejected.get("other_person", 0) > 0
     # swap --person 1 --source-person 2: the target faceset holds person 1, the source person 2.
-    from localswap.swap.pipeline import plan_swap, run_stage
+    from localswap.swap.pipeline import run_stage
+    from localswap.swap.plan import plan_swap
     from localswap.workspace import Workspace
     args = build_parser().parse_args(["swap", "--source", str(two_people), "--target",
                                       str(two_people), "--out", "o.mp4", "--person", "1",

@@ -61,14 +61,14 @@ def test_init_from_mismatch_is_one_sentence(library, faceset_a, faceset_b, setti
 
 def test_swap_plan_takes_the_face_type_of_the_model_it_starts_from(tmp_path, tiny_model,
                                                                     video_a, video_b):
-    from localswap.swap import pipeline
+    from localswap.swap.plan import plan_swap
     from localswap.workspace import Workspace
     ws = Workspace(tmp_path / "ws")
     shutil.copytree(tiny_model, ws.path("models", "grace"))
     manifest = json.loads((ws.path("models", "grace") / "manifest.json").read_text())
     manifest["face_type"] = "head"
     (ws.path("models", "grace") / "manifest.json").write_text(json.dumps(manifest))
-    job = pipeline.plan_swap([video_b], video_a, tmp_path / "out.mp4", ws,
+    job = plan_swap([video_b], video_a, tmp_path / "out.mp4", ws,
                              train=TrainSettings(iterations=1, init_from="grace"))
     assert job.extract.face_type == "head" and job.model_dir.name != "grace"
     assert job.train.init_from == str(ws.path("models", "grace"))    # any folder finds it

@@ -76,6 +76,8 @@ def test_queue_order_failure_sentence_and_cancel_queued(ws_with_model, video_a,
     for j in (j1, j4):
         out = ws.root / jobs[j].result["output"]
         check_playable_mp4(out, frames=48)
+    # A quick swap's video is named after the video the user gave, not after the job.
+    assert jobs[j4].result["output"] == "outputs/last-swapped.mp4"
     # Uploads are stored under generated names, never the user's.
     assert not any("astronaut" in p.name for p in (ws.root / "uploads").iterdir())
 
@@ -159,6 +161,10 @@ def test_cancel_keeps_checkpoint_then_continue_and_convert_now(ws, video_a, vide
     assert saved + 2 <= trained < saved + 100_000
     assert list(job.timings) == ["extract_target", "extract_source", "train", "convert"]
     assert job.result["output"].endswith(f"-{trained}.mp4")
+    # Named after the two people (source on target, as the command line names it) and the
+    # output after the target video the user gave, with the iteration that rendered it.
+    assert model == "hopper-on-astronaut"
+    assert job.result["output"] == f"outputs/astronaut-swapped-{trained}.mp4"
     check_playable_mp4(ws.root / job.result["output"], frames=48)
     if job.result.get("evaluation"):     # the model card keeps the last render's scores
         kept = json.loads((ws.path("models", model) / "evaluation.json").read_text())

@@ -16,7 +16,7 @@ from ui_helpers import OUTPUT, InProcessApp, install_tiny_model, wait_for
 
 def test_preview_matches_the_render(tiny_model, video_a, tmp_path):  # noqa: F811
     from localswap import media
-    from localswap.convert.convert import convert
+    from localswap.convert.render import convert
     from localswap.convert.preview import FramePreview
     from localswap.settings import ConvertSettings
     s = ConvertSettings(smooth=0.0, device="cpu", end=0.5)
@@ -36,14 +36,14 @@ def test_a_settings_change_reuses_frame_faces_and_model(tiny_model, video_a,  # 
     from localswap.settings import ConvertSettings
     p = preview.FramePreview()
     calls = {"model": 0, "decode": 0}
-    real_model, real_read = preview._run_model, preview.media.read_frames
+    real_model, real_read = preview.run_model, preview.media.read_frames
 
     def count(name, fn):
         def wrapped(*a, **k):
             calls[name] += 1
             return fn(*a, **k)
         return wrapped
-    monkeypatch.setattr(preview, "_run_model", count("model", real_model))
+    monkeypatch.setattr(preview, "run_model", count("model", real_model))
     monkeypatch.setattr(preview.media, "read_frames", count("decode", real_read))
     with one_torch_thread():
         _, first = p(video_a, tiny_model, 3, ConvertSettings())

@@ -5,8 +5,9 @@ import pytest
 
 from localswap.bench import samples as mb
 from localswap import cli, media
-from localswap.swap import pipeline
-from localswap.swap import speeds
+from localswap.swap import pipeline, speeds
+from localswap.swap.estimate import estimate
+from localswap.swap.plan import STAGES, plan_swap
 from localswap.errors import UserError
 from localswap.settings import ConvertSettings, TrainSettings
 from localswap.workspace import Workspace
@@ -44,27 +45,29 @@ def test_swap_runs_end_to_end_and_estimates_first(small_clips, tmp_path, capsys)
     lines = printed.splitlines()
     first_done = next(i for i, line in enumerate(lines) if line.startswith("extract_target:"))
     head = "\n".join(lines[:first_done])
-    for stage in pipeline.STAGES:
+    for stage in STAGES:
         assert stage in head
     assert "measured just now" in head and "total" in head
     info, src = media.probe(out), media.probe(video_a)
     assert (info.frames, info.has_audio) == (src.frames, True)
     ws = Workspace(ws_root)
     [model] = ws.names("models")
+    assert model == "source-on-target"      # source.mp4 on target.mp4, as the app names it
     manifest = json.loads((ws.root / "models" / model / "manifest.json").read_text())
     assert manifest["iteration"] == 4 and manifest["resolution"] == 64
     assert {"extract", "train", "convert"} <= set(speeds.load(ws))
     # The next estimate for the same kind of job comes from the stored speeds, at once.
-    job = pipeline.plan_swap([video_b], video_a, tmp_path / "again.mp4", ws,
+    job = plan_swap([video_b], video_a, tmp_path / "again.mp4", ws,
                              train=TrainSettings(iterations=10, arch="localswap",
                                                  resolution=64, width=8, batch=4,
                                                  device="cpu"),
                              convert=ConvertSettings(device="cpu"))
-    est = pipeline.estimate(job, ws)
-    assert [e.stage for e in est] == list(pipeline.STAGES)
-    assert all(e.basis == "measured on earlier runs here" and e.seconds > 0 for e in est)
+    est = estimate(job, ws)
+    assert [stage for stage, _ in est.stages] == list(STAGES)
+    assert all(est.bases[stage] == "measured on earlier runs here" and seconds > 0
+               for stage, seconds in est.stages)
     # Continuing the same model trains only the iterations it lacks.
-    again = pipeline.plan_swap([video_b], video_a, tmp_path / "more.mp4", ws, model=model,
+    again = plan_swap([video_b], video_a, tmp_path / "more.mp4", ws, model=model,
                                train=TrainSettings(iterations=5, device="cpu"))
     assert again.model_dir == ws.root / "models" / model
     result = pipeline.run_stage(again, "extract_target", ws)
@@ -80,14 +83,14 @@ def test_basic_mode_trains_the_bars_iterations_and_says_how_long(small_clips, tm
     from localswap.train import budget
     video_a, video_b = small_clips
     ws = Workspace(tmp_path / "ws")
-    job = pipeline.plan_swap([video_b], video_a, tmp_path / "o.mp4", ws,
+    job = plan_swap([video_b], video_a, tmp_path / "o.mp4", ws,
                              train=TrainSettings(device="cpu"))
     assert job.basic and job.device_kind == "cpu"
     assert job.train.iterations == budget.BAR_ITERATIONS["cpu"] > 1000
-    timed = pipeline.plan_swap([video_b], video_a, tmp_path / "o.mp4", ws,
+    timed = plan_swap([video_b], video_a, tmp_path / "o.mp4", ws,
                                train=TrainSettings(max_minutes=3, device="cpu"))
     assert not timed.basic and timed.train.iterations == budget.UNLIMITED   # the clock decides
-    fixed = pipeline.plan_swap([video_b], video_a, tmp_path / "o.mp4", ws,
+    fixed = plan_swap([video_b], video_a, tmp_path / "o.mp4", ws,
                                train=TrainSettings(iterations=50, device="cpu"))
     assert not fixed.basic and fixed.train.iterations == 50
     assert budget.describe(4200, 4.6 * 60, "cpu") == (
@@ -98,11 +101,11 @@ def test_basic_mode_trains_the_bars_iterations_and_says_how_long(small_clips, tm
 def test_swap_refuses_bad_inputs_before_any_work(video_a, video_b, tmp_path):
     ws = Workspace(tmp_path / "ws")
     with pytest.raises(UserError, match="must be a video"):
-        pipeline.plan_swap([video_b], tmp_path / "photo.png", tmp_path / "o.mp4", ws)
+        plan_swap([video_b], tmp_path / "photo.png", tmp_path / "o.mp4", ws)
     with pytest.raises(UserError, match="name it .mp4"):
-        pipeline.plan_swap([video_b], video_a, tmp_path / "o.avi", ws)
+        plan_swap([video_b], video_a, tmp_path / "o.avi", ws)
     with pytest.raises(UserError, match="not found"):
-        pipeline.plan_swap([tmp_path / "missing.mp4"], video_a, tmp_path / "o.mp4", ws)
+        plan_swap([tmp_path / "missing.mp4"], video_a, tmp_path / "o.mp4", ws)
     with pytest.raises(UserError, match="invalid name"):
-        pipeline.plan_swap([video_b], video_a, tmp_path / "o.mp4", ws, model="bad*name")
+        plan_swap([video_b], video_a, tmp_path / "o.mp4", ws, model="bad*name")
     assert ws.names("models") == [] and ws.names("facesets") == []

@@ -175,7 +175,7 @@ def _stepped_model():
 def test_checkpoint_round_trip_is_exact_and_never_a_pickle(tmp_path):
     model, opt = _stepped_model()
     checkpoint.save(tmp_path, model, opt, {"iteration": 1}, backup=True)
-    for name in (checkpoint.MODEL, checkpoint.OPTIMIZER):
+    for name in (checkpoint.MODEL_FILE, checkpoint.OPTIMIZER_FILE):
         head = (tmp_path / name).read_bytes()[:9]
         assert struct.unpack("<Q", head[:8])[0] > 0 and head[8:9] == b"{"   # safetensors
     loaded = checkpoint.load(tmp_path)
@@ -195,14 +195,14 @@ def test_damaged_checkpoint_falls_back_to_the_backup(tmp_path):
     model, opt = _stepped_model()
     checkpoint.save(tmp_path, model, opt, {"iteration": 5}, backup=True)
     checkpoint.save(tmp_path, model, opt, {"iteration": 9})
-    data = (tmp_path / checkpoint.MODEL).read_bytes()
-    (tmp_path / checkpoint.MODEL).write_bytes(data[: len(data) // 2])      # truncated
+    data = (tmp_path / checkpoint.MODEL_FILE).read_bytes()
+    (tmp_path / checkpoint.MODEL_FILE).write_bytes(data[: len(data) // 2])      # truncated
     loaded = checkpoint.load(tmp_path)
     assert loaded.from_backup and loaded.manifest["iteration"] == 5
     assert "does not match the manifest" in loaded.problems[0]
-    flipped = bytearray((tmp_path / "backup" / checkpoint.OPTIMIZER).read_bytes())
+    flipped = bytearray((tmp_path / "backup" / checkpoint.OPTIMIZER_FILE).read_bytes())
     flipped[-3] ^= 0xFF                                                    # one bit-rotten byte
-    (tmp_path / "backup" / checkpoint.OPTIMIZER).write_bytes(bytes(flipped))
+    (tmp_path / "backup" / checkpoint.OPTIMIZER_FILE).write_bytes(bytes(flipped))
     with pytest.raises(UserError, match="no usable checkpoint"):
         checkpoint.load(tmp_path)
 

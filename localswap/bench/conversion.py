@@ -19,7 +19,7 @@ import torch
 
 from localswap import media
 from localswap.bench import samples
-from localswap.convert.convert import convert
+from localswap.convert.render import convert
 from localswap.convert.swapper import Swapper
 from localswap.settings import ConvertSettings
 

@@ -161,7 +161,7 @@ def trial(prepared: dict, settings, minutes: float | None, out_dir: Path, label:
     """Train a fresh model for `minutes` with `settings` (None: for settings.iterations),
     render the target, evaluate it. The render and its contact sheet go to `out_dir`, the
     model to `work` (default: `out_dir` too)."""
-    from localswap.convert.convert import convert
+    from localswap.convert.render import convert
     from localswap.evaluate import evaluate
     from localswap.train.trainer import train
     out_dir.mkdir(parents=True, exist_ok=True)

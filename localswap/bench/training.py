@@ -74,8 +74,7 @@ class _ModelOnly:
 def make_step(arch: str, res: int, fs_a: Path, fs_b: Path, device: torch.device,
               batch: int = 0) -> tuple[Step, planner.Plan]:
     info = gpu.torch_device_info() if device.type == "cuda" else None
-    plan = planner.plan(info, arch=arch, resolution=res, batch=batch,
-                    cpu_precision="bf16" if gpu.cpu_has_native_bf16() else "fp32")
+    plan = planner.plan(info, arch=arch, resolution=res, batch=batch)
     torch.manual_seed(0)
     model = build_model(arch, res, plan.width).to(device)
     opt = make_optimizer(model, 5e-5)          # the trainer's optimizer

@@ -13,7 +13,7 @@ from localswap.convert.swapper import Swapper, open_swapper
 from localswap.settings import ConvertSettings
 
 if TYPE_CHECKING:
-    from localswap.convert.convert import ConvertResult
+    from localswap.convert.frames import ConvertResult
 
 
 class Cast:

@@ -1,5 +1,5 @@
 """Live mode: webcam frames in, swapped frames out, one at a time, through the render's own
-per-frame steps (detect, align, model, compose: see convert.py), with light landmark
+per-frame steps (detect, align, model, compose: see frames.py), with light landmark
 smoothing across frames. Keeps its own timings for the fps and latency the page shows."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from localswap.convert.blend import Look
-from localswap.convert.convert import _align, _compose, _Frame, _pick, _run_model
+from localswap.convert.frames import Frame, align_faces, compose, pick_faces, run_model
 from localswap.settings import ConvertSettings
 
 
@@ -35,11 +35,11 @@ class LiveSwap:
         t0 = time.perf_counter()
         with self.lock:
             image = np.ascontiguousarray(image[..., :3])
-            found = _pick([d.landmarks for d in self.backend.detect(image)], self.s.faces)
-            faces = _align(image, found, self.swapper)
+            found = pick_faces([d.landmarks for d in self.backend.detect(image)], self.s.faces)
+            faces = align_faces(image, found, self.swapper)
             if faces:
-                _run_model(self.swapper, faces, self.s.batch)
-            out = _compose(_Frame(self.index, image, faces), self.look, self.s.label)
+                run_model(self.swapper, faces, self.s.batch)
+            out = compose(Frame(self.index, image, faces), self.look, self.s.label)
             self.index += 1
             t1 = time.perf_counter()
             self.done.append((t1, t1 - t0))

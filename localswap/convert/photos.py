@@ -15,8 +15,9 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from localswap import media
-from localswap.convert.convert import (Cancelled, ConvertResult, _align, _check_paths,
-                                       _compose, _Frame, _pick, _run_model, synthetic_tag)
+from localswap.convert.frames import (STEPS, Cancelled, ConvertResult, Frame, align_faces,
+                                      check_paths, compose, pick_faces, run_model,
+                                      synthetic_tag)
 from localswap.convert.blend import Look
 from localswap.convert.smooth import TrackedFace
 from localswap.convert.swapper import Swapper
@@ -77,7 +78,7 @@ def convert_photos(input: Path, swapper: Swapper, out: Path, s: ConvertSettings,
             raise UserError(f"{out}: the output would overwrite the input; pick another folder")
         targets = [out / q.relative_to(input) for q in items]
     else:
-        _check_paths(input, out, video=False)
+        check_paths(input, out, video=False)
         items, targets = [input], [out]
     result = ConvertResult(out=str(out), model=swapper.name, device=str(swapper.device))
     look = Look(s.color, s.blend, s.mask, s.erode, s.blur)
@@ -92,23 +93,22 @@ def convert_photos(input: Path, swapper: Swapper, out: Path, s: ConvertSettings,
             t0 = time.perf_counter()
             image = media.read_image(src)
             t1 = time.perf_counter()
-            found = _pick([d.landmarks for d in backend.detect(image)],
+            found = pick_faces([d.landmarks for d in backend.detect(image)],
                           "all" if cast is not None else s.faces)
             if cast is not None:
                 found, _ = cast(image, n, [TrackedFace(None, lm) for lm in found])
             t2 = time.perf_counter()
-            frame = _Frame(n, image, _align(image, found, swapper))
+            frame = Frame(n, image, align_faces(image, found, swapper))
             t3 = time.perf_counter()
             if frame.faces:
-                _run_model(swapper, frame.faces, s.batch)
+                run_model(swapper, frame.faces, s.batch)
             t4 = time.perf_counter()
-            rgb = _compose(frame, look, s.label)
+            rgb = compose(frame, look, s.label)
             t5 = time.perf_counter()
             dst.parent.mkdir(parents=True, exist_ok=True)
             save_photo(dst, rgb, note)
             t6 = time.perf_counter()
-            for key, dt in zip(("decode", "detect", "align", "model", "compose", "encode"),
-                               (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5)):
+            for key, dt in zip(STEPS, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5)):
                 busy[key] += dt
             result.frames += 1
             result.faces += len(frame.faces)

@@ -1,7 +1,7 @@
 """One frame of a video rendered with given settings: try before you render.
 
-The frame goes through the render's own functions (`_pick`, `_align`, `_run_model`,
-`_compose` in convert.py), so what the preview shows is what the render writes for that
+The frame goes through the render's own functions (`pick_faces`, `align_faces`, `run_model`,
+`compose` in frames.py), so what the preview shows is what the render writes for that
 frame; only the temporal smoothing, which needs the frames around it, has no effect here.
 
 Three caches make a settings change cheap: the decoded frame per (video, index), the
@@ -20,7 +20,7 @@ import numpy as np
 
 from localswap import media
 from localswap.convert.blend import Look
-from localswap.convert.convert import _align, _compose, _Frame, _pick, _run_model
+from localswap.convert.frames import Frame, align_faces, compose, pick_faces, run_model
 from localswap.errors import UserError
 from localswap.settings import ConvertSettings
 
@@ -154,17 +154,17 @@ class FramePreview:
                 if cast is not None:           # as the render: only the chosen people
                     from localswap.convert.smooth import TrackedFace
                     lms, models = cast(image, index, [TrackedFace(None, lm)
-                                                      for lm in _pick(found, "all")])
-                    faces = _align(image, lms, models)
+                                                      for lm in pick_faces(found, "all")])
+                    faces = align_faces(image, lms, models)
                 else:
-                    faces = _align(image, _pick(found, s.faces), swapper)
+                    faces = align_faces(image, pick_faces(found, s.faces), swapper)
                 if faces:
-                    _run_model(swapper, faces, s.batch)
+                    run_model(swapper, faces, s.batch)
                 return faces
             faces = self.faces.get_or((key, s.detector, s.min_confidence, s.faces, s.person,
                                        weights, s.precision), swap)
             look = Look(s.color, s.blend, s.mask, s.erode, s.blur)
-            out = _compose(_Frame(index, image, faces), look, s.label)
+            out = compose(Frame(index, image, faces), look, s.label)
         return image, out
 
 

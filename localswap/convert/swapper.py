@@ -1,6 +1,6 @@
 """Load a model dir for inference and run batches of aligned faces through it.
 
-A model dir holds `model.safetensors` + `manifest.json` (see localswap.train.checkpoint).
+A model dir holds `model.safetensors` + `manifest.json` (see localswap.models.manifest).
 Only safetensors and JSON are read: nothing is unpickled. The swap is decoder B applied to
 the encoding of an A face (A = the target video's person, B = the source person).
 """
@@ -14,9 +14,8 @@ import torch
 
 from localswap.errors import UserError
 from localswap.gpu import cpu_has_native_bf16
-from localswap.train.checkpoint import BACKUP as BACKUP_DIR
-from localswap.train.checkpoint import MANIFEST as MANIFEST_FILE
-from localswap.train.checkpoint import MODEL as MODEL_FILE
+from localswap.models.manifest import (BACKUP_DIR, DFM_FILE, MANIFEST_FILE, MODEL_FILE,
+                                       is_dfm_dir, read_manifest)
 from localswap.workspace import file_sha256
 
 
@@ -38,35 +37,6 @@ def half_dtype(device: torch.device, capability=None) -> torch.dtype | None:
     if device.type == "cpu" and cpu_has_native_bf16():
         return torch.bfloat16
     return None
-
-
-def read_manifest(model_dir: str | Path) -> dict:
-    """manifest.json as a dict, checked for the fields conversion needs."""
-    model_dir = Path(model_dir)
-    path = model_dir / MANIFEST_FILE
-    from localswap.models.dfm import DFM_FILE
-    weights = model_dir / (DFM_FILE if (model_dir / DFM_FILE).is_file() else MODEL_FILE)
-    if not weights.is_file() or not path.is_file():
-        raise UserError(f"{model_dir}: not a localswap model (needs {MODEL_FILE} and "
-                        f"{MANIFEST_FILE}); train one first")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: damaged manifest ({exc})") from exc
-    if not isinstance(manifest, dict):
-        raise UserError(f"{path}: damaged manifest (not a JSON object)")
-    from localswap.train.models import ARCHS
-    arch, res = manifest.get("arch"), manifest.get("resolution")
-    if weights.name == DFM_FILE and arch != "dfm" or weights.name == MODEL_FILE and arch == "dfm":
-        raise UserError(f"{path}: the manifest's architecture {arch!r} does not match "
-                        f"{weights.name}")
-    if arch not in (*ARCHS, "dfm") or not isinstance(res, int) or not 16 <= res <= 1024:
-        raise UserError(f"{path}: not a localswap model manifest (arch {arch!r}, "
-                        f"resolution {res!r})")
-    from localswap.faces.align import FACE_TYPE_BOX
-    if manifest.get("face_type", "whole_face") not in FACE_TYPE_BOX:
-        raise UserError(f"{path}: unknown face type {manifest.get('face_type')!r}")
-    return manifest
 
 
 def build_from_state(manifest: dict, state: dict[str, torch.Tensor]) -> torch.nn.Module:
@@ -129,9 +99,8 @@ def load_model(model_dir: str | Path, device: torch.device | str = "cpu"):
 
 def open_swapper(model_dir: str | Path, device: str = "auto", precision: str = "auto"):
     """The Swapper for a library model: torch for localswap's own, onnxruntime for `.dfm`."""
-    from localswap.models.dfm import dfm_swapper, is_dfm_dir
-    if is_dfm_dir(Path(model_dir)):
-        return dfm_swapper(model_dir, device)
+    if is_dfm_dir(model_dir):
+        return DfmSwapper(model_dir, device)
     return Swapper(model_dir, device, precision)
 
 
@@ -162,3 +131,31 @@ class Swapper:
         if mask is not None:
             mask = mask.float()[:, 0].cpu().numpy()
         return rgb, mask
+
+
+class DfmSwapper(Swapper):
+    """The Swapper interface for a library `.dfm` (localswap.models.dfm), run through
+    onnxruntime: RGB uint8 crops in, RGB uint8 swapped faces and the combined mask out."""
+
+    def __init__(self, model_dir: str | Path, device: str = "auto"):   # no torch model
+        from localswap.models.dfm import FACE_TYPE, MORPH_DEFAULT, open_session
+        self.manifest = read_manifest(model_dir)
+        self.session = open_session(Path(model_dir) / DFM_FILE, device)
+        cuda = self.session.get_providers()[0].startswith("CUDA")
+        self.device = torch.device("cuda" if cuda else "cpu")
+        self.model, self.dtype = None, None
+        self.resolution = int(self.manifest["resolution"])
+        self.face_type = self.manifest.get("face_type", FACE_TYPE)
+        self.name = Path(model_dir).resolve().name
+        self.arch = "dfm"
+        self.morph = bool(self.manifest.get("morph_input"))
+        self.morph_value = float(self.manifest.get("morph_value", MORPH_DEFAULT))
+
+    def __call__(self, crops: np.ndarray):
+        from localswap.models.dfm import run
+        bgr = np.ascontiguousarray(crops[..., ::-1], np.float32) / 255.0
+        face, mask, celeb = run(self.session, bgr, self.morph, self.morph_value)
+        rgb = (np.clip(face[..., ::-1], 0, 1) * 255 + 0.5).astype(np.uint8)
+        combined = np.clip(mask.reshape(mask.shape[:3]) * celeb.reshape(celeb.shape[:3]),
+                           0, 1).astype(np.float32)
+        return rgb, combined

@@ -27,7 +27,7 @@ from localswap.faces.detection import Detection
 from localswap.faces.faceset import Faceset, FaceEntry, yaw_bin
 from localswap.faces.landmarks import estimate_pose, face_hull, face_width
 from localswap.faces.tracking import Tracks
-from localswap.progress import Progress, no_progress
+from localswap.progress import Progress, no_progress, plural
 from localswap.settings import ExtractSettings
 
 SAVE_SECONDS = 20.0  # index saves this often, so a crash loses little
@@ -56,13 +56,13 @@ class ExtractSummary:
         rej = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(self.rejected.items())
                         if v) or "none"
         yaw = ", ".join(f"{k.replace('_', '-')} {v}" for k, v in self.yaw.items())
-        return (f"faceset {self.out}: kept {self.faces_kept} faces from {self.frames_read} frames "
-                f"({self.faces_total} in the faceset)\n"
+        return (f"faceset {self.out}: kept {plural(self.faces_kept, 'face')} from "
+                f"{plural(self.frames_read, 'frame')} ({self.faces_total} in the faceset)\n"
                 f"rejected: {rej}\n"
                 f"frames with several faces: {self.multi_face_frames} (kept the main person)\n"
                 f"poses: {yaw}\n"
                 f"time: {self.seconds:.1f} s, {self.fps:.1f} frames/s"
-                + (f"\nskipped {self.frames_skipped} frames extracted earlier"
+                + (f"\nskipped {plural(self.frames_skipped, 'frame')} extracted earlier"
                    if self.frames_skipped else ""))
 
 
@@ -241,7 +241,7 @@ class _Extractor:
                 if len(kept) > 1:
                     multi.append(kept)
             if done % 5 == 0 or done == total:
-                progress(done, total, f"{path.name}: {self.summary.faces_kept} faces")
+                progress(done, total, f"{path.name}: {plural(self.summary.faces_kept, 'face')}")
         self.one_person(multi, tracks)
         return done
 
@@ -322,7 +322,7 @@ def extract(inputs: list[str | Path], out: str | Path, settings: ExtractSettings
                     device=settings.device)
                 ex.image(p, image_backend)
                 done += 1
-                progress(done, total, f"{p.name}: {summary.faces_kept} faces")
+                progress(done, total, f"{p.name}: {plural(summary.faces_kept, 'face')}")
         ex.flush()
     except BaseException as exc:
         ex.writer.shutdown(wait=True)

@@ -9,6 +9,8 @@ fewer faces than it may, which costs about 40% more per frame.
 from __future__ import annotations
 
 import os
+import sys
+import threading
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging is noisy on stderr
 
@@ -23,6 +25,42 @@ _RECROP = 256  # side the small-face region is scaled to before FaceMesh looks a
 _LOOK_EVERY = 6  # frames between full-range looks for more faces while tracking one
 
 
+class _Silence:
+    """File descriptor 2 to /dev/null while any MediaPipe graph starts. A graph's C++ side
+    (absl, TFLite) writes lines such as "INFO: Created TensorFlow Lite XNNPACK delegate" and
+    "W0000 ... inference_feedback_manager.cc" straight to the descriptor, past Python and in
+    its own threads, between the graph's construction and its first result; they break the
+    command line's progress bar and ask nothing of a user, and neither GLOG_minloglevel nor
+    absl's Python logging reaches them. Nested: the first graph to start silences, the last
+    to finish starting restores."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.saved: int | None = None
+
+    def enter(self) -> None:
+        with self.lock:
+            if self.depth == 0:
+                sys.stderr.flush()
+                self.saved = os.dup(2)
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 2)
+                os.close(devnull)
+            self.depth += 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.depth -= 1
+            if self.depth == 0 and self.saved is not None:
+                os.dup2(self.saved, 2)
+                os.close(self.saved)
+                self.saved = None
+
+
+_SILENCE = _Silence()
+
+
 class MediaPipeBackend:
     name = "mediapipe"
 
@@ -33,6 +71,7 @@ class MediaPipeBackend:
         self._mesh = None
         self._small = None
         self._finder = None
+        self._starting: dict[int, object] = {}    # graphs made but not yet run once
         self.reset()
 
     def reset(self) -> None:
@@ -42,16 +81,35 @@ class MediaPipeBackend:
 
     def _make_mesh(self, faces: int) -> None:
         if self._mesh is not None:
-            self._mesh.close()
+            self._close(self._mesh)
         self._mesh_faces = faces
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
+        self._mesh = self._graph(lambda: mp.solutions.face_mesh.FaceMesh(
             static_image_mode=not self.video, max_num_faces=faces,
             refine_landmarks=False, min_detection_confidence=self.min_confidence,
-            min_tracking_confidence=0.5)
+            min_tracking_confidence=0.5))
+
+    def _graph(self, make):
+        """A new MediaPipe graph, with stderr silenced until its first result."""
+        _SILENCE.enter()
+        try:
+            graph = make()
+        except BaseException:
+            _SILENCE.leave()
+            raise
+        self._starting[id(graph)] = graph
+        return graph
+
+    def _close(self, graph) -> None:
+        starting = self._starting.pop(id(graph), None) is not None
+        try:
+            graph.close()           # a graph closed before its first run still starts up
+        finally:
+            if starting:
+                _SILENCE.leave()
 
     def _mesh_points(self, mesh, rgb: np.ndarray) -> list[np.ndarray]:
         h, w = rgb.shape[:2]
-        result = mesh.process(np.ascontiguousarray(rgb))
+        result = self._process(mesh, rgb)
         faces = []
         for lm in result.multi_face_landmarks or []:
             pts = np.array([(p.x * w, p.y * h) for p in lm.landmark], np.float32)
@@ -71,16 +129,26 @@ class MediaPipeBackend:
     def _find(self, rgb: np.ndarray) -> list:
         """Full-range BlazeFace detections (faces of any size, no landmarks)."""
         if self._finder is None:
-            self._finder = mp.solutions.face_detection.FaceDetection(
-                model_selection=1, min_detection_confidence=self.min_confidence)
-        return self._finder.process(np.ascontiguousarray(rgb)).detections or []
+            self._finder = self._graph(lambda: mp.solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=self.min_confidence))
+        return self._process(self._finder, rgb).detections or []
+
+    def _process(self, graph, rgb: np.ndarray):
+        """graph.process(rgb); after its first run, stderr is the graph's no longer."""
+        if id(graph) not in self._starting:
+            return graph.process(np.ascontiguousarray(rgb))
+        try:
+            return graph.process(np.ascontiguousarray(rgb))
+        finally:
+            del self._starting[id(graph)]
+            _SILENCE.leave()
 
     def _detect_small(self, rgb: np.ndarray) -> list[Detection]:
         """Full-range BlazeFace finds the face, FaceMesh then looks at an enlarged crop."""
         if self._small is None:
-            self._small = mp.solutions.face_mesh.FaceMesh(
+            self._small = self._graph(lambda: mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=True, max_num_faces=1, refine_landmarks=False,
-                min_detection_confidence=self.min_confidence)
+                min_detection_confidence=self.min_confidence))
         h, w = rgb.shape[:2]
         found = self._find(rgb)
         out = []
@@ -101,5 +169,5 @@ class MediaPipeBackend:
     def close(self) -> None:
         for m in (self._mesh, self._small, self._finder):
             if m is not None:
-                m.close()
+                self._close(m)
         self._mesh = self._small = self._finder = None

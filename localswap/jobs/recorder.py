@@ -9,16 +9,41 @@ progress call; training gets the `stop` event instead, so it can save a checkpoi
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from localswap.jobs.store import JobStore
 
-if TYPE_CHECKING:
-    from localswap.jobs.worker import StopRequest
 
 FLUSH_SECONDS = 1.0
 LOG_SECONDS = 15.0
 LOSS_KEYS = ("loss_a", "loss_b")
+
+
+class StopRequest:
+    """'Stop the running stage', with why (cancel, shutdown, convert_now); works across
+    processes and reads like a threading.Event to the stages."""
+
+    def __init__(self, mp):
+        self._event = mp.Event()
+        self._why = mp.Array("c", 16)
+
+    def set(self, reason: str) -> None:
+        self._why.value = reason.encode()
+        self._event.set()
+
+    def clear(self) -> None:
+        self._event.clear()
+        self._why.value = b""
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._event.wait(timeout)
+
+    @property
+    def reason(self) -> str:
+        return self._why.value.decode() or "cancel"
 
 
 class Stopped(Exception):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from localswap.jobs.store import Job, JobStore
+from localswap.progress import duration_text as eta_text  # noqa: F401  (the app's name for it)
 
 MAX_PLOT_POINTS = 400
 TIMELAPSE = 8
@@ -133,14 +134,3 @@ def plateau_note(points: list[dict]) -> str:
             "will change little; convert now, or add more varied source material.")
 
 
-def eta_text(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "—"
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"

@@ -1,8 +1,8 @@
 """The stages a job runs, each a thin call into the stage functions the CLI and tests use.
 
-A stage takes a Context (the job, the workspace, the progress recorder, the stop event and the
-device) and returns a dict merged into the job's `result`. Paths in job params and results are
-relative to the workspace root, so a workspace folder can be moved.
+A stage takes a StageContext (the job, the workspace, the progress recorder, the stop event
+and the device) and returns a dict merged into the job's `result`. Paths in job params and
+results are relative to the workspace root, so a workspace folder can be moved.
 """
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localswap import media
-from localswap.errors import DiskFullError, NoFacesError, UserError, is_disk_full
+from localswap.errors import DiskFullError, NoFacesError, UserError, error_summary, is_disk_full
 from localswap.jobs.recorder import Recorder, Stopped
 from localswap.jobs.store import Job
 from localswap.settings import ExtractSettings
-from localswap.workspace import Workspace, check_name, inside
+from localswap.workspace import Workspace, check_name, inside, slug
 
 TITLES = {
     "prepare": "Preparing the videos",
@@ -31,7 +31,7 @@ STOPPABLE = ("train",)    # stages that end themselves on the stop event (after 
 
 
 @dataclass
-class Context:
+class StageContext:
     job: Job
     workspace: Workspace
     progress: Recorder
@@ -60,16 +60,16 @@ def quick_plan(job: Job) -> list[str]:
 PLANS = {"swap": swap_plan, "quick_swap": quick_plan}
 
 
-def model_dir(ctx: Context) -> Path:
+def model_dir(ctx: StageContext) -> Path:
     return ctx.workspace.path("models", check_name(ctx.job.params["model"]))
 
 
-def target_path(ctx: Context) -> Path:
+def target_path(ctx: StageContext) -> Path:
     return ctx.path(ctx.job.result.get("target") or ctx.job.params["target"])
 
 
 # -- stages --------------------------------------------------------------------------------
-def prepare(ctx: Context) -> dict:
+def prepare(ctx: StageContext) -> dict:
     """Downscale videos wider than params['downscale'] px (H.264, audio copied)."""
     width = int(ctx.job.params["downscale"])
     out: dict = {}
@@ -126,19 +126,19 @@ def _downscale(src: Path, dst: Path, width: int, progress: Recorder, n: int, tot
         tmp.unlink(missing_ok=True)
 
 
-def _settings(ctx: Context, cls, key: str):
+def _settings(ctx: StageContext, cls, key: str):
     values = dict(ctx.job.params.get(key, {}))
     if ctx.device != "auto" and any(f == "device" for f in cls.__dataclass_fields__):
         values.setdefault("device", ctx.device)
     return cls(**values).validate()
 
 
-def swap_job(ctx: Context):
+def swap_job(ctx: StageContext):
     """The pipeline's SwapJob for this job: the same paths and settings the CLI's `swap`
     decides (facesets named after the model, the face type of a model being continued).
     Running stages through pipeline.run_stage also keeps speeds.json, the basis of the
     estimates, up to date."""
-    from localswap.swap.pipeline import plan_swap
+    from localswap.swap.plan import plan_swap
     from localswap.settings import ConvertSettings, TrainSettings
     rels = ctx.job.result.get("sources") or ctx.job.params["sources"]
     return plan_swap([ctx.path(r) for r in rels], target_path(ctx), output_path(ctx, 0),
@@ -148,11 +148,22 @@ def swap_job(ctx: Context):
                      extract=_settings(ctx, ExtractSettings, "extract"))
 
 
-def output_path(ctx: Context, iteration: int) -> Path:
-    return ctx.workspace.root / "outputs" / f"swap-{ctx.job.id}-{iteration}.mp4"
+def output_path(ctx: StageContext, iteration: int | None = None) -> Path:
+    """outputs/<target>-swapped.mp4, named after the video the user gave; a swap job's
+    render adds the model's iteration (<target>-swapped-4200.mp4). Where another render
+    has that name already, -2, -3 ... come before the iteration."""
+    name = ctx.job.params.get("target_name") or target_path(ctx).name
+    stem = f"{slug(Path(name).stem, 48)}-swapped"
+    tail = f"-{iteration}.mp4" if iteration is not None else ".mp4"
+    mine = ctx.job.result.get("output")
+    for n in range(1, 10_000):
+        path = ctx.workspace.root / "outputs" / (stem + (f"-{n}" if n > 1 else "") + tail)
+        if not path.exists() or (mine and path == ctx.path(mine)):
+            return path
+    raise UserError(f"too many renders of {name} in outputs/: move some elsewhere")
 
 
-def _extract(ctx: Context, stage: str, side: str, who: str) -> dict:
+def _extract(ctx: StageContext, stage: str, side: str, who: str) -> dict:
     from localswap.swap.pipeline import run_stage
     job = swap_job(ctx)
     try:
@@ -166,23 +177,23 @@ def _extract(ctx: Context, stage: str, side: str, who: str) -> dict:
     return {f"faceset_{side}": ctx.rel(folder)}
 
 
-def extract_target(ctx: Context) -> dict:
+def extract_target(ctx: StageContext) -> dict:
     return _extract(ctx, "extract_target", "target", "Target video")
 
 
-def extract_source(ctx: Context) -> dict:
+def extract_source(ctx: StageContext) -> dict:
     return _extract(ctx, "extract_source", "source", "Source")
 
 
 def _iteration(model: Path) -> int:
-    from localswap.convert.swapper import read_manifest
+    from localswap.models.manifest import read_manifest
     try:
         return int(read_manifest(model).get("iteration", 0) or 0)
     except UserError:
         return 0
 
 
-def train(ctx: Context) -> dict:
+def train(ctx: StageContext) -> dict:
     """Train (or continue) the model on faceset A (target) and B (source). The trainer
     resumes from the model dir's checkpoint, so a resumed job continues where it stopped; the
     stop event ends it after a checkpoint (cancel, convert now, shutdown)."""
@@ -193,7 +204,7 @@ def train(ctx: Context) -> dict:
     return {"model": ctx.rel(job.model_dir)}
 
 
-def _rendered(ctx: Context, result, out: Path) -> dict:
+def _rendered(ctx: StageContext, result, out: Path) -> dict:
     ctx.progress.log(f"Rendered {result.frames} frames, {result.faces} faces swapped, "
                      f"{result.fps:.1f} frames/s.")
     for note in getattr(result, "notes", []):      # e.g. "person 2 is not in frames 300–420"
@@ -201,9 +212,9 @@ def _rendered(ctx: Context, result, out: Path) -> dict:
     return {"output": ctx.rel(out)}
 
 
-def convert(ctx: Context) -> dict:
+def convert(ctx: StageContext) -> dict:
     """Render the target with the model; the file name carries the model's iteration."""
-    from localswap.convert.convert import Cancelled
+    from localswap.convert.render import Cancelled
     from localswap.swap.pipeline import run_stage
     job = swap_job(ctx)
     job.out = output_path(ctx, _iteration(job.model_dir))
@@ -224,7 +235,7 @@ def convert(ctx: Context) -> dict:
 JUDGE_FRAMES, JUDGE_SOURCE_FACES = 40, 20   # 7-9 s on 2 CPU cores (one face descriptor: 75 ms)
 
 
-def _judge(ctx: Context, job) -> dict:
+def _judge(ctx: StageContext, job) -> dict:
     """localswap.evaluate's report on the render, for the job view. It never fails the job:
     a judge that cannot judge (dlib missing, a render of part of the video) is a log line."""
     from localswap.evaluate import evaluate
@@ -236,8 +247,7 @@ def _judge(ctx: Context, job) -> dict:
         report = evaluate(job.sources, job.target, job.out, max_frames=JUDGE_FRAMES,
                           source_faces=JUDGE_SOURCE_FACES, progress=stop_check)
     except Exception as exc:  # noqa: BLE001  (the render is done; the judge is extra)
-        why = str(exc).strip()[:200] or type(exc).__name__
-        ctx.progress.log(f"Quality check skipped: {why}")
+        ctx.progress.log(f"Quality check skipped: {error_summary(exc)}")
         return {"evaluation": None}              # not an older render's report
     ctx.progress.log(f"Quality: {report.sentence()}")
     data = report.to_dict()
@@ -246,12 +256,12 @@ def _judge(ctx: Context, job) -> dict:
     return {"evaluation": data}
 
 
-def quick_convert(ctx: Context) -> dict:
+def quick_convert(ctx: StageContext) -> dict:
     """A quick swap: render the target with a library model, no training."""
-    from localswap.convert.convert import Cancelled, convert as run_convert
+    from localswap.convert.render import Cancelled, convert as run_convert
     from localswap.settings import ConvertSettings
     model = model_dir(ctx)
-    out = output_path(ctx, _iteration(model))
+    out = output_path(ctx)
     media.VideoWriter.remove_leftovers(out)         # of a run killed half way
     if ctx.job.params.get("map"):                   # each chosen person their own model
         model = {int(n): ctx.workspace.path("models", m)
@@ -264,9 +274,10 @@ def quick_convert(ctx: Context) -> dict:
     return _rendered(ctx, result, out)
 
 
-STAGES = {"prepare": prepare, "extract_target": extract_target,
-          "extract_source": extract_source, "train": train, "convert": convert,
-          "quick_convert": quick_convert}
+# A job's stages by name (the names its plan lists), each the function that runs it.
+STAGE_FUNCTIONS = {"prepare": prepare, "extract_target": extract_target,
+                   "extract_source": extract_source, "train": train, "convert": convert,
+                   "quick_convert": quick_convert}
 
 
 # -- failures in words ---------------------------------------------------------------------
@@ -277,8 +288,7 @@ def describe(exc: Exception, stage: str) -> str:
         return f"{TITLES[stage]} ran out of GPU memory."
     if is_disk_full(exc):
         return f"Disk full: {TITLES[stage].lower()} could not write its files."
-    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else name
-    return f"{TITLES[stage]} stopped with an unexpected error ({name}: {first})."
+    return f"{TITLES[stage]} stopped with an unexpected error ({error_summary(exc)})."
 
 
 def resumable(exc: Exception) -> bool:

@@ -2,7 +2,6 @@
 call these, so the checks (consent, limits, settings ranges) are the same everywhere."""
 from __future__ import annotations
 
-import re
 from dataclasses import fields
 from pathlib import Path
 
@@ -28,19 +27,6 @@ def checked(cls, values: dict | None, section: str) -> dict:
                         "takes it; in the app pick the person from the list after upload")
     cls(**values).validate()
     return values
-
-
-def model_name(workspace, target: str, source: str) -> str:
-    """A readable, unused model name from the file names, e.g. 'astronaut to hopper'."""
-    def stem(name: str) -> str:
-        s = re.sub(r"[^A-Za-z0-9]+", " ", Path(name).stem).strip()[:20].strip()
-        return s or "face"
-    base = f"{stem(target)} to {stem(source)}"[:56]
-    existing = set(workspace.names("models"))
-    name, n = base, 2
-    while name in existing:
-        name, n = f"{base} {n}", n + 1
-    return check_name(name)
 
 
 def submit_swap(runner: Runner, target: tuple[str, str], sources: list[tuple[str, str]],
@@ -74,7 +60,7 @@ def submit_swap(runner: Runner, target: tuple[str, str], sources: list[tuple[str
     if options.get("model"):
         model = check_name(options["model"])
     else:
-        model = model_name(ws, tgt.name, srcs[0].name)
+        model = ws.new_model_name(srcs[0].name, tgt.name)
     downscale = int(options.get("downscale") or limits.downscale or 0)
     params = {"target": tgt.rel, "target_name": tgt.name,
               "sources": [s.rel for s in srcs], "source_names": [s.name for s in srcs],

@@ -25,40 +25,14 @@ import traceback
 from localswap import gpu
 from localswap.errors import UserError
 from localswap.jobs import stages
-from localswap.jobs.recorder import Recorder, Stopped
+from localswap.jobs.recorder import Recorder, Stopped, StopRequest
 from localswap.jobs.store import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, Job, \
     JobStore
+from localswap.progress import duration_text
 from localswap.workspace import Workspace
 
 log = logging.getLogger("localswap.jobs")
 KEEP_INFO = ("iteration", "iterations", "loss_a", "loss_b", "faces_target", "faces_source")
-
-
-class StopRequest:
-    """'Stop the running stage', with why (cancel, shutdown, convert_now); works across
-    processes and reads like a threading.Event to the stages."""
-
-    def __init__(self, mp):
-        self._event = mp.Event()
-        self._why = mp.Array("c", 16)
-
-    def set(self, reason: str) -> None:
-        self._why.value = reason.encode()
-        self._event.set()
-
-    def clear(self) -> None:
-        self._event.clear()
-        self._why.value = b""
-
-    def is_set(self) -> bool:
-        return self._event.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self._event.wait(timeout)
-
-    @property
-    def reason(self) -> str:
-        return self._why.value.decode() or "cancel"
 
 
 class Signals:
@@ -142,9 +116,9 @@ class Worker:
                               message=stages.TITLES[stage] + "…", info=rec.info)
             rec.log(f"{stages.TITLES[stage]} started.")
             t0 = time.perf_counter()
-            ctx = stages.Context(job, self.workspace, rec, stop, self.device)
+            ctx = stages.StageContext(job, self.workspace, rec, stop, self.device)
             try:
-                result = stages.STAGES[stage](ctx) or {}
+                result = stages.STAGE_FUNCTIONS[stage](ctx) or {}
             except Stopped as stopped:
                 return self._stopped(job, stopped.reason, rec)
             except UserError as exc:
@@ -174,7 +148,7 @@ class Worker:
             # A stage that returned normally did its work, whatever was asked meanwhile.
             timings[stage] = round(time.perf_counter() - t0, 2)
             self.store.update(job.id, timings=timings)
-            rec.log(f"{stages.TITLES[stage]} finished in {duration(timings[stage])}.")
+            rec.log(f"{stages.TITLES[stage]} finished in {duration_text(timings[stage])}.")
             if reason in ("cancel", "shutdown") and stage != plan[-1]:
                 return self._stopped(self.store.get(job.id), reason, rec)
         self._finish(self.store.get(job.id), DONE, "Finished.", progress=1.0)
@@ -201,11 +175,3 @@ class Worker:
     def _finish(self, job: Job, status: str, message: str, **values) -> None:
         self.store.update(job.id, status=status, message=message, control="",
                           finished=time.time(), **values)
-
-
-def duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.1f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from localswap.progress import duration_text
+
 THUMB_FILE = "source.png"
 EVAL_FILE = "evaluation.json"
 CARD_FILE = "card.json"
@@ -26,7 +28,7 @@ THUMB_PX = 96
 
 def record_evaluation(model_dir: str | Path, evaluation: dict | None, target: str) -> None:
     """Keep the report of the model's latest render beside it (None: nothing judged)."""
-    from localswap.convert.swapper import read_manifest
+    from localswap.models.manifest import read_manifest
     from localswap.workspace import AtomicFile
     model_dir = Path(model_dir)
     if not evaluation or not (model_dir / "manifest.json").is_file():
@@ -79,11 +81,10 @@ def source_thumbnail(model_dir: str | Path) -> Path | None:
 
 def model_card(model_dir: str | Path, thumbnail: bool = True) -> dict:
     """The card as JSON-ready data; `thumbnail` adds the source face as base64 PNG."""
-    from localswap.convert.swapper import read_manifest
-    from localswap.models.library import _names
+    from localswap.models.manifest import Manifest
     model_dir = Path(model_dir)
-    m = read_manifest(model_dir)
-    source, target = _names(m)
+    typed = Manifest.read(model_dir)
+    m, source, target = typed.data, typed.source, typed.target
     evaluation = None
     if (model_dir / EVAL_FILE).is_file():
         try:
@@ -109,12 +110,6 @@ def model_card(model_dir: str | Path, thumbnail: bool = True) -> dict:
     return card
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
-
-
 def card_markdown(card: dict) -> str:
     """The card as Markdown for the Models panel."""
     lines = []
@@ -125,7 +120,7 @@ def card_markdown(card: dict) -> str:
                  f"{', '.join(card['targets']) or '?'}"
                  + (" (any target)" if card["any_target"] else ""))
     lines.append(f"{kind}, {card['resolution']} px, {card['face_type'].replace('_', ' ')}; "
-                 f"{card['iterations']} iterations, trained {_duration(card['training_s'])}"
+                 f"{card['iterations']} iterations, trained {duration_text(card['training_s'])}"
                  + (f"; started from {card['init_from']['name']}" if card.get("init_from")
                     else ""))
     ev = card.get("evaluation")

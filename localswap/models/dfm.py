@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from localswap.errors import UserError
+from localswap.errors import UserError, error_summary
+from localswap.models.manifest import DFM_FILE, MANIFEST_FILE, model_info
+from localswap.models.manifest import is_dfm_dir  # noqa: F401  (the app asks it here)
 
-DFM_FILE = "model.dfm"
 IN_FACE, IN_MORPH = "in_face:0", "morph_value:0"
 OUTPUTS = ("out_face_mask:0", "out_celeb_face:0", "out_celeb_face_mask:0")
 FACE_TYPE = "dfl_whole_face"
@@ -61,7 +62,7 @@ def check_dfm(file: str | Path) -> DfmInfo:
         onnx.checker.check_model(model)
     except Exception as exc:    # protobuf DecodeError, ValidationError, ...: all mean "broken"
         raise UserError(f"{label} is not a readable ONNX model (damaged, truncated or another "
-                        f"kind of file): {str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}") from exc
+                        f"kind of file): {error_summary(exc, 160)}") from exc
     inits = {i.name for i in model.graph.initializer}
     inputs = {i.name: i for i in model.graph.input if i.name not in inits}
     outputs = [o.name for o in model.graph.output]
@@ -143,8 +144,6 @@ def run(session, faces_bgr: np.ndarray, morph: bool, morph_value: float = MORPH_
 def import_dfm(ws, file: str | Path, name: str | None = None):
     """Check `file` and add it to the library as `name` (default: the file's stem). Nothing is
     written unless the check passes. Returns the library's ModelInfo."""
-    from localswap.convert.swapper import MANIFEST_FILE
-    from localswap.models.library import model_info
     from localswap.workspace import check_name, file_sha256
     file = Path(file)
     info = check_dfm(file)
@@ -171,38 +170,3 @@ def import_dfm(ws, file: str | Path, name: str | None = None):
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return model_info(dest)
-
-
-def is_dfm_dir(model_dir: Path) -> bool:
-    return (Path(model_dir) / DFM_FILE).is_file()
-
-
-def dfm_swapper(model_dir: str | Path, device: str = "auto"):
-    """A Swapper (the interface conversion uses) that runs a library `.dfm` through
-    onnxruntime: RGB uint8 crops in, RGB uint8 swapped faces and the combined mask out."""
-    from localswap.convert.swapper import Swapper, read_manifest
-
-    class DfmSwapper(Swapper):
-        def __init__(self):      # no torch model: the Swapper interface only
-            import torch
-            self.manifest = read_manifest(model_dir)
-            self.session = open_session(Path(model_dir) / DFM_FILE, device)
-            cuda = self.session.get_providers()[0].startswith("CUDA")
-            self.device = torch.device("cuda" if cuda else "cpu")
-            self.model, self.dtype = None, None
-            self.resolution = int(self.manifest["resolution"])
-            self.face_type = self.manifest.get("face_type", FACE_TYPE)
-            self.name = Path(model_dir).resolve().name
-            self.arch = "dfm"
-            self.morph = bool(self.manifest.get("morph_input"))
-            self.morph_value = float(self.manifest.get("morph_value", MORPH_DEFAULT))
-
-        def __call__(self, crops: np.ndarray):
-            bgr = np.ascontiguousarray(crops[..., ::-1], np.float32) / 255.0
-            face, mask, celeb = run(self.session, bgr, self.morph, self.morph_value)
-            rgb = (np.clip(face[..., ::-1], 0, 1) * 255 + 0.5).astype(np.uint8)
-            combined = np.clip(mask.reshape(mask.shape[:3]) * celeb.reshape(celeb.shape[:3]),
-                               0, 1).astype(np.float32)
-            return rgb, combined
-
-    return DfmSwapper()

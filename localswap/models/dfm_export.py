@@ -88,8 +88,9 @@ def export_dfm(model_dir: str | Path, file: str | Path) -> tuple[Path, list[str]
     Returns (file, notes). An imported `.dfm` is written back byte for byte."""
     import shutil
 
-    from localswap.convert.swapper import load_model, read_manifest
-    from localswap.models.dfm import DFM_FILE, is_dfm_dir
+    from localswap.convert.swapper import load_model
+    from localswap.models.manifest import read_manifest
+    from localswap.models.manifest import DFM_FILE, is_dfm_dir
     from localswap.workspace import AtomicFile
     model_dir, file = Path(model_dir), Path(file)
     notes: list[str] = []

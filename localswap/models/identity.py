@@ -47,7 +47,7 @@ def model_signature(model_dir: str | Path) -> np.ndarray | None:
     """The model's source signature: cached, else from its source faceset (None when the
     faceset is gone, the model is a .dfm, or dlib is missing)."""
     from localswap import media
-    from localswap.convert.swapper import read_manifest
+    from localswap.models.manifest import read_manifest
     model_dir = Path(model_dir)
     cached = model_dir / IDENTITY_FILE
     if cached.is_file():
@@ -84,7 +84,7 @@ def model_signature(model_dir: str | Path) -> np.ndarray | None:
 def propose(ws, sources: list[str | Path]) -> tuple[str, float] | None:
     """(library model, distance) whose source is the person in `sources`, the nearest one
     within SAME; None if none is (or nothing can be judged)."""
-    from localswap.models.dfm import is_dfm_dir
+    from localswap.models.manifest import is_dfm_dir
     names = [n for n in ws.names("models") if not is_dfm_dir(ws.root / "models" / n)]
     sigs = {n: s for n in names if (s := model_signature(ws.root / "models" / n)) is not None}
     if not sigs:

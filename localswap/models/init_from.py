@@ -29,7 +29,8 @@ class InitFrom:
                 "target": self.manifest.get("target", "")}
 
     def load_into(self, model: torch.nn.Module) -> None:
-        from localswap.convert.swapper import MODEL_FILE, weights_folder
+        from localswap.convert.swapper import weights_folder
+        from localswap.models.manifest import MODEL_FILE
         from localswap.train.checkpoint import model_tensors
         folder = weights_folder(self.path)
         from safetensors import SafetensorError
@@ -67,7 +68,7 @@ def find(value: str | Path, model_dir: Path) -> Path:
 
 def resolve(settings, model_dir: Path, face_type: str) -> InitFrom:
     """The model to start from, checked against the settings and the facesets."""
-    from localswap.convert.swapper import read_manifest
+    from localswap.models.manifest import read_manifest
     from localswap.train.checkpoint import stored_width
     from localswap.train.spec import IMMUTABLE, asked_otherwise
     path = find(settings.init_from, model_dir)

@@ -15,85 +15,23 @@ import json
 import os
 import shutil
 import tempfile
-import time
 import zipfile
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from localswap.convert.swapper import MANIFEST_FILE, MODEL_FILE, build_from_state, read_manifest
+from localswap.convert.swapper import build_from_state
+from localswap.models.manifest import (MANIFEST_FILE, MODEL_FILE, OPTIMIZER_FILE, ModelInfo,
+                                       model_info, read_manifest)
 from localswap.errors import UserError
 from localswap.workspace import AtomicFile, Workspace, check_name, file_sha256
 
 FORMAT = "localswap-model"
 VERSION = 1
 EXPORT_FILE = "export.json"
-OPTIMIZER_FILE = "optimizer.safetensors"
 # The model card's files (localswap.models.card) travel with the model when present.
 CARD_MEMBERS = ("evaluation.json", "source.png")
 MEMBERS = (MANIFEST_FILE, MODEL_FILE, OPTIMIZER_FILE, *CARD_MEMBERS)
 CARD_FILE = "card.json"     # the card as written at export, for people and other tools
 MAX_BYTES = 16 << 30        # refuse archives that unpack to more than this (zip bombs)
-
-
-@dataclass
-class ModelInfo:
-    name: str
-    arch: str
-    resolution: int
-    face_type: str
-    iterations: int
-    source: str
-    target: str
-    last_loss: float | None
-    size_mb: float
-    date: str
-    path: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def _last_loss(manifest: dict) -> float | None:
-    """The newest loss in the history, whatever shape an entry has (a number, a list ending
-    in losses, or a dict with a 'loss' or per-side losses)."""
-    history = manifest.get("loss_history") or manifest.get("losses") or []
-    if not isinstance(history, list) or not history:
-        return manifest.get("loss") if isinstance(manifest.get("loss"), (int, float)) else None
-    last = history[-1]
-    if isinstance(last, dict):
-        if isinstance(last.get("loss"), (int, float)):
-            return float(last["loss"])
-        sides = [v for k, v in last.items() if k.startswith("loss") and
-                 isinstance(v, (int, float))]
-        return float(sum(sides) / len(sides)) if sides else None
-    if isinstance(last, (list, tuple)) and last:
-        nums = [v for v in last[1:] if isinstance(v, (int, float))] or \
-            [v for v in last if isinstance(v, (int, float))]
-        return float(sum(nums) / len(nums)) if nums else None
-    return float(last) if isinstance(last, (int, float)) else None
-
-
-def _names(manifest: dict) -> tuple[str, str]:
-    """(source B, target A) names as the manifest records them."""
-    fs = manifest.get("facesets") if isinstance(manifest.get("facesets"), dict) else {}
-    source = manifest.get("source") or fs.get("b") or fs.get("source") or ""
-    target = manifest.get("target") or fs.get("a") or fs.get("target") or ""
-    return str(Path(str(source)).name), str(Path(str(target)).name)
-
-
-def model_info(path: Path) -> ModelInfo:
-    manifest = read_manifest(path)
-    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    source, target = _names(manifest)
-    weights = path / MODEL_FILE
-    stamp = (weights if weights.is_file() else path / MANIFEST_FILE).stat().st_mtime
-    return ModelInfo(
-        name=path.name, arch=manifest["arch"], resolution=int(manifest["resolution"]),
-        face_type=manifest.get("face_type", "whole_face"),
-        iterations=int(manifest.get("iteration", manifest.get("iterations", 0)) or 0),
-        source=source, target=target, last_loss=_last_loss(manifest),
-        size_mb=round(size / 1e6, 2),
-        date=time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp)), path=str(path))
 
 
 def list_models(ws: Workspace) -> list[ModelInfo]:

@@ -1,22 +1,28 @@
-"""Time estimates per stage, from this machine's measured speed.
+"""How long a swap will take here: the one estimator, for the CLI's `swap` and the app.
 
-The pipeline's estimate (localswap.swap.pipeline.estimate: speeds stored in speeds.json by earlier
-runs, else measured on the spot with a few frames and iterations) is used while the runner is
-idle. While a job runs, measuring would compete with it for the device, so the estimate then
-comes from the timings of the jobs this workspace already ran, or from first guesses.
+`estimate(job, ws)` times each stage from this machine's speeds (localswap.swap.speeds: stored
+in speeds.json by earlier runs, else measured on the spot with a few frames and iterations).
+The app asks through `estimate_swap`: while the runner is idle it uses `estimate`; while a job
+runs, measuring would compete with it for the device, so the estimate then comes from the
+timings of the jobs this workspace already ran (`from_past_jobs`), or from first guesses.
 
-This module runs in the web server, which never initialises CUDA: a CUDA context and the
+The app's side runs in the web server, which never initialises CUDA: a CUDA context and the
 allocator's cache would stay in the server for good, and the worker's planner would see that
-memory as used. Stored speeds are read here; measuring runs in a short-lived process of its
+memory as used. Stored speeds are read there; measuring runs in a short-lived process of its
 own (`measure_elsewhere`) whose GPU memory goes back to the driver when it exits.
 """
 from __future__ import annotations
 
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from localswap import media
 from localswap.jobs.store import JobStore
+from localswap.progress import duration_text
+from localswap.swap import speeds
+from localswap.swap.plan import SwapJob, iterations_left
+from localswap.workspace import Workspace
 
 # First guesses before anything was measured here (frames/s, it/s), by device kind.
 GUESS = {"cpu": {"extract": 15.0, "train": 2.0, "convert": 4.0},
@@ -27,12 +33,39 @@ GUESS = {"cpu": {"extract": 15.0, "train": 2.0, "convert": 4.0},
 class Estimate:
     stages: list[tuple[str, float]]     # (stage, seconds)
     measured: bool                      # False: first guesses, nothing measured here yet
-    basis: str = ""
+    basis: str = ""                     # how the speeds were obtained
     note: str = ""                      # Basic mode: how long a good swap takes here
+    bases: dict = field(default_factory=dict)   # per stage, where they differ
 
     @property
     def total(self) -> float:
         return sum(s for _, s in self.stages)
+
+    def seconds(self, stage: str) -> float:
+        return dict(self.stages)[stage]
+
+    def lines(self) -> list[str]:
+        """One line per stage and the total, for the command line."""
+        return [f"{stage:<15} ~{duration_text(sec):>12}  ({self.bases.get(stage, self.basis)})"
+                for stage, sec in self.stages] + \
+            [f"{'total':<15} ~{duration_text(self.total):>12}"]
+
+
+def estimate(job: SwapJob, ws: Workspace) -> Estimate:
+    """Seconds per stage from this machine's speeds (stored, else measured now)."""
+    found = speeds.for_job(job, ws)
+    conv_frames = job.target_frames * max(1, job.extract.every)
+    if job.convert.start is not None or job.convert.end is not None:
+        info = media.probe(job.target)
+        span = (job.convert.end or info.duration) - (job.convert.start or 0)
+        conv_frames = max(1, int(span * info.fps))
+    stages = [("extract_target", job.target_frames / found.extract_fps),
+              ("extract_source", job.source_frames / found.extract_fps),
+              ("train", iterations_left(job) / found.train_its),
+              ("convert", conv_frames / found.convert_fps)]
+    bases = {"extract_target": found.extract_basis, "extract_source": found.extract_basis,
+             "train": found.train_basis, "convert": found.convert_basis}
+    return Estimate(stages, measured=True, basis=found.extract_basis, bases=bases)
 
 
 def device_kind() -> str:
@@ -57,8 +90,9 @@ def measured_speeds(store: JobStore, limit: int = 20) -> dict[str, float]:
     return {k: sorted(v)[len(v) // 2] for k, v in found.items() if v}
 
 
-def estimate(store: JobStore, target_frames: int, source_frames: int, iterations: int,
-             every: int = 1, quick: bool = False, device: str | None = None) -> Estimate:
+def from_past_jobs(store: JobStore, target_frames: int, source_frames: int, iterations: int,
+                   every: int = 1, quick: bool = False, device: str | None = None) -> Estimate:
+    """Seconds per stage from the speeds of the jobs run here before, else first guesses."""
     speeds = measured_speeds(store)
     guess = GUESS[device or device_kind()]
     rate = {k: speeds.get(k, guess[k]) for k in guess}
@@ -88,33 +122,28 @@ def estimate_swap(runner, target: str, sources: list[str], options: dict) -> Est
     est = None
     if runner.idle():
         try:
-            found = _pipeline_estimate(str(runner.workspace.root), target, sources, options,
-                                       measure=False)
-            if found is None:        # a speed is missing: measure it, away from the server
-                found = measure_elsewhere(str(runner.workspace.root), target, sources, options)
-            est = Estimate([(stage, sec) for stage, sec, _ in found], measured=True,
-                           basis=found[0][2] if found else "")
+            est = _job_estimate(str(runner.workspace.root), target, sources, options,
+                                measure=False)
+            if est is None:        # a speed is missing: measure it, away from the server
+                est = measure_elsewhere(str(runner.workspace.root), target, sources, options)
         except ImportError:
             pass            # the pipeline's pieces are missing from this build
     if est is None:
-        from localswap import media
         frames = media.probe(target).frames
         src = sum(media.probe(s).frames if media.is_video(s) else 1 for s in sources)
-        est = estimate(runner.store, frames, src, train.iterations, extract.every)
+        est = from_past_jobs(runner.store, frames, src, train.iterations, extract.every)
     if basic:
         seconds = sum(sec for stage, sec in est.stages if stage == "train")
         est.note = "Basic: " + budget.describe(train.iterations, seconds, kind)
     return est
 
 
-def _pipeline_estimate(root: str, target: str, sources: list[str], options: dict,
-                       measure: bool) -> list[tuple[str, float, str]] | None:
-    """The pipeline's estimate as (stage, seconds, basis); with measure=False, None when a
-    speed it needs is not stored yet (measuring must not happen in this process)."""
-    from localswap.swap import speeds
-    from localswap.swap.pipeline import estimate as pipeline_estimate, plan_swap
+def _job_estimate(root: str, target: str, sources: list[str], options: dict,
+                  measure: bool) -> Estimate | None:
+    """`estimate` for the swap the options describe; with measure=False, None when a speed
+    it needs is not stored yet (measuring must not happen in this process)."""
     from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
-    from localswap.workspace import Workspace
+    from localswap.swap.plan import plan_swap
     ws = Workspace(root)
     model = str(ws.path("models", options["model"])) if options.get("model") else None
     job = plan_swap(sources, target, ws.root / "outputs" / "estimate.mp4", ws, model,
@@ -125,13 +154,11 @@ def _pipeline_estimate(root: str, target: str, sources: list[str], options: dict
         stored, keys = speeds.load(ws), speeds.keys(job)
         if not all((stored.get(kind) or {}).get(key) for kind, key in keys.items()):
             return None
-    return [(e.stage, e.seconds, e.basis) for e in pipeline_estimate(job, ws)]
+    return estimate(job, ws)
 
 
-def measure_elsewhere(root: str, target: str, sources: list[str],
-                      options: dict) -> list[tuple[str, float, str]]:
+def measure_elsewhere(root: str, target: str, sources: list[str], options: dict) -> Estimate:
     """Measure this machine's speeds in a fresh process that exits when done (it stores them
     in speeds.json for the next estimate), and return the estimate it made."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_pipeline_estimate, root, target, list(sources), options,
-                           True).result()
+        return pool.submit(_job_estimate, root, target, list(sources), options, True).result()

@@ -13,13 +13,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from localswap import media
+from localswap.swap.plan import SwapJob
 from localswap.workspace import Workspace, atomic_write_json
-
-if TYPE_CHECKING:
-    from localswap.swap.pipeline import SwapJob
 
 FILE = "speeds.json"
 
@@ -40,7 +37,7 @@ def _device(name: str) -> str:
     return "cuda" if name in ("auto", "cuda") and nvidia_present() else "cpu"
 
 
-def keys(job: "SwapJob") -> dict[str, str]:
+def keys(job: SwapJob) -> dict[str, str]:
     info = media.probe(job.target)
     size = f"{info.width}x{info.height}"
     t = job.train
@@ -59,7 +56,7 @@ def load(ws: Workspace) -> dict:
         return {}
 
 
-def record(ws: Workspace, kind: str, value: float, job: "SwapJob",
+def record(ws: Workspace, kind: str, value: float, job: SwapJob,
            quick: bool = False) -> None:
     """Remember a measured speed (frames/s or it/s) for `kind` under the job's key. A real
     stage's speed replaces a quick on-the-spot measurement and is averaged (half each) with
@@ -77,7 +74,7 @@ def record(ws: Workspace, kind: str, value: float, job: "SwapJob",
     atomic_write_json(ws.root / FILE, data)
 
 
-def for_job(job: "SwapJob", ws: Workspace) -> Speeds:
+def for_job(job: SwapJob, ws: Workspace) -> Speeds:
     """Stored speeds where this machine has them for this kind of job, measured otherwise."""
     stored, k = load(ws), keys(job)
     got = {kind: (stored.get(kind, {}).get(k[kind]) or {}).get("value") for kind in k}
@@ -106,9 +103,9 @@ def _rate(small: tuple[int, float], large: tuple[int, float]) -> float:
     return n2 / max(t2, 1e-6)
 
 
-def measure(job: "SwapJob") -> dict:
+def measure(job: SwapJob) -> dict:
     """Quick measurements on the job's own target video, in a temp folder."""
-    from localswap.convert.convert import convert
+    from localswap.convert.render import convert
     from localswap.faces.extract import extract
     from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
     from localswap.train.trainer import train

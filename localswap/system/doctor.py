@@ -34,8 +34,11 @@ from pathlib import Path
 from typing import Callable
 
 from localswap import gpu
-from localswap.train import planner
+from localswap.errors import error_summary
+from localswap.progress import plural
 from localswap.system import cuda_support
+from localswap.train import planner
+
 OK, WARN, FAILED, SKIPPED = "ok", "warn", "failed", "skipped"
 NO_GPU = "no GPU: skipped"
 TOLERANCE = 0.15            # the planner's estimate against the measured peak
@@ -172,7 +175,7 @@ def check_probe(probe: gpu.Probe) -> Check:
 
 def check_plan(probe: gpu.Probe, cuda: bool) -> Check:
     info = gpu.torch_device_info(0) if cuda else probe
-    p = planner.plan(info, cpu_precision="bf16" if gpu.cpu_has_native_bf16() else "fp32")
+    p = planner.plan(info)
     return Check("plan", OK, "for 4000 faces of 512 px: " + p.describe(), p.to_dict())
 
 
@@ -291,7 +294,7 @@ def check_two_jobs(ctx: Ctx) -> Check:
 
 
 def check_convert(ctx: Ctx) -> Check:
-    from localswap.convert.convert import convert
+    from localswap.convert.render import convert
     from localswap.convert.swapper import Swapper
     from localswap.settings import ConvertSettings
     if not ctx.models:
@@ -302,7 +305,7 @@ def check_convert(ctx: Ctx) -> Check:
     dtype = str(swapper.dtype).replace("torch.", "") if swapper.dtype else "fp32"
     fig = {"frames": r.frames, "faces": r.faces, "fps": round(r.fps, 1), "dtype": dtype}
     status = OK if r.frames and r.faces else FAILED
-    return Check("convert", status, f"{r.frames} frames, {r.faces} faces, {fig['fps']} frames/s"
+    return Check("convert", status, f"{plural(r.frames, 'frame')}, {plural(r.faces, 'face')}, {fig['fps']} frames/s"
                  f" in {dtype}", fig)
 
 
@@ -347,8 +350,7 @@ def _timed(fn: Callable[[], Check], name: str) -> Check:
     try:
         c = fn()
     except Exception as exc:    # a check that crashes is a finding, not the end of the report
-        first = (str(exc).strip().splitlines() or [""])[0]
-        c = Check(name, FAILED, f"{type(exc).__name__}: {first[:300]}")
+        c = Check(name, FAILED, error_summary(exc, 300))
     c.seconds = round(time.perf_counter() - t, 1)
     return c
 

@@ -26,16 +26,15 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save as st_save
 
 from localswap.errors import UserError
+from localswap.models.manifest import BACKUP_DIR, MANIFEST_FILE, MODEL_FILE, OPTIMIZER_FILE
 from localswap.workspace import AtomicFile, file_sha256
 
-MODEL, OPTIMIZER, MANIFEST, BACKUP = ("model.safetensors", "optimizer.safetensors",
-                                      "manifest.json", "backup")
 FORMAT = 1
 
 
 def exists(model_dir: Path) -> bool:
     d = Path(model_dir)
-    return any((d / f).exists() for f in (MANIFEST, MODEL, Path(BACKUP) / MANIFEST))
+    return any((d / f).exists() for f in (MANIFEST_FILE, MODEL_FILE, Path(BACKUP_DIR) / MANIFEST_FILE))
 
 
 def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -73,10 +72,10 @@ def _write(folder: Path, model_b: bytes, optim_b: bytes, manifest: dict) -> None
     stack renames in reverse order of entry: model, optimizer, then the manifest."""
     with contextlib.ExitStack() as stack:
         tmp = {name: stack.enter_context(AtomicFile(folder / name))
-               for name in (MANIFEST, OPTIMIZER, MODEL)}
-        tmp[MODEL].write_bytes(model_b)
-        tmp[OPTIMIZER].write_bytes(optim_b)
-        tmp[MANIFEST].write_bytes(json.dumps(manifest, indent=1).encode())
+               for name in (MANIFEST_FILE, OPTIMIZER_FILE, MODEL_FILE)}
+        tmp[MODEL_FILE].write_bytes(model_b)
+        tmp[OPTIMIZER_FILE].write_bytes(optim_b)
+        tmp[MANIFEST_FILE].write_bytes(json.dumps(manifest, indent=1).encode())
 
 
 def save(model_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -87,11 +86,11 @@ def save(model_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimiz
     otensors, ometa = optimizer_tensors(optimizer)
     optim_b = st_save(otensors, metadata=ometa)
     manifest = dict(manifest, format=FORMAT, files={
-        MODEL: hashlib.sha256(model_b).hexdigest(),
-        OPTIMIZER: hashlib.sha256(optim_b).hexdigest()})
+        MODEL_FILE: hashlib.sha256(model_b).hexdigest(),
+        OPTIMIZER_FILE: hashlib.sha256(optim_b).hexdigest()})
     _write(model_dir, model_b, optim_b, manifest)
     if backup:
-        _write(model_dir / BACKUP, model_b, optim_b, manifest)
+        _write(model_dir / BACKUP_DIR, model_b, optim_b, manifest)
     return manifest
 
 
@@ -107,28 +106,28 @@ class Loaded:
 def _load_folder(folder: Path) -> Loaded:
     """Load and verify one folder; raises ValueError saying what is wrong."""
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
+        manifest = json.loads((folder / MANIFEST_FILE).read_text())
     except FileNotFoundError:
-        raise ValueError(f"{folder / MANIFEST} is missing") from None
+        raise ValueError(f"{folder / MANIFEST_FILE} is missing") from None
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{folder / MANIFEST} is unreadable ({exc})") from None
+        raise ValueError(f"{folder / MANIFEST_FILE} is unreadable ({exc})") from None
     hashes = manifest.get("files") or {}      # absent in models made by other tools
-    for name in (MODEL, OPTIMIZER):
+    for name in (MODEL_FILE, OPTIMIZER_FILE):
         path = folder / name
         if not path.is_file():
-            if name == OPTIMIZER and name not in hashes:
+            if name == OPTIMIZER_FILE and name not in hashes:
                 continue                          # weights only (e.g. an imported model)
             raise ValueError(f"{path} is missing")
         if name in hashes and file_sha256(path) != hashes[name]:
             raise ValueError(f"{path} does not match the manifest (truncated, corrupted or "
                              "written by an interrupted save)")
     try:
-        model = load_file(folder / MODEL)
+        model = load_file(folder / MODEL_FILE)
         optim = None
-        if (folder / OPTIMIZER).is_file():
-            with safe_open(folder / OPTIMIZER, framework="pt") as fh:
+        if (folder / OPTIMIZER_FILE).is_file():
+            with safe_open(folder / OPTIMIZER_FILE, framework="pt") as fh:
                 ometa = fh.metadata() or {}
-            optim = optimizer_state(load_file(folder / OPTIMIZER), ometa)
+            optim = optimizer_state(load_file(folder / OPTIMIZER_FILE), ometa)
     except (SafetensorError, OSError, ValueError, KeyError) as exc:
         raise ValueError(f"{folder}: unreadable checkpoint ({exc})") from None
     return Loaded(model, optim, manifest)
@@ -138,7 +137,7 @@ def load(model_dir: Path) -> Loaded:
     """The newest intact checkpoint in DIR: the main one, else the backup (with a note why)."""
     model_dir = Path(model_dir)
     problems = []
-    for folder, is_backup in ((model_dir, False), (model_dir / BACKUP, True)):
+    for folder, is_backup in ((model_dir, False), (model_dir / BACKUP_DIR, True)):
         try:
             loaded = _load_folder(folder)
         except ValueError as exc:
@@ -152,17 +151,7 @@ def load(model_dir: Path) -> Loaded:
 def stored_width(model_dir: Path) -> int | None:
     """The width of the stored model (its first convolution's outputs), from the file header."""
     try:
-        with safe_open(Path(model_dir) / MODEL, framework="pt") as fh:
+        with safe_open(Path(model_dir) / MODEL_FILE, framework="pt") as fh:
             return int(fh.get_slice("encoder.0.conv.weight").get_shape()[0])
     except (SafetensorError, OSError, ValueError, KeyError):
         return None
-
-
-def read_manifest(model_dir: Path) -> dict | None:
-    """The manifest of the checkpoint `load` would use, without reading the weights."""
-    for folder in (Path(model_dir), Path(model_dir) / BACKUP):
-        try:
-            return json.loads((folder / MANIFEST).read_text())
-        except (OSError, ValueError):
-            continue
-    return None

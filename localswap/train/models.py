@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from localswap.settings import TRAIN_ARCHS as ARCHS, TRAIN_RESOLUTIONS as RESOLUTIONS
+from localswap.train.archs import ARCHS, RESOLUTIONS
 
 DEFAULT_WIDTH = {"original": 128, "localswap": 64}
 

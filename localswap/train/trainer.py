@@ -22,6 +22,7 @@ from localswap.errors import DiskFullError, UserError, is_disk_full
 from localswap.faces.faceset import Faceset
 from localswap.models import init_from
 from localswap.models.any_target import people_of
+from localswap.models.manifest import BACKUP_DIR, find_manifest
 from localswap.progress import Progress, no_progress
 from localswap.settings import TrainSettings
 from localswap.system.threads import ThreadTuner
@@ -67,7 +68,7 @@ def train(source: str | Path, target: str | Path, model_dir: str | Path,
     except OSError as exc:
         if not is_disk_full(exc):
             raise
-        kept = (checkpoint.read_manifest(model_dir) or {}).get("iteration")
+        kept = (find_manifest(model_dir) or {}).get("iteration")
         raise DiskFullError(
             f"disk full while training {model_dir}: free some space and train again; "
             + (f"it continues from the last checkpoint (iteration {kept})"
@@ -111,14 +112,14 @@ class Trainer:
         settings, d, model_dir = self.settings, self.d, self.model_dir
         fs_a, fs_b = Faceset.load(self.target), Faceset.load(self.source)
         if d.main:      # a save cut off by a kill leaves hidden temp files; this run owns the dir
-            for folder in (model_dir, model_dir / checkpoint.BACKUP):
+            for folder in (model_dir, model_dir / BACKUP_DIR):
                 if folder.is_dir():
                     remove_temp_files(folder)
         if fs_a.face_type != fs_b.face_type:
             raise UserError(f"the facesets hold different face types ({fs_a.face_type} in "
                             f"{self.target}, {fs_b.face_type} in {self.source}): extract both "
                             "the same way")
-        manifest = checkpoint.read_manifest(model_dir) if checkpoint.exists(model_dir) else None
+        manifest = find_manifest(model_dir) if checkpoint.exists(model_dir) else None
         if manifest is None and checkpoint.exists(model_dir):
             raise UserError(f"{model_dir} holds model files but no readable manifest.json; "
                             "train into another folder (nothing there was changed)")

@@ -25,8 +25,7 @@ class Context:
 
 def human_error(exc: Exception) -> str:
     """A sentence for the page: UserErrors say what to fix; anything else is named briefly."""
-    from localswap.errors import UserError
+    from localswap.errors import UserError, error_summary
     if isinstance(exc, UserError):
         return str(exc)
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-    return f"Something went wrong ({type(exc).__name__}: {first}). The server log has details."
+    return f"Something went wrong ({error_summary(exc)}). The server log has details."

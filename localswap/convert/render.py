@@ -14,85 +14,27 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
-import numpy as np
 import torch
 
-from localswap import __version__, media
-from localswap.convert.blend import Look, draw_label, paste
-from localswap.faces.landmarks import face_width
+from localswap import media
+from localswap.convert.blend import Look
 from localswap.convert.cast import Cast, make_cast
+from localswap.convert.frames import (STEPS, Cancelled, ConvertResult, Frame, Largest,
+                                      align_faces, check_paths, compose, pick_faces,
+                                      run_model, synthetic_tag)
 from localswap.convert.smooth import FaceTracker
 from localswap.convert.swapper import Swapper, open_swapper
 from localswap.errors import DiskFullError, UserError, is_disk_full
-from localswap.faces.align import transform_matrix, warp_face
 from localswap.faces.detect import make_backend
-from localswap.progress import Progress, no_progress
+from localswap.progress import Progress, no_progress, plural
 from localswap.settings import ConvertSettings
 from localswap.system.threads import free_cores
 
 QUEUE_DEPTH = 8
 FRAME_BUDGET = 128 * 2**20   # bytes of decoded frames one queue (or one model batch) may hold
-MIN_FACE = 12          # px across; smaller detections are left alone
-STAGES = ("decode", "detect", "align", "model", "compose", "encode")
-
-
-class Cancelled(UserError):
-    """The caller asked the conversion to stop; nothing was written."""
-
-
-@dataclass
-class ConvertResult:
-    out: str
-    model: str = ""
-    device: str = ""
-    frames: int = 0
-    frames_with_faces: int = 0
-    faces: int = 0
-    filled: int = 0                 # faces filled in across detection gaps
-    seconds: float = 0.0
-    stages: dict = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))  # busy seconds
-    people: dict = field(default_factory=dict)    # "person N" -> frames swapped (--person/--map)
-    notes: list = field(default_factory=list)     # plain sentences, e.g. who is missing where
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds else 0.0
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["fps"] = round(self.fps, 2)
-        d["stages"] = {k: round(v, 3) for k, v in self.stages.items()}
-        return d
-
-    def report(self) -> str:
-        busy = ", ".join(f"{k} {v:.1f} s" for k, v in self.stages.items())
-        return (f"{self.out}: {self.frames} frames, {self.faces} faces swapped in "
-                f"{self.frames_with_faces} frames ({self.filled} filled across gaps)\n"
-                f"model {self.model} on {self.device}; {self.seconds:.1f} s, "
-                f"{self.fps:.1f} frames/s\nbusy time per stage: {busy}"
-                + "".join(f"\n{who}: swapped in {n} frames" for who, n in self.people.items())
-                + "".join(f"\n{note}" for note in self.notes))
-
-
-@dataclass
-class _Face:
-    landmarks: np.ndarray       # frame pixels, smoothed
-    mat: np.ndarray             # frame -> crop
-    crop: np.ndarray            # aligned RGB uint8
-    swapped: np.ndarray | None = None
-    learned: np.ndarray | None = None
-    swapper: "Swapper | None" = None     # the model for this face, when people are mapped
-
-
-@dataclass
-class _Frame:
-    index: int
-    image: np.ndarray           # read-only decoded frame
-    faces: list[_Face]
 
 
 class _Stop(Exception):
@@ -102,72 +44,6 @@ class _Stop(Exception):
 _END = object()
 
 
-def synthetic_tag(swapper: Swapper) -> str:
-    return (f"Synthetic media: faces replaced by localswap {__version__} using model "
-            f"'{swapper.name}' ({swapper.arch}, {swapper.resolution} px)")
-
-
-def _pick(landmarks: list[np.ndarray], which: str) -> list[np.ndarray]:
-    lms = [lm for lm in landmarks if face_width(lm) >= MIN_FACE]
-    if which == "largest" and lms:
-        lms = [max(lms, key=face_width)]
-    return lms
-
-
-class _Largest:
-    """For --faces largest in a video: the largest tracked face, kept while it stays within
-    20% of the largest, so two people of about the same size do not swap back and forth."""
-
-    def __init__(self):
-        self.track: int | None = None
-
-    def __call__(self, tracked: list) -> list:
-        if not tracked:
-            return []
-        biggest = max(tracked, key=lambda f: face_width(f.landmarks))
-        mine = next((f for f in tracked if f.track == self.track), None)
-        if mine is None or face_width(mine.landmarks) < 0.8 * face_width(biggest.landmarks):
-            mine, self.track = biggest, biggest.track
-        return [mine]
-
-
-def _align(image: np.ndarray, landmarks: list[np.ndarray],
-           swapper: Swapper | list[Swapper]) -> list[_Face]:
-    """Aligned crops; `swapper` is one model for all faces or a list with one per face."""
-    per = swapper if isinstance(swapper, list) else [swapper] * len(landmarks)
-    faces = []
-    for lm, sw in zip(landmarks, per):
-        mat = transform_matrix(lm, sw.resolution, sw.face_type)
-        faces.append(_Face(lm, mat, warp_face(image, mat, sw.resolution),
-                           swapper=sw if isinstance(swapper, list) else None))
-    return faces
-
-
-def _run_model(swapper: Swapper, faces: list[_Face], batch: int) -> None:
-    groups: dict[int, list[_Face]] = {}
-    for f in faces:                      # mapped people: one batch per model
-        groups.setdefault(id(f.swapper or swapper), []).append(f)
-    for group in groups.values():
-        model = group[0].swapper or swapper
-        for i in range(0, len(group), batch):
-            chunk = group[i:i + batch]
-            rgb, mask = model(np.stack([f.crop for f in chunk]))
-            for k, f in enumerate(chunk):
-                f.swapped = rgb[k]
-                f.learned = None if mask is None else mask[k]
-
-
-def _compose(frame: _Frame, look: Look, label: bool) -> np.ndarray:
-    if not frame.faces and not label:
-        return frame.image
-    image = frame.image.copy()
-    for f in frame.faces:
-        paste(image, f.crop, f.swapped, f.learned, f.landmarks, f.mat, look)
-    if label:
-        draw_label(image)
-    return image
-
-
 class _Pipeline:
     """The worker threads and the queues between them."""
 
@@ -175,7 +51,7 @@ class _Pipeline:
         self.stop = threading.Event()
         self.cancel = cancel or threading.Event()
         self.errors: list[BaseException] = []
-        self.busy = dict.fromkeys(STAGES, 0.0)
+        self.busy = dict.fromkeys(STEPS, 0.0)
         self.threads: list[threading.Thread] = []
 
     def put(self, q: queue.Queue, item) -> None:
@@ -238,7 +114,7 @@ def _analyse(p: _Pipeline, s: ConvertSettings, swapper: Swapper, inp: queue.Queu
              out: queue.Queue, tracker: FaceTracker, cast: Cast | None = None) -> None:
     backend = make_backend(s.detector, video=True, min_confidence=s.min_confidence,
                            device=s.device)
-    choose = _Largest() if s.faces == "largest" else list
+    choose = Largest() if s.faces == "largest" else list
     try:
         while True:
             item = p.get(inp)
@@ -246,17 +122,17 @@ def _analyse(p: _Pipeline, s: ConvertSettings, swapper: Swapper, inp: queue.Queu
             if item is not _END:
                 index, ts, image = item
                 t0 = time.perf_counter()
-                found = _pick([d.landmarks for d in backend.detect(image)], "all")
+                found = pick_faces([d.landmarks for d in backend.detect(image)], "all")
                 p.busy["detect"] += time.perf_counter() - t0
                 ready = tracker.push(index, ts, image, found)
             for index, image, tracked in ready:
                 t0 = time.perf_counter()
                 if cast is not None:
-                    faces = _align(image, *cast(image, index, tracked))
+                    faces = align_faces(image, *cast(image, index, tracked))
                 else:
-                    faces = _align(image, [f.landmarks for f in choose(tracked)], swapper)
+                    faces = align_faces(image, [f.landmarks for f in choose(tracked)], swapper)
                 p.busy["align"] += time.perf_counter() - t0
-                p.put(out, _Frame(index, image, faces))
+                p.put(out, Frame(index, image, faces))
             if item is _END:
                 p.put(out, _END)
                 return
@@ -283,7 +159,7 @@ def _model(p: _Pipeline, swapper: Swapper, batch: int, inp: queue.Queue,
         faces = [face for f in frames for face in f.faces]
         if faces:
             t0 = time.perf_counter()
-            _run_model(swapper, faces, batch)
+            run_model(swapper, faces, batch)
             p.busy["model"] += time.perf_counter() - t0
         for f in frames:
             p.put(out, f)
@@ -296,15 +172,6 @@ def _depth(frames: int, info: media.MediaInfo) -> int:
     """`frames`, or fewer when that many would pass FRAME_BUDGET: the usual depths hold ~50
     frames in flight, 1.2 GB at 4K (25 MB a frame); sizes up to 1080p are not affected."""
     return max(2, min(frames, FRAME_BUDGET // (info.width * info.height * 3)))
-
-
-def _check_paths(inp: Path, out: Path, video: bool) -> None:
-    if out.resolve() == inp.resolve():
-        raise UserError(f"{out}: the output would overwrite the input; pick another name")
-    if video and out.suffix.lower() not in (".mp4", ".m4v", ".mov"):
-        raise UserError(f"{out.name}: a video is written as H.264 mp4; name it .mp4")
-    if not video and not media.is_image(out):
-        raise UserError(f"{out.name}: a photo is written as an image; name it .png or .jpg")
 
 
 def convert(input: str | Path, model: str | Path | Swapper | dict, out: str | Path,
@@ -335,7 +202,7 @@ def convert(input: str | Path, model: str | Path | Swapper | dict, out: str | Pa
         if input.is_dir() or media.is_image(input):
             from localswap.convert.photos import convert_photos
             return convert_photos(input, swapper, out, s, progress, cancel, cast)
-        _check_paths(input, out, video=True)
+        check_paths(input, out, video=True)
         return _convert_video(input, swapper, out, s, progress, cancel, cast)
     except OSError as exc:
         if not is_disk_full(exc):
@@ -389,7 +256,7 @@ def _convert_video(path: Path, swapper: Swapper, out: Path, s: ConvertSettings,
             if frame is _END:
                 break
             t0 = time.perf_counter()
-            image = _compose(frame, look, s.label)
+            image = compose(frame, look, s.label)
             t1 = time.perf_counter()
             writer.write(image)
             p.busy["compose"] += t1 - t0
@@ -399,7 +266,7 @@ def _convert_video(path: Path, swapper: Swapper, out: Path, s: ConvertSettings,
             result.frames_with_faces += bool(frame.faces)
             if result.frames % 8 == 0 or result.frames == total:
                 elapsed = time.perf_counter() - started
-                progress(min(result.frames, total), total, f"{result.faces} faces",
+                progress(min(result.frames, total), total, plural(result.faces, "face"),
                          fps=result.frames / elapsed if elapsed else 0.0)
         t0 = time.perf_counter()
         writer.close()

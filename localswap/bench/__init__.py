@@ -1,0 +1,3 @@
+"""Everything behind `python -m localswap bench` (suite.py runs the sections: machine limits,
+extraction, training and its faceswap baseline, conversion, time to quality), with the sample
+media the benchmarks and the tests build from photos that ship inside packages (samples.py)."""
