@@ -10,6 +10,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+pytest_plugins = ["ci_skips"]       # in CI a skip is a failure
+
 from localswap.bench import samples as mb  # noqa: E402
 
 FPS = 24

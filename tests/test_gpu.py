@@ -80,11 +80,24 @@ def test_too_little_memory_gives_a_cpu_plan_with_the_reason():
     assert p.device == "cpu" and "too little for the smallest model" in p.note
 
 
+def _near(table: int, measured: int, share: float = 0.2) -> bool:
+    """Within `share` of each other, or within 1 MiB: what autograd saves for a step changes a
+    little between torch versions (requirements allow torch>=2.4; the table is from 2.14)."""
+    return abs(table - measured) <= max(share * max(table, measured), 1 << 20)
+
+
 def test_memory_table_matches_a_fresh_measurement():
     for key in (("localswap", 64, 32), ("original", 64, 128), ("localswap", 128, 32)):
         m = measure(*key)
-        assert planner.TABLE[key] == (m["params"], m["act_fp32"], m["fixed_fp32"], m["act_half"],
-                                  m["fixed_half"]), key
+        params, act32, fix32, act16, fix16 = planner.TABLE[key]
+        assert params == m["params"], key              # the architecture's, not torch's
+        for name, table in (("act_fp32", act32), ("fixed_fp32", fix32), ("act_half", act16),
+                            ("fixed_half", fix16)):
+            assert _near(table, m[name]), (key, name, table, m[name])
+        # Relations that hold on any torch: 16-bit activations take less room than fp32
+        # ones, and a larger picture saves more per sample.
+        assert m["act_half"] < m["act_fp32"], key
+    assert measure("localswap", 128, 32)["act_fp32"] > 2 * measure("localswap", 64, 32)["act_fp32"]
 
 
 def test_fake_tensor_count_equals_a_real_run():
