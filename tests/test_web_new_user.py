@@ -14,8 +14,8 @@ import pytest
 
 from localswap.errors import UserError
 from localswap.jobs.submit import submit_swap
-from ui_helpers import (FAST_EXTRACT, TINY_TRAIN, InProcessApp, LaunchedApp, install_tiny_model,
-                        wait_for, wait_job)
+from ui_helpers import (FAST_EXTRACT, OUTPUT, TINY_TRAIN, InProcessApp, LaunchedApp,
+                        install_tiny_model, wait_for, wait_job)
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -75,7 +75,7 @@ def open_tab(browser, url: str, tab: str, height: int = 1400):
 # Every picture in a gallery: its shape against its box's (a picture letterboxed into a
 # square tile leaves part of it empty), its tile against the gallery's visible area (a cut
 # row), what is drawn on its corners (the block label once covered the first tile), and the
-# caption: shown, inside the tile, not covered.
+# caption: shown whole (not cut to "..."), inside the tile, not covered.
 TILES_JS = """root => {
   const wrap = root.querySelector('.grid-wrap') || root;
   wrap.scrollIntoView();
@@ -91,7 +91,8 @@ TILES_JS = """root => {
             corners: on(r.left + 4, r.top + 4, img) && on(r.right - 4, r.top + 4, img),
             caption: cap ? cap.innerText : '',
             captionShown: !!c && c.width > 0 && c.top >= t.top - 1 && c.bottom <= t.bottom + 1
-                          && on((c.left + c.right) / 2, (c.top + c.bottom) / 2, cap)};
+                          && on((c.left + c.right) / 2, (c.top + c.bottom) / 2, cap)
+                          && cap.scrollWidth <= cap.clientWidth + 1};   // not cut to "…"
   });
 }"""
 
@@ -117,11 +118,16 @@ def check_tiles(page, elem: str, count: int) -> list[dict]:
         f"#{elem}", "r => [...r.querySelectorAll('img')].every(i => i.complete)"), 20,
         what="the thumbnails to load")
     tiles = page.eval_on_selector(f"#{elem}", TILES_JS)
-    assert len(tiles) == count, tiles
-    for t in tiles:
-        assert abs(t["natural"] - t["box"]) < 0.03 * t["natural"], t   # filled, not letterboxed
-        assert t["inside"] and t["corners"], t                          # whole, not covered
-        assert t["caption"] and t["captionShown"], t
+    try:
+        assert len(tiles) == count, tiles
+        for t in tiles:
+            assert abs(t["natural"] - t["box"]) < 0.03 * t["natural"], tiles   # not letterboxed
+            assert t["inside"] and t["corners"], tiles                        # whole, uncovered
+            assert t["caption"] and t["captionShown"], tiles
+    except AssertionError:
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(OUTPUT / f"tiles-{elem}.png"), full_page=True)
+        raise
     return tiles
 
 

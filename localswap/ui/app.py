@@ -25,6 +25,13 @@ from localswap.ui.security import RequireLogin, RequireRole  # noqa: E402
 from localswap.workspace import Workspace  # noqa: E402
 
 CACHE_CLEANUP = (3600, 24 * 3600)   # every hour, drop Gradio cache files older than a day
+# Gallery captions (a model's name, iterations, "unfinished") wrap inside their tile instead
+# of ending in "…" at four fifths of it.
+CSS = """
+#model-gallery .caption-label, #timelapse .caption-label {
+    white-space: normal; overflow-wrap: anywhere; max-width: calc(100% - 8px);
+}
+"""
 
 
 def build_app(workspace: Workspace, runner: Runner | None = None,
@@ -89,4 +96,5 @@ def launch_kwargs(workspace: Workspace, uploads: UploadSettings | None = None) -
         # check leaves some out), and a viewer only reads: see localswap/ui/security.py.
         "app_kwargs": {"middleware": [Middleware(RequireLogin), Middleware(RequireRole)]},
         "footer_links": ["api"],
+        "css": CSS,
     }

@@ -92,7 +92,7 @@ def render(ctx: Context) -> JobView:
     gr.Markdown("**Timelapse**: click one to see its whole preview grid above.")
     gallery = gr.Gallery(show_label=False, columns=8, fit_columns=False,
                          height="fit-content", allow_preview=False, object_fit="contain",
-                         elem_id="timelapse")
+                         buttons=[], elem_id="timelapse")   # no icon over the last tile
     with gr.Row():
         timelapse = gr.Button("Make a timelapse video", size="sm", elem_id="job-timelapse")
         timelapse_file = gr.DownloadButton("Download the timelapse", visible=False,

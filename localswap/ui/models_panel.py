@@ -36,7 +36,7 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
     gr.Markdown("**Library**: click a model to choose it.")
     gallery = gr.Gallery(show_label=False, columns=6, fit_columns=False,
                          height="fit-content", allow_preview=False, object_fit="contain",
-                         elem_id="model-gallery")
+                         buttons=[], elem_id="model-gallery")   # no icon over the last tile
     shown = gr.State([])
     with gr.Row():
         pick = gr.Dropdown(label="Model", choices=[], value=None, scale=3, elem_id="model-pick")
