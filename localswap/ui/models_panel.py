@@ -30,47 +30,10 @@ class ModelsPanel:
 
 
 def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.State):
-    # Square pictures in square tiles of a fixed size (not stretched over the row), as tall
-    # as its rows (Gradio's "auto" is at least 450 px, a fixed height cuts rows off) and
-    # without the block label, which covers the first tile: each shows whole, caption too.
-    gr.Markdown("**Library**: click a model to choose it.")
-    gallery = gr.Gallery(show_label=False, columns=6, fit_columns=False,
-                         height="fit-content", allow_preview=False, object_fit="contain",
-                         buttons=[], elem_id="model-gallery")   # no icon over the last tile
-    shown = gr.State([])
-    with gr.Row():
-        pick = gr.Dropdown(label="Model", choices=[], value=None, scale=3, elem_id="model-pick")
-        refresh = gr.Button("Refresh", size="sm", scale=0)
-    details = gr.Markdown(elem_id="model-details")
-    notice = gr.Markdown(elem_id="model-notice")
-    with gr.Accordion("Quick swap: put this model's face into a new video", open=True):
-        qs_video = gr.File(label="Video", file_types=VIDEO_TYPES, elem_id="quick-video")
-        qs_people = gr.Gallery(label="People in the video", columns=8, fit_columns=False,
-                               height=200, allow_preview=False, object_fit="contain",
-                               elem_id="quick-people", interactive=False)
-        qs_note = gr.Markdown(elem_id="quick-people-note")
-        with gr.Row():
-            qs_map = [gr.Dropdown(label=f"Person {k + 1} gets", visible=False,
-                                  choices=[people.NOT_SWAPPED], value=people.NOT_SWAPPED,
-                                  elem_id=f"quick-person-{k + 1}")
-                      for k in range(people.MAX_PEOPLE)]
-        qs_consent = gr.Checkbox(label=CONSENT, value=False, elem_id="quick-consent")
-        qs_start = gr.Button("Quick swap", variant="primary", elem_id="quick-start")
-        qs_preview = preview_panel.render(ctx, "quick-preview")
-    with gr.Accordion("Rename, export, delete", open=False):
-        with gr.Row():
-            new_name = gr.Textbox(label="New name", scale=3)
-            rename = gr.Button("Rename", scale=1)
-        with gr.Row():
-            export = gr.Button("Export as one file")
-            export_dfm = gr.Button("Export as DeepFaceLive .dfm")
-            exported = gr.DownloadButton("Download the export", visible=False)
-        with gr.Row():
-            delete = gr.Button("Delete…", variant="stop")
-        with gr.Row(visible=False) as confirm_row:
-            confirm_text = gr.Markdown()
-            confirm = gr.Button("Yes, delete it", variant="stop")
-            keep = gr.Button("Keep it")
+    gallery, shown, pick, refresh, details, notice = _library()
+    qs_video, qs_people, qs_note, qs_map, qs_consent, qs_start, qs_preview = _quick_swap(ctx)
+    (new_name, rename, export, export_dfm, exported, delete, confirm_row, confirm_text, confirm,
+     keep) = _manage()
     with gr.Accordion("Import a model file", open=False):
         imp_file = gr.File(label="Model export (.zip) or DeepFaceLive model (.dfm)",
                            file_types=[".zip", ".dfm"])
@@ -159,6 +122,64 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
     imp.click(guarded(do_import, 5), [imp_file, imp_name], [notice, *panel.outputs()],
               api_visibility="private")
     return panel
+
+
+def _library():
+    """The library: model tiles, the model choice, its card and the notice line."""
+    # Square pictures in square tiles of a fixed size (not stretched over the row), as tall
+    # as its rows (Gradio's "auto" is at least 450 px, a fixed height cuts rows off) and
+    # without the block label, which covers the first tile: each shows whole, caption too.
+    gr.Markdown("**Library**: click a model to choose it.")
+    gallery = gr.Gallery(show_label=False, columns=6, fit_columns=False,
+                         height="fit-content", allow_preview=False, object_fit="contain",
+                         buttons=[], elem_id="model-gallery")   # no icon over the last tile
+    shown = gr.State([])
+    with gr.Row():
+        pick = gr.Dropdown(label="Model", choices=[], value=None, scale=3, elem_id="model-pick")
+        refresh = gr.Button("Refresh", size="sm", scale=0)
+    details = gr.Markdown(elem_id="model-details")
+    notice = gr.Markdown(elem_id="model-notice")
+    return gallery, shown, pick, refresh, details, notice
+
+
+def _quick_swap(ctx: Context):
+    """The Quick swap accordion: a video, who in it gets which model, consent, the button and
+    the frame preview."""
+    with gr.Accordion("Quick swap: put this model's face into a new video", open=True):
+        qs_video = gr.File(label="Video", file_types=VIDEO_TYPES, elem_id="quick-video")
+        qs_people = gr.Gallery(label="People in the video", columns=8, fit_columns=False,
+                               height=200, allow_preview=False, object_fit="contain",
+                               elem_id="quick-people", interactive=False)
+        qs_note = gr.Markdown(elem_id="quick-people-note")
+        with gr.Row():
+            qs_map = [gr.Dropdown(label=f"Person {k + 1} gets", visible=False,
+                                  choices=[people.NOT_SWAPPED], value=people.NOT_SWAPPED,
+                                  elem_id=f"quick-person-{k + 1}")
+                      for k in range(people.MAX_PEOPLE)]
+        qs_consent = gr.Checkbox(label=CONSENT, value=False, elem_id="quick-consent")
+        qs_start = gr.Button("Quick swap", variant="primary", elem_id="quick-start")
+        qs_preview = preview_panel.render(ctx, "quick-preview")
+    return qs_video, qs_people, qs_note, qs_map, qs_consent, qs_start, qs_preview
+
+
+def _manage():
+    """The Rename, export, delete accordion (delete asks first)."""
+    with gr.Accordion("Rename, export, delete", open=False):
+        with gr.Row():
+            new_name = gr.Textbox(label="New name", scale=3)
+            rename = gr.Button("Rename", scale=1)
+        with gr.Row():
+            export = gr.Button("Export as one file")
+            export_dfm = gr.Button("Export as DeepFaceLive .dfm")
+            exported = gr.DownloadButton("Download the export", visible=False)
+        with gr.Row():
+            delete = gr.Button("Delete…", variant="stop")
+        with gr.Row(visible=False) as confirm_row:
+            confirm_text = gr.Markdown()
+            confirm = gr.Button("Yes, delete it", variant="stop")
+            keep = gr.Button("Keep it")
+    return (new_name, rename, export, export_dfm, exported, delete, confirm_row, confirm_text,
+            confirm, keep)
 
 
 def models(ctx: Context) -> list:

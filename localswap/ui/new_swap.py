@@ -45,19 +45,7 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
     gr.Markdown(
         "Replace the face in the **target** video with the face of the **source** person. "
         f"Limits: {lim.max_gb:g} GB and {lim.max_minutes:g} minutes per video.")
-    with gr.Row():
-        target = gr.File(label="Target video: the face that gets replaced",
-                         file_types=VIDEO_TYPES, elem_id="target-file")
-        sources = gr.File(label="Source: video(s) or photos of the new face",
-                          file_count="multiple", file_types=MEDIA_TYPES, elem_id="source-files")
-    checked = gr.Markdown(elem_id="upload-check")
-    with gr.Row():
-        with gr.Column():
-            tgt_pick = people.render_picker("Who is replaced in the target", "target",
-                                            people.EVERYONE)
-        with gr.Column():
-            src_pick = people.render_picker("Who is the source (when a source video shows "
-                                            "several people)", "source", people.MAIN)
+    target, sources, checked, tgt_pick, src_pick = _uploads()
     with gr.Row():
         downscale_on = gr.Checkbox(value=bool(lim.downscale), label="Downscale large videos",
                                    info="faster; the result has the smaller size")
@@ -73,28 +61,7 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
              "person on a new target learns far sooner)")
     proposal = gr.Markdown(elem_id="start-from-note")
     train_cls = TrainSettings
-    with gr.Column(visible=False) as advanced:
-        models = [NEW_MODEL] + ctx.workspace.names("models")
-        model = gr.Dropdown(models, value=NEW_MODEL, label="Model", elem_id="model-choice",
-                            info="train a new model, or continue one from the library",
-                            allow_custom_value=False)
-        with gr.Accordion("Training", open=True):
-            train_w = {"init_from": start_from,
-                       **widgets.settings_widgets(train_cls, TRAIN_MAIN, prefix="train")}
-            with gr.Accordion("More training settings", open=False):
-                more = [n for n in _order(train_cls, TRAIN_MORE_FIRST) if n not in TRAIN_MAIN]
-                train_w.update(widgets.settings_widgets(train_cls, more,
-                                                        skip=("device", "init_from"),
-                                                        prefix="train"))
-        with gr.Accordion("Rendering: colour, blend and mask", open=False):
-            convert_w = widgets.settings_widgets(ConvertSettings,
-                                                 _order(ConvertSettings, CONVERT_FIRST),
-                                                 skip=("device", "start", "end", "person",
-                                                       "person_photo"),
-                                                 prefix="convert")
-        with gr.Accordion("Face extraction", open=False):
-            extract_w = widgets.settings_widgets(ExtractSettings, EXTRACT_FIELDS,
-                                                 prefix="extract")
+    advanced, model, train_w, convert_w, extract_w = _advanced(ctx, start_from)
     consent = gr.Checkbox(label=CONSENT, value=False, elem_id="consent")
     estimate_md = gr.Markdown(elem_id="estimate")
     start = gr.Button("Start the swap", variant="primary", elem_id="start")
@@ -170,6 +137,53 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
     start.click(on_start, [*common, consent, tgt_pick.choice, src_pick.choice, *setting_inputs],
                 [message, tabs, job_select, job_seen], api_visibility="private")
     return NewSwap(start, message, model)
+
+
+def _uploads():
+    """The target and source uploads, the check line, and the two people pickers."""
+    with gr.Row():
+        target = gr.File(label="Target video: the face that gets replaced",
+                         file_types=VIDEO_TYPES, elem_id="target-file")
+        sources = gr.File(label="Source: video(s) or photos of the new face",
+                          file_count="multiple", file_types=MEDIA_TYPES, elem_id="source-files")
+    checked = gr.Markdown(elem_id="upload-check")
+    with gr.Row():
+        with gr.Column():
+            tgt_pick = people.render_picker("Who is replaced in the target", "target",
+                                            people.EVERYONE)
+        with gr.Column():
+            src_pick = people.render_picker("Who is the source (when a source video shows "
+                                            "several people)", "source", people.MAIN)
+    return target, sources, checked, tgt_pick, src_pick
+
+
+def _advanced(ctx: Context, start_from: gr.Dropdown):
+    """Advanced mode's column: the model choice and the training, rendering and extraction
+    settings, as widgets by field name ("Start from" is the first training one)."""
+    with gr.Column(visible=False) as advanced:
+        models = [NEW_MODEL] + ctx.workspace.names("models")
+        model = gr.Dropdown(models, value=NEW_MODEL, label="Model", elem_id="model-choice",
+                            info="train a new model, or continue one from the library",
+                            allow_custom_value=False)
+        with gr.Accordion("Training", open=True):
+            train_w = {"init_from": start_from,
+                       **widgets.settings_widgets(TrainSettings, TRAIN_MAIN, prefix="train")}
+            with gr.Accordion("More training settings", open=False):
+                more = [n for n in _order(TrainSettings, TRAIN_MORE_FIRST)
+                        if n not in TRAIN_MAIN]
+                train_w.update(widgets.settings_widgets(TrainSettings, more,
+                                                        skip=("device", "init_from"),
+                                                        prefix="train"))
+        with gr.Accordion("Rendering: colour, blend and mask", open=False):
+            convert_w = widgets.settings_widgets(ConvertSettings,
+                                                 _order(ConvertSettings, CONVERT_FIRST),
+                                                 skip=("device", "start", "end", "person",
+                                                       "person_photo"),
+                                                 prefix="convert")
+        with gr.Accordion("Face extraction", open=False):
+            extract_w = widgets.settings_widgets(ExtractSettings, EXTRACT_FIELDS,
+                                                 prefix="extract")
+    return advanced, model, train_w, convert_w, extract_w
 
 
 def propose_start(ctx: Context, sources_v) -> tuple:
