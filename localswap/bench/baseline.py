@@ -13,6 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from localswap.train.losses import dssim
+
 
 class _Upscale(nn.Module):
     def __init__(self, cin: int, cout: int):
@@ -49,14 +51,10 @@ class BaselineOriginal(nn.Module):
         return self.decoders[0](self.encode(a)), self.decoders[1](self.encode(b))
 
 
-def ssim_loss(x: torch.Tensor, y: torch.Tensor, window: int = 11) -> torch.Tensor:
-    """1 - mean SSIM with a uniform window (the usual constants for [0, 1] images)."""
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    pool = lambda t: F.avg_pool2d(t, window, 1, window // 2, count_include_pad=False)  # noqa
-    mx, my = pool(x), pool(y)
-    vx, vy, cxy = pool(x * x) - mx * mx, pool(y * y) - my * my, pool(x * y) - mx * my
-    ssim = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return 1 - ssim.mean()
+def ssim_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """1 - mean SSIM, from the one SSIM in localswap (train/losses.py: 11 px Gaussian window,
+    the usual constants for [0, 1] images): DSSIM is (1 - SSIM) / 2."""
+    return 2 * dssim(x, y).mean()
 
 
 class BaselineTrainer:

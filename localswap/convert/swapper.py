@@ -15,7 +15,7 @@ import torch
 from localswap.errors import UserError
 from localswap.gpu import cpu_has_native_bf16
 from localswap.models.manifest import (BACKUP_DIR, DFM_FILE, MANIFEST_FILE, MODEL_FILE,
-                                       is_dfm_dir, read_manifest)
+                                       Manifest, is_dfm_dir, read_manifest)
 from localswap.workspace import file_sha256
 
 
@@ -111,10 +111,9 @@ class Swapper:
     def __init__(self, model_dir: str | Path, device: str = "auto", precision: str = "auto"):
         self.device = pick_device(device)
         self.model, self.manifest = load_model(model_dir, self.device)
-        self.resolution = int(self.manifest["resolution"])
-        self.face_type = self.manifest.get("face_type", "whole_face")
+        m = Manifest.of(self.manifest)
+        self.resolution, self.face_type, self.arch = m.resolution, m.face_type, m.arch
         self.name = str(self.manifest.get("name") or Path(model_dir).resolve().name)
-        self.arch = self.manifest["arch"]
         # Half precision where the hardware has it: about twice the speed for a mean change
         # of about half a level of 255 in the output (measured on 64 and 128 px models).
         self.dtype = half_dtype(self.device) if precision == "auto" else None

@@ -16,6 +16,7 @@ from localswap import media
 from localswap.errors import DiskFullError, NoFacesError, UserError, error_summary, is_disk_full
 from localswap.jobs.recorder import Recorder, Stopped
 from localswap.jobs.store import Job
+from localswap.progress import plural
 from localswap.settings import ExtractSettings
 from localswap.workspace import Workspace, check_name, inside, slug
 
@@ -170,8 +171,9 @@ def _extract(ctx: StageContext, stage: str, side: str, who: str) -> dict:
         summary = run_stage(job, stage, ctx.workspace, ctx.progress)
     except NoFacesError as exc:
         raise NoFacesError(f"{who}: {exc}") from exc
-    ctx.progress.log(f"{who}: kept {summary.faces_kept} faces from {summary.frames_read} "
-                     f"frames ({summary.faces_total} in the faceset).")
+    ctx.progress.log(f"{who}: kept {plural(summary.faces_kept, 'face')} from "
+                     f"{plural(summary.frames_read, 'frame')} ({summary.faces_total} in the "
+                     "faceset).")
     ctx.progress.info[f"faces_{side}"] = summary.faces_total
     folder = job.faceset_target if side == "target" else job.faceset_source
     return {f"faceset_{side}": ctx.rel(folder)}
@@ -205,8 +207,8 @@ def train(ctx: StageContext) -> dict:
 
 
 def _rendered(ctx: StageContext, result, out: Path) -> dict:
-    ctx.progress.log(f"Rendered {result.frames} frames, {result.faces} faces swapped, "
-                     f"{result.fps:.1f} frames/s.")
+    ctx.progress.log(f"Rendered {plural(result.frames, 'frame')}, "
+                     f"{plural(result.faces, 'face')} swapped, {result.fps:.1f} frames/s.")
     for note in getattr(result, "notes", []):      # e.g. "person 2 is not in frames 300–420"
         ctx.progress.log(note[:1].upper() + note[1:] + ".")
     return {"output": ctx.rel(out)}

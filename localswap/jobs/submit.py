@@ -29,18 +29,22 @@ def checked(cls, values: dict | None, section: str) -> dict:
     return values
 
 
+def _consent_and_target(consent: bool, target: tuple[str, str] | None, missing: str) -> None:
+    """Nothing starts without the consent box ticked and a target given."""
+    if not consent:
+        raise UserError(f"Tick \"{CONSENT}\" to start: only swap faces you may use.")
+    if not target or not target[0]:
+        raise UserError(missing)
+
+
 def submit_swap(runner: Runner, target: tuple[str, str], sources: list[tuple[str, str]],
                 consent: bool, options: dict | None = None,
                 limits: UploadSettings | None = None) -> int:
     """Queue extract -> train -> convert. `target`/`sources` are (path, display name) pairs
     of uploaded files; `options` may hold 'extract', 'train', 'convert' dicts, 'model' (an
     existing model to continue) and 'downscale' (px)."""
-    options = dict(options or {})
-    limits = limits or UploadSettings()
-    if not consent:
-        raise UserError(f"Tick \"{CONSENT}\" to start: only swap faces you may use.")
-    if not target or not target[0]:
-        raise UserError("Add a target video: the video whose face is replaced.")
+    options, limits = dict(options or {}), limits or UploadSettings()
+    _consent_and_target(consent, target, "Add a target video: the video whose face is replaced.")
     if not sources:
         raise UserError("Add the source: a video or photos of the new face.")
     extract = checked(ExtractSettings, options.get("extract"), "extraction")
@@ -75,12 +79,8 @@ def submit_quick_swap(runner: Runner, target: tuple[str, str], model: str, conse
                       options: dict | None = None,
                       limits: UploadSettings | None = None) -> int:
     """Queue a conversion of `target` with a model from the library (no training)."""
-    options = dict(options or {})
-    limits = limits or UploadSettings()
-    if not consent:
-        raise UserError(f"Tick \"{CONSENT}\" to start: only swap faces you may use.")
-    if not target or not target[0]:
-        raise UserError("Add the video to convert.")
+    options, limits = dict(options or {}), limits or UploadSettings()
+    _consent_and_target(consent, target, "Add the video to convert.")
     # options["map"] = {person number: model name}: each listed person their own model.
     people = {int(n): check_name(m or "") for n, m in (options.get("map") or {}).items() if m}
     model = check_name(model or "") if model or not people else next(iter(people.values()))

@@ -70,7 +70,7 @@ def resolve(settings, model_dir: Path, face_type: str) -> InitFrom:
     """The model to start from, checked against the settings and the facesets."""
     from localswap.models.manifest import read_manifest
     from localswap.train.checkpoint import stored_width
-    from localswap.train.spec import IMMUTABLE, asked_otherwise
+    from localswap.train.spec import IMMUTABLE, refuse_otherwise
     path = find(settings.init_from, model_dir)
     manifest = read_manifest(path)
     if manifest["arch"] == "dfm":
@@ -78,12 +78,9 @@ def resolve(settings, model_dir: Path, face_type: str) -> InitFrom:
                         "further here; start from a localswap model")
     manifest.setdefault("width", stored_width(path))
     fixed = {k: manifest[k] for k in IMMUTABLE}
-    if (clash := asked_otherwise(settings, fixed)) is not None:
-        key, asked = clash
-        raise UserError(
-            f"--init-from {path.name} is a {fixed['arch']} model at {fixed['resolution']} "
-            f"px, width {fixed['width']}; --{key} {asked} does not fit it: leave --{key} "
-            "out (it comes from the model) or train a fresh model")
+    refuse_otherwise(settings, fixed, f"--init-from {path.name} is",
+                     "does not fit it: leave --{key} out (it comes from the model) or train a "
+                     "fresh model")
     kind = manifest.get("face_type", "whole_face")
     if kind != face_type:
         raise UserError(f"--init-from {path.name} was trained on {kind} faces; these facesets "

@@ -30,6 +30,16 @@ def asked_otherwise(settings: TrainSettings, fixed: dict) -> tuple[str, object] 
     return None
 
 
+def refuse_otherwise(settings: TrainSettings, fixed: dict, what: str, advice: str) -> None:
+    """UserError when the settings ask for another arch/resolution/width than `fixed` has:
+    "<what> a <arch> model at <px> px, width <w>; --<key> <asked> <advice>" ({key} in
+    `advice` is the setting's name)."""
+    if (clash := asked_otherwise(settings, fixed)) is not None:
+        key, asked = clash
+        raise UserError(f"{what} a {fixed['arch']} model at {fixed['resolution']} px, width "
+                        f"{fixed['width']}; --{key} {asked} {advice.format(key=key)}")
+
+
 def asked_for(settings: TrainSettings) -> dict:
     """The immutable settings a new model's run fixed (not left to the planner)."""
     return {k: getattr(settings, k) for k in IMMUTABLE if getattr(settings, k) not in ("auto", 0)}
@@ -42,12 +52,9 @@ def check_immutable(settings: TrainSettings, manifest: dict, model_dir: Path) ->
         raise UserError(f"{model_dir}: manifest.json does not say the model's architecture, "
                         "resolution and width; train a new model in another folder")
     fixed = {k: manifest[k] for k in IMMUTABLE}
-    if (clash := asked_otherwise(settings, fixed)) is not None:
-        key, asked = clash
-        raise UserError(
-            f"{model_dir} holds a {manifest['arch']} model at {manifest['resolution']} px, "
-            f"width {manifest['width']}; --{key} {asked} cannot change once a model exists: "
-            f"leave --{key} out to continue it, or train a new model in another folder")
+    refuse_otherwise(settings, fixed, f"{model_dir} holds",
+                     "cannot change once a model exists: leave --{key} out to continue it, "
+                     "or train a new model in another folder")
     return fixed
 
 
