@@ -96,7 +96,9 @@ def test_models_panel_quick_swap_rename_and_delete(launched, browser, video_a):
         page.locator("#result-video video").wait_for(timeout=120_000)
     finally:
         screenshot(page, "quick-swap.png")
-    assert "finished" in page.locator("#job-status").inner_text()
+    status = page.locator("#job-status").inner_text()
+    # Finished, and it says so: not which stage it was in ("stage 1 of 1: Rendering...").
+    assert "finished" in status and "stage 1 of 1" not in status and "1 stages" not in status
     assert page.locator("#download").is_visible()
     # Rename, then delete behind a confirmation.
     page.get_by_role("tab", name="Models").click()

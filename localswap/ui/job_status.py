@@ -19,7 +19,7 @@ def status_text(snap: Snapshot) -> str:
     lines = [f"### #{job.id} {html.escape(job.title or job.kind)}",
              f"Status: **{STATUS_WORDS.get(job.status, job.status)}**"]
     if job.status == DONE:
-        lines[-1] += f" · all {len(plan)} stages done"
+        lines[-1] += f" · all {len(plan)} stages done" if len(plan) > 1 else ""
     elif job.stage and job.stage in plan:
         where = "" if job.active else "stopped in "
         lines[-1] += (f" · {where}stage {plan.index(job.stage) + 1} of {len(plan)}: "
