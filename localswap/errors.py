@@ -23,6 +23,14 @@ def error_summary(exc: BaseException, limit: int = 200) -> str:
     return f"{name}: {lines[0][:limit]}" if lines else name
 
 
+def in_words(exc: BaseException) -> str:
+    """What went wrong, for a log line or a page: a UserError's own sentence (it says what
+    to fix), any other error named by error_summary."""
+    if isinstance(exc, UserError) and str(exc).strip():
+        return str(exc).strip()
+    return error_summary(exc)
+
+
 def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 

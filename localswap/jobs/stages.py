@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localswap import media
-from localswap.errors import DiskFullError, NoFacesError, UserError, error_summary, is_disk_full
+from localswap.errors import (DiskFullError, NoFacesError, UserError, error_summary,
+                              in_words, is_disk_full)
 from localswap.jobs.recorder import Recorder, Stopped
 from localswap.jobs.store import Job
 from localswap.progress import plural
@@ -249,7 +250,7 @@ def _judge(ctx: StageContext, job) -> dict:
         report = evaluate(job.sources, job.target, job.out, max_frames=JUDGE_FRAMES,
                           source_faces=JUDGE_SOURCE_FACES, progress=stop_check)
     except Exception as exc:  # noqa: BLE001  (the render is done; the judge is extra)
-        ctx.progress.log(f"Quality check skipped: {error_summary(exc)}")
+        ctx.progress.log(f"Quality check skipped: {in_words(exc)}")
         return {"evaluation": None}              # not an older render's report
     ctx.progress.log(f"Quality: {report.sentence()}")
     data = report.to_dict()

@@ -25,7 +25,7 @@ class Context:
 
 def human_error(exc: Exception) -> str:
     """A sentence for the page: UserErrors say what to fix; anything else is named briefly."""
-    from localswap.errors import UserError, error_summary
+    from localswap.errors import UserError, in_words
     if isinstance(exc, UserError):
-        return str(exc)
-    return f"Something went wrong ({error_summary(exc)}). The server log has details."
+        return in_words(exc)
+    return f"Something went wrong ({in_words(exc)}). The server log has details."
