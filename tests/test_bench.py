@@ -48,3 +48,13 @@ def test_bench_tiny_json_schema(tmp_path):
     assert (tmp_path / "quality-0.05min.mp4").is_file()
     for name in ("machine", "extraction", "training", "baseline", "conversion", "quality"):
         assert name in r.stdout                                  # the readable table
+
+
+def test_contact_sheet_tiles_are_square_wherever_the_face_lies():
+    """A box rounded corner by corner came out one pixel wider than tall for some faces
+    (the webcam clip), and the contact sheet then failed to pad its tiles."""
+    from localswap.bench.quality import _square
+    for bbox in ((10.4, 20.6, 120.3, 140.9), (0.2, 0.7, 50.5, 61.3), (300.7, 200.2, 399.6, 299.5),
+                 (133.5, 71.49, 246.51, 201.5)):
+        x0, y0, x1, y1 = _square(bbox, (300, 400, 3))
+        assert x1 - x0 == y1 - y0 > 0 and x0 >= 0 and y0 >= 0 and x1 <= 400 and y1 <= 300

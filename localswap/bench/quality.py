@@ -130,7 +130,10 @@ def _square(bbox, shape) -> tuple[int, int, int, int]:
     cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * 0.7
     h, w = shape[:2]
     half = min(half, cx, cy, w - cx, h - cy)
-    return int(cx - half), int(cy - half), int(cx + half), int(cy + half)
+    # One rounded side for both axes: rounding each corner alone made tiles one pixel wider
+    # than tall now and then, and the sheet's padding then failed.
+    x0, y0, side = int(cx - half), int(cy - half), int(2 * half)
+    return x0, y0, x0 + side, y0 + side
 
 
 def _cut(frame: np.ndarray, box) -> np.ndarray:
