@@ -214,6 +214,11 @@ class TrainSettings(SettingsBase):
                               high=1e6, label="Gradient clipping (0 = off)")
     eyes_mouth_weight: float = option(3.0, "extra loss weight on eyes and mouth", low=0.0,
                                       high=100.0, label="Extra weight on eyes and mouth")
+    guide: bool = option(False, "expression guide: the decoders also see where the target's "
+                         "lids, brows and lips are, so the swap opens its eyes and mouth "
+                         "when the target does (localswap architecture; fixed once the model "
+                         "exists; such a model cannot be exported to .dfm)",
+                         label="Expression guide")
     warp: bool = option(True, "randomly warp the input faces (what teaches the swap)",
                         label="Random warp")
     sharpen: float = option(0.0, "final share of the run trained without random warp, which "

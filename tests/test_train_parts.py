@@ -92,7 +92,8 @@ def test_augment_is_seeded_and_the_target_is_the_unwarped_face(data_a):
     inp, tgt, masks = run()
     inp2, tgt2, masks2 = run()
     assert torch.equal(inp, inp2) and torch.equal(tgt, tgt2) and torch.equal(masks, masks2)
-    assert inp.shape == tgt.shape == masks.shape == (4, 3, 64, 64)
+    assert inp.shape == tgt.shape == (4, 3, 64, 64)
+    assert masks.shape == (4, 4, 64, 64)        # face hull, eyes, mouth, expression lines
     # Same affine, same (no) colour: the warp is the only difference between input and target.
     inp_w, tgt_w, _ = run(colour=0.0)
     inp_0, tgt_0, _ = run(colour=0.0, warp=0.0)
@@ -102,10 +103,11 @@ def test_augment_is_seeded_and_the_target_is_the_unwarped_face(data_a):
     inp_off, tgt_off, _ = run(enabled=False)
     assert torch.equal(inp_off, tgt_off)
     assert torch.equal((inp_off * 255).round().to(torch.uint8), batch[:, :3])
-    # Masks follow the face: eyes and mouth lie inside the face hull.
-    face, eyes_mouth = masks[:, 0], masks[:, 1:].amax(1)
+    # Masks follow the face: eyes, mouth and the expression lines lie inside the face hull.
+    face, eyes_mouth, lines = masks[:, 0], masks[:, 1:3].amax(1), masks[:, 3]
     assert 0.15 < face.mean() < 0.8
     assert (eyes_mouth * (1 - face)).sum() < 0.05 * eyes_mouth.sum()
+    assert 0 < lines.sum() and (lines * (1 - face)).sum() < 0.05 * lines.sum()
 
 
 # -- loss ---------------------------------------------------------------------------------
@@ -129,7 +131,7 @@ def test_faceset_cache_is_built_reused_and_rebuilt(faces_a, tmp_path):
     folder = shutil.copytree(faces_a, tmp_path / "fs", ignore=shutil.ignore_patterns(".cache"))
     first = FaceData(folder, 64, CPU)
     assert "built cache" in first.note and first.faces.dtype == torch.uint8
-    assert first.faces.shape[1:] == (6, 64, 64)
+    assert first.faces.shape[1:] == (7, 64, 64)     # RGB, 3 masks, expression lines
     again = FaceData(folder, 64, CPU)
     assert "(cache" in again.note and torch.equal(first.faces, again.faces)
     fs = Faceset.load(folder)                       # the faceset changes: the cache is stale

@@ -128,7 +128,9 @@ def run_model(swapper: Swapper, faces: list[Face], batch: int) -> None:
         model = group[0].swapper or swapper
         for i in range(0, len(group), batch):
             chunk = group[i:i + batch]
-            rgb, mask = model(np.stack([f.crop for f in chunk]))
+            # the landmarks in crop pixels (what a guided model draws its expression map from)
+            lms = [np.c_[f.landmarks, np.ones(len(f.landmarks))] @ f.mat.T for f in chunk]
+            rgb, mask = model(np.stack([f.crop for f in chunk]), lms)
             for k, f in enumerate(chunk):
                 f.swapped = rgb[k]
                 f.learned = None if mask is None else mask[k]

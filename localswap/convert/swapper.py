@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from localswap.errors import UserError
+from localswap.faces.landmarks import expression_map
 from localswap.gpu import cpu_has_native_bf16
 from localswap.models.manifest import (BACKUP_DIR, DFM_FILE, MANIFEST_FILE, MODEL_FILE,
                                        Manifest, is_dfm_dir, read_manifest)
@@ -51,7 +52,7 @@ def build_from_state(manifest: dict, state: dict[str, torch.Tensor]) -> torch.nn
         if arch == "original" and "decoder_a.mask.weight" in state:
             model = models.Original(width, learn_mask=True).to(memory_format=torch.channels_last)
         else:
-            model = models.build_model(arch, res, width)
+            model = models.build_model(arch, res, width, guided=bool(manifest.get("guided")))
         model.load_state_dict(state, strict=True)
     except (ValueError, RuntimeError) as exc:
         raise UserError(f"the weights do not match a {arch} {res} px model "
@@ -119,12 +120,21 @@ class Swapper:
         self.dtype = half_dtype(self.device) if precision == "auto" else None
 
     @torch.inference_mode()
-    def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def __call__(self, crops: np.ndarray, landmarks: list[np.ndarray] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+        """`landmarks`: each crop's 68 points in crop pixels, which a guided model needs."""
         x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device, non_blocking=True)
         x = x.permute(0, 3, 1, 2).float().div_(255).contiguous(memory_format=torch.channels_last)
+        guide = None
+        if self.model.guided:
+            if landmarks is None:
+                raise UserError(f"model {self.name!r} is expression-guided: it needs each "
+                                "face's landmarks")
+            maps = np.stack([expression_map(lm, self.resolution) for lm in landmarks])
+            guide = torch.from_numpy(maps)[:, None].to(self.device).float().div_(255)
         with torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
                             enabled=self.dtype is not None):
-            rgb, mask = self.model.decode(self.model.encode(x), "b")
+            rgb, mask = self.model.decode(self.model.encode(x), "b", guide)
         rgb = (rgb.float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1)
         rgb = rgb.cpu().numpy()
         if mask is not None:
@@ -150,7 +160,7 @@ class DfmSwapper(Swapper):
         self.morph = bool(self.manifest.get("morph_input"))
         self.morph_value = float(self.manifest.get("morph_value", MORPH_DEFAULT))
 
-    def __call__(self, crops: np.ndarray):
+    def __call__(self, crops: np.ndarray, landmarks: list[np.ndarray] | None = None):
         from localswap.models.dfm import run
         bgr = np.ascontiguousarray(crops[..., ::-1], np.float32) / 255.0
         face, mask, celeb = run(self.session, bgr, self.morph, self.morph_value)

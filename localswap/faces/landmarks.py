@@ -134,3 +134,15 @@ def face_width(landmarks: np.ndarray) -> float:
     16), steadier than a box under rotation."""
     pts = np.asarray(landmarks)
     return float(np.linalg.norm(pts[16] - pts[0]))
+
+
+def expression_map(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """uint8 0/255 (size x size) line drawing of the lids, brows and lips: what a face's
+    expression is, without its jaw or nose (which carry more of who it is)."""
+    pts = np.round(np.asarray(landmarks, np.float32) * 16).astype(np.int32)   # 4 fractional bits
+    m = np.zeros((size, size), np.uint8)
+    thick = max(1, round(size / 64))
+    for idx, closed in ((RIGHT_EYE, True), (LEFT_EYE, True), (RIGHT_BROW, False),
+                        (LEFT_BROW, False), (MOUTH[:12], True), (MOUTH[12:], True)):
+        cv2.polylines(m, [pts[idx].reshape(-1, 1, 2)], closed, 255, thick, cv2.LINE_AA, 4)
+    return m

@@ -94,6 +94,10 @@ def export_dfm(model_dir: str | Path, file: str | Path) -> tuple[Path, list[str]
     from localswap.workspace import AtomicFile
     model_dir, file = Path(model_dir), Path(file)
     notes: list[str] = []
+    if not is_dfm_dir(model_dir) and read_manifest(model_dir).get("guided"):
+        raise UserError(f"{model_dir.name} is expression-guided (it draws the target's lids "
+                        "and lips from landmarks), which a .dfm cannot take: DeepFaceLive gives "
+                        "a model the face only. Train with --no-guide for a model to export")
     with AtomicFile(file) as tmp:
         if is_dfm_dir(model_dir):
             shutil.copyfile(model_dir / DFM_FILE, tmp)

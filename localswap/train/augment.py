@@ -1,6 +1,6 @@
 """Batched augmentation on the training device (no CPU data loader to starve the GPU).
 
-From a uint8 batch (N, 6, R, R) = RGB + face/eyes/mouth masks it makes:
+From a uint8 batch (N, 7, R, R) = RGB + face/eyes/mouth masks + expression lines it makes:
   input  : the face under a random affine (rotation, scale, shift, flip) AND a smooth random warp
   target : the same face under the same affine only ("the unwarped face")
   masks  : the masks under the affine, matching the target
@@ -96,7 +96,7 @@ def colour_jitter(x: torch.Tensor, s: AugmentSettings, gen: torch.Generator) -> 
 
 
 def augment(batch: torch.Tensor, gen: torch.Generator, s: AugmentSettings | None = None):
-    """uint8 (N, 6, R, R) on the training device -> (input, target, masks), float32 in [0, 1]."""
+    """uint8 (N, C, R, R) on the training device -> (input, target, masks), float32 in [0, 1]."""
     s = s or AugmentSettings()
     x = batch.float().div_(255)
     if not s.enabled:

@@ -1,5 +1,6 @@
-"""Training data: a faceset loaded once into a uint8 tensor (N, 6, R, R) = RGB + face/eyes/mouth
-masks at the model's resolution, kept on the training device when it fits. When it does not
+"""Training data: a faceset loaded once into a uint8 tensor (N, 7, R, R) = RGB + face/eyes/mouth
+masks + the expression lines (faces.landmarks.expression_map) at the model's resolution, kept
+on the training device when it fits. When it does not
 (the planner says so, or the copy runs out of memory), the faces stay in ordinary host memory
 and each batch is gathered into a small pinned buffer and copied over asynchronously: pinning
 the whole faceset (gigabytes per rank) would gain nothing, since indexing it returns pageable
@@ -22,11 +23,11 @@ import torch
 
 from localswap.errors import UserError
 from localswap.faces.faceset import Faceset, yaw_bin
-from localswap.faces.landmarks import region_masks
+from localswap.faces.landmarks import expression_map, region_masks
 from localswap.workspace import AtomicFile, atomic_write_json
 
-CACHE_VERSION = 1
-CHANNELS = 6            # R, G, B, face hull, eyes + brows, mouth
+CACHE_VERSION = 2
+CHANNELS = 7            # R, G, B, face hull, eyes + brows, mouth, expression lines
 SKEW = 0.6              # yaw balancing starts when one pose bin holds more than this share
 
 
@@ -53,7 +54,7 @@ def _cache_key(faceset: Faceset, resolution: int) -> str:
 
 
 def _decode(faceset: Faceset, resolution: int, out: np.ndarray) -> list[str]:
-    """Fill `out` (N, 6, R, R) from the PNGs; returns the names that could not be read."""
+    """Fill `out` (N, 7, R, R) from the PNGs; returns the names that could not be read."""
     bad = []
     for i, face in enumerate(faceset.faces):
         img = cv2.imread(str(faceset.image_path(face)), cv2.IMREAD_COLOR)
@@ -64,9 +65,11 @@ def _decode(faceset: Faceset, resolution: int, out: np.ndarray) -> list[str]:
         size = img.shape[0]
         interp = cv2.INTER_AREA if size > resolution else cv2.INTER_CUBIC
         rgb = cv2.resize(img, (resolution, resolution), interpolation=interp)[:, :, ::-1]
-        masks = region_masks(face.landmarks_array() * (resolution / size), resolution)
+        lm = face.landmarks_array() * (resolution / size)
+        masks = region_masks(lm, resolution)
         out[i, :3] = rgb.transpose(2, 0, 1)
         out[i, 3], out[i, 4], out[i, 5] = masks["face"], masks["eyes"], masks["mouth"]
+        out[i, 6] = expression_map(lm, resolution)
     return bad
 
 

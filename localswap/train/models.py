@@ -89,16 +89,44 @@ class Decoder(nn.Module):
         self.rgb = nn.Conv2d(ch, 3, rgb_kernel, padding=rgb_kernel // 2)
         self.mask = nn.Conv2d(ch, 1, 3, padding=1) if learn_mask else None
 
-    def forward(self, z):
+    def forward(self, z, guide=None):
         x = self.blocks(z)
+        return self.head(x)
+
+    def head(self, x):
         # Sigmoid in float32: stable under fp16/bf16 autocast.
         rgb = torch.sigmoid(self.rgb(x).float())
         mask = torch.sigmoid(self.mask(x).float()) if self.mask is not None else None
         return rgb, mask
 
 
+class GuidedDecoder(Decoder):
+    """A decoder whose every upscale, and its output head, also sees the expression map
+    (lids, brows, lips as lines; see faces.landmarks.expression_map) at its own resolution.
+    Where the lids and lips are is drawn for the decoder instead of squeezed through the
+    bottleneck, so the swapped face opens its eyes and mouth when the target does."""
+
+    def __init__(self, stages: list[tuple[int, int]], ch: int, learn_mask: bool):
+        nn.Module.__init__(self)
+        self.res = nn.ModuleList(Res(cin) for cin, _ in stages)
+        self.up = nn.ModuleList(Up(cin + 1, cout) for cin, cout in stages)
+        self.rgb = nn.Conv2d(ch + 1, 3, 5, padding=2)
+        self.mask = nn.Conv2d(ch + 1, 1, 3, padding=1) if learn_mask else None
+
+    def forward(self, z, guide=None):
+        if guide is None:
+            raise ValueError("this model needs the expression map of each face")
+        x = z
+        for res, up in zip(self.res, self.up):
+            x = res(x)
+            g = F.adaptive_avg_pool2d(guide.to(x.dtype), x.shape[-2:])
+            x = up(torch.cat([x, g], 1))
+        return self.head(torch.cat([x, guide.to(x.dtype)], 1))
+
+
 class SwapModel(nn.Module):
     arch = ""
+    guided = False
 
     def __init__(self):
         super().__init__()
@@ -109,14 +137,19 @@ class SwapModel(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x.contiguous(memory_format=torch.channels_last))
 
-    def decode(self, z: torch.Tensor, side: str):
-        return (self.decoder_a if side == "a" else self.decoder_b)(z)
+    def decode(self, z: torch.Tensor, side: str, guide: torch.Tensor | None = None):
+        return (self.decoder_a if side == "a" else self.decoder_b)(z, guide)
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor):
+    @property
+    def learns_mask(self) -> bool:
+        return self.decoder_a.mask is not None
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor, guide_a: torch.Tensor | None = None,
+                guide_b: torch.Tensor | None = None):
         # One encoder pass for both identities: larger, faster convolutions.
         za, zb = self.encode(torch.cat([a, b])).split([a.shape[0], b.shape[0]])
-        rgb_a, mask_a = self.decoder_a(za)
-        rgb_b, mask_b = self.decoder_b(zb)
+        rgb_a, mask_a = self.decoder_a(za, guide_a)
+        rgb_b, mask_b = self.decoder_b(zb, guide_b)
         return rgb_a, mask_a, rgb_b, mask_b
 
     def _init_weights(self) -> None:
@@ -171,10 +204,11 @@ class LocalSwap(SwapModel):
     an RGB and a learned-mask head. Channels at 1/2**k of the resolution: width*min(2**(k-1), 8)."""
     arch = "localswap"
 
-    def __init__(self, resolution: int = 128, width: int = 64):
+    def __init__(self, resolution: int = 128, width: int = 64, guided: bool = False):
         super().__init__()
         d, side = bottleneck(resolution)
         self.resolution = resolution
+        self.guided = guided
         ch = [max(8, width // 2)] + [width * min(2 ** (k - 1), 8) for k in range(1, d + 1)]
         enc: list[nn.Module] = []
         for k in range(1, d + 1):
@@ -186,6 +220,9 @@ class LocalSwap(SwapModel):
         self.encoder = nn.Sequential(*enc)
 
         def decoder():
+            if guided:
+                return GuidedDecoder([(ch[k], ch[k - 1]) for k in range(d - 1, 0, -1)], ch[0],
+                                     learn_mask=True)
             blocks: list[nn.Module] = []
             for k in range(d - 1, 0, -1):
                 blocks += [Res(ch[k]), Up(ch[k], ch[k - 1])]
@@ -196,7 +233,7 @@ class LocalSwap(SwapModel):
 
 
 def build_model(arch: str, resolution: int, width: int = 0,
-                channels_last: bool = True) -> SwapModel:
+                channels_last: bool = True, guided: bool = False) -> SwapModel:
     """A fresh model (channels_last memory by default); width 0 = the architecture's default."""
     width = width or DEFAULT_WIDTH[arch]
     if arch == "original":
@@ -204,7 +241,7 @@ def build_model(arch: str, resolution: int, width: int = 0,
             raise ValueError("the original model is 64 px only")
         model = Original(width)
     elif arch == "localswap":
-        model = LocalSwap(resolution, width)
+        model = LocalSwap(resolution, width, guided)
     else:
         raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHS)}")
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -37,7 +37,7 @@ SLACK = 1.2                 # caching-allocator fragmentation and backward trans
 MIN_BATCH, MAX_BATCH = 8, 16
 BATCHES = (16, 12, 8, 6, 4)
 DATA_SHARE = 0.25           # faces stay on the GPU if they take at most this share of budget
-BYTES_PER_FACE = 6          # RGB + 3 mask channels, uint8, per pixel
+BYTES_PER_FACE = 7          # RGB + 3 mask channels + expression lines, uint8, per pixel
 
 # (arch, resolution, width): (params, act_fp32, fixed_fp32, act_half, fixed_half), bytes.
 # Output of `python -m localswap.train.planner --measure` (torch 2.14, localswap 0.1).

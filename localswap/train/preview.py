@@ -29,16 +29,18 @@ def composite(face: torch.Tensor, out: tuple, hull: torch.Tensor) -> torch.Tenso
 
 @torch.no_grad()
 def preview_rows(model, faces_a: torch.Tensor, faces_b: torch.Tensor, dtype=None):
-    """uint8 (N, 6, R, R) unaugmented faces -> six float (N, 3, R, R) rows, each model output
+    """uint8 (N, 7, R, R) unaugmented faces -> six float (N, 3, R, R) rows, each model output
     composited over the face it was made from."""
     was_training = model.training
     model.eval()
     a, hull_a = faces_a[:, :3].float() / 255, faces_a[:, 3:4].float() / 255
     b, hull_b = faces_b[:, :3].float() / 255, faces_b[:, 3:4].float() / 255
     with torch.autocast(a.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        ga = faces_a[:, 6:7].float() / 255 if faces_a.shape[1] > 6 else None
+        gb = faces_b[:, 6:7].float() / 255 if faces_b.shape[1] > 6 else None
         za, zb = model.encode(a), model.encode(b)
-        outs = [model.decode(za, "a"), model.decode(za, "b"),
-                model.decode(zb, "b"), model.decode(zb, "a")]
+        outs = [model.decode(za, "a", ga), model.decode(za, "b", ga),
+                model.decode(zb, "b", gb), model.decode(zb, "a", gb)]
     model.train(was_training)
     rows = [a, composite(a, outs[0], hull_a), composite(a, outs[1], hull_a),
             b, composite(b, outs[2], hull_b), composite(b, outs[3], hull_b)]

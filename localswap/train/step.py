@@ -86,7 +86,7 @@ class Step:
         dtype = DTYPES[self.precision]
         with torch.autocast(self.device.type, dtype=dtype or torch.float32,
                             enabled=dtype is not None):
-            rgb_a, mask_a, rgb_b, mask_b = self.model(in_a, in_b)
+            rgb_a, mask_a, rgb_b, mask_b = self.model(in_a, in_b, m_a[:, 3:4], m_b[:, 3:4])
         loss_a = face_loss(rgb_a, mask_a, tg_a, m_a, self.eyes_mouth_weight)
         loss_b = face_loss(rgb_b, mask_b, tg_b, m_b, self.eyes_mouth_weight)
         return loss_a, loss_b

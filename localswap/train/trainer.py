@@ -177,7 +177,8 @@ class Trainer:
         settings, plan, device, init = self.settings, self.plan, self.device, self.init
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(settings.seed)
-            self.model = build_model(plan.arch, plan.resolution, plan.width).to(device)
+            self.model = build_model(plan.arch, plan.resolution, plan.width,
+                                     guided=self.guided()).to(device)
         if init is not None:
             init.load_into(self.model)
             self.note(f"starting from {init.path.name} (iteration {init.record['iteration']}); "
@@ -195,6 +196,14 @@ class Trainer:
         self.step = Step(train_model, self.optimizer, self.data_a, self.data_b, device,
                          plan.precision, self.aug, settings.eyes_mouth_weight,
                          settings.clip_grad)
+
+    def guided(self) -> bool:
+        """Fixed once a model exists, like its architecture: the model's (or the starting
+        model's) manifest says; a new localswap model takes the setting."""
+        for m in (self.manifest, self.init.manifest if self.init else None):
+            if m:
+                return bool(m.get("guided", False))
+        return bool(self.settings.guide) and self.plan.arch == "localswap"
 
     def restore(self, loaded: checkpoint.Loaded) -> int:
         """Weights, optimizer and TrainState from a checkpoint; returns its iteration."""
@@ -226,7 +235,7 @@ class Trainer:
         return {
             "version": __version__, "arch": plan.arch, "resolution": plan.resolution,
             "width": plan.width, "face_type": self.face_type,
-            "learns_mask": self.model.decoder_a.mask is not None,
+            "learns_mask": self.model.learns_mask, "guided": self.model.guided,
             "iteration": iteration, "elapsed_s": state.elapsed_s + (time.monotonic() - self.t0),
             "loss_history": state.history, "window": state.window,
             "since_save": state.since_save, "best_loss": state.best_loss,
