@@ -41,6 +41,8 @@ MEDIA = {
 }
 # "tune" is the pair recipes were chosen on; "check" was never looked at while tuning.
 PAIRS = {"tune": {"source": ["woman"], "target": "bearded_intro"},
+         # a second tuning pair (session 4): a man talking in a car, 25 usable faces of 120
+         "tune2": {"source": ["carphone"], "target": "bearded_intro"},
          "check": {"source": ["man_webcam"], "target": "bearded_test"}}
 BUDGETS = {"cpu": (5.0, 10.0, 20.0), "cuda": (2.0, 5.0, 10.0)}
 # The bar a swap must clear (issue 16): identity, expression and steadiness together.
