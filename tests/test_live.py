@@ -10,13 +10,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from localswap.bench import samples as mb
 from model_fixtures import one_torch_thread, tiny_model  # noqa: F401  (fixture)
-from ui_helpers import OUTPUT, InProcessApp, install_tiny_model
+from ui_helpers import CHROMIUM, OUTPUT, InProcessApp, install_tiny_model, needs_chromium
 
-CHROMIUM = "/usr/bin/chromium"
 FRAMES, FPS, BITS, CELL = 96, 24, 8, 24
 
 
@@ -72,7 +70,7 @@ MEASURE_JS = """async ([seconds, bits, cell]) => {
   return log; }"""
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
+@needs_chromium()
 def test_live_tab_streams_a_fake_webcam(tmp_path_factory, faceset_a, faceset_b):
     from playwright.sync_api import sync_playwright
     base = tmp_path_factory.mktemp("live")

@@ -15,23 +15,16 @@ import pytest
 from localswap.errors import UserError
 from localswap.jobs.submit import submit_swap
 from ui_helpers import (FAST_EXTRACT, OUTPUT, TINY_TRAIN, InProcessApp, LaunchedApp,
-                        install_tiny_model, wait_for, wait_job)
+                        install_tiny_model, launch_browser, needs_chromium, wait_for,
+                        wait_job)
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason="Debian chromium is not installed (apt-get install "
-                                       "chromium)")
+pytestmark = needs_chromium()
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with launch_browser() as b:
         yield b
-        b.close()
 
 
 def self_model(base: Path, faceset_a: Path) -> Path:

@@ -114,3 +114,31 @@ def install_tiny_model(models_dir: Path, base: Path, faceset_a: Path, faceset_b:
     if not dest.exists():
         shutil.copytree(src, dest)
     return dest
+
+
+# -- the browser (Debian's Chromium driven by Playwright; never `playwright install`) --------
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def needs_chromium():
+    import pytest
+    return pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                              reason="Debian chromium is not installed (apt-get install chromium)")
+
+
+def launch_browser():
+    """A context manager yielding a headless Chromium (module-scoped fixtures wrap it)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def run():
+        from playwright.sync_api import sync_playwright
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                yield b
+            finally:
+                b.close()
+    return run()
