@@ -71,6 +71,8 @@ class Step:
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         self.gen = torch.Generator(device=device)
         self.distributed = dist.is_available() and dist.is_initialized()
+        # The expression lines (channel 6) are warped only for a model that reads them.
+        self.channels = 7 if getattr(getattr(model, "module", model), "guided", False) else 6
 
     def _all_finite(self, value: torch.Tensor) -> bool:
         ok = torch.isfinite(value).all().to(torch.float32).reshape(1)
@@ -81,12 +83,14 @@ class Step:
     def losses(self, batch: int, seed: int):
         """Forward pass on a fresh augmented batch: (loss_a, loss_b) as float32 tensors."""
         self.gen.manual_seed(seed)
-        in_a, tg_a, m_a = augment(self.data_a.sample(batch, self.gen), self.gen, self.aug)
-        in_b, tg_b, m_b = augment(self.data_b.sample(batch, self.gen), self.gen, self.aug)
+        c = self.channels
+        in_a, tg_a, m_a = augment(self.data_a.sample(batch, self.gen)[:, :c], self.gen, self.aug)
+        in_b, tg_b, m_b = augment(self.data_b.sample(batch, self.gen)[:, :c], self.gen, self.aug)
+        guides = (m_a[:, 3:4], m_b[:, 3:4]) if c == 7 else ()
         dtype = DTYPES[self.precision]
         with torch.autocast(self.device.type, dtype=dtype or torch.float32,
                             enabled=dtype is not None):
-            rgb_a, mask_a, rgb_b, mask_b = self.model(in_a, in_b, m_a[:, 3:4], m_b[:, 3:4])
+            rgb_a, mask_a, rgb_b, mask_b = self.model(in_a, in_b, *guides)
         loss_a = face_loss(rgb_a, mask_a, tg_a, m_a, self.eyes_mouth_weight)
         loss_b = face_loss(rgb_b, mask_b, tg_b, m_b, self.eyes_mouth_weight)
         return loss_a, loss_b
