@@ -303,7 +303,7 @@ def test_host_faces_are_gathered_into_a_small_pinned_buffer(facesets, monkeypatc
     # (copied: on the CPU the batch is the staging buffer itself, reused by the next draw)
     staged = [data.sample(4, torch.Generator().manual_seed(s)).clone() for s in (1, 2)]
     assert all(torch.equal(a, b) for a, b in zip(plain, staged))
-    assert pinned == [4 * 6 * 64 * 64] and pinned[0] < data.faces.numel()
+    assert pinned == [4 * data_mod.CHANNELS * 64 * 64] and pinned[0] < data.faces.numel()
 
     class Full:
         def to(self, device):
