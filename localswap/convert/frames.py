@@ -13,7 +13,7 @@ from localswap import __version__, media
 from localswap.convert.blend import Look, draw_label, paste
 from localswap.convert.swapper import Swapper
 from localswap.errors import UserError
-from localswap.faces.align import transform_matrix, warp_face
+from localswap.faces.align import transform_matrix, transform_points, warp_face
 from localswap.faces.landmarks import face_width
 from localswap.progress import plural
 
@@ -129,7 +129,7 @@ def run_model(swapper: Swapper, faces: list[Face], batch: int) -> None:
         for i in range(0, len(group), batch):
             chunk = group[i:i + batch]
             # the landmarks in crop pixels (what a guided model draws its expression map from)
-            lms = [np.c_[f.landmarks, np.ones(len(f.landmarks))] @ f.mat.T for f in chunk]
+            lms = [transform_points(f.landmarks, f.mat) for f in chunk]
             rgb, mask = model(np.stack([f.crop for f in chunk]), lms)
             for k, f in enumerate(chunk):
                 f.swapped = rgb[k]

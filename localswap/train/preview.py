@@ -36,8 +36,7 @@ def preview_rows(model, faces_a: torch.Tensor, faces_b: torch.Tensor, dtype=None
     a, hull_a = faces_a[:, :3].float() / 255, faces_a[:, 3:4].float() / 255
     b, hull_b = faces_b[:, :3].float() / 255, faces_b[:, 3:4].float() / 255
     with torch.autocast(a.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        ga = faces_a[:, 6:7].float() / 255 if faces_a.shape[1] > 6 else None
-        gb = faces_b[:, 6:7].float() / 255 if faces_b.shape[1] > 6 else None
+        ga, gb = faces_a[:, 6:7].float() / 255, faces_b[:, 6:7].float() / 255
         za, zb = model.encode(a), model.encode(b)
         outs = [model.decode(za, "a", ga), model.decode(za, "b", ga),
                 model.decode(zb, "b", gb), model.decode(zb, "a", gb)]
