@@ -203,8 +203,9 @@ class TrainSettings(SettingsBase):
     precision: str = option("auto", "arithmetic: auto = bf16/fp16 autocast where the device "
                             "supports it", choices=PRECISIONS, label="Precision")
     device: str = option("auto", "training device", choices=DEVICES, label="Device")
-    lr: float = option(1e-3, "peak Adam learning rate (reached after the warm-up)", low=1e-7,
-                       high=1e-2, label="Learning rate")
+    lr: float = option(0.0, "peak Adam learning rate, reached after the warm-up (0 = auto: "
+                       "1e-3 for 64 px models, less for larger ones; a resumed model keeps its "
+                       "own)", low=0.0, high=1e-2, label="Learning rate", auto="auto")
     warmup: int = option(200, "iterations of linear learning-rate warm-up at the start of a "
                          "new model", low=0, label="Warm-up iterations")
     schedule: str = option("cosine", "learning rate after the warm-up: cosine (decays to a "
@@ -214,10 +215,11 @@ class TrainSettings(SettingsBase):
                               high=1e6, label="Gradient clipping (0 = off)")
     eyes_mouth_weight: float = option(3.0, "extra loss weight on eyes and mouth", low=0.0,
                                       high=100.0, label="Extra weight on eyes and mouth")
-    guide: bool = option(False, "expression guide: the decoders also see where the target's "
-                         "lids, brows and lips are, so the swap opens its eyes and mouth "
-                         "when the target does (localswap architecture; fixed once the model "
-                         "exists; such a model cannot be exported to .dfm)",
+    guide: bool = option(True, "expression guide: the decoders see where the target's lids, "
+                         "brows and lips are (as lines, in the source's range) and the encoder "
+                         "does not see the eyes and mouth, so the swap opens and closes them "
+                         "with the target (localswap architecture; fixed once the model "
+                         "exists; --no-guide for a model that can be exported to .dfm)",
                          label="Expression guide")
     warp: bool = option(True, "randomly warp the input faces (what teaches the swap)",
                         label="Random warp")

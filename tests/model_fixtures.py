@@ -10,9 +10,10 @@ import pytest
 ITERATIONS = 12
 
 
-def build_tiny_model(base: Path, faceset_a: Path, faceset_b: Path) -> Path:
-    """localswap 64 px, width 8, batch 4: a few seconds on a 2-core CPU."""
-    out = base / "tiny_model"
+def build_tiny_model(base: Path, faceset_a: Path, faceset_b: Path, guide: bool = True) -> Path:
+    """localswap 64 px, width 8, batch 4: a few seconds on a 2-core CPU. Expression-guided, as
+    the default is; `guide=False` for what only unguided models can do (a .dfm export)."""
+    out = base / ("tiny_model" if guide else "tiny_plain_model")
     if (out / "manifest.json").is_file():
         return out
     from localswap.settings import TrainSettings
@@ -20,7 +21,7 @@ def build_tiny_model(base: Path, faceset_a: Path, faceset_b: Path) -> Path:
     with one_torch_thread():
         train(faceset_b, faceset_a, out, TrainSettings(
             iterations=ITERATIONS, arch="localswap", resolution=64, width=8, batch=4,
-            device="cpu", preview_every=6))
+            device="cpu", preview_every=6, guide=guide))
     return out
 
 
@@ -40,3 +41,9 @@ def one_torch_thread():
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory, faceset_a, faceset_b) -> Path:
     return build_tiny_model(tmp_path_factory.getbasetemp(), faceset_a, faceset_b)
+
+
+@pytest.fixture(scope="module")
+def tiny_plain_model(tmp_path_factory, faceset_a, faceset_b) -> Path:
+    """Without the expression guide: what a .dfm export takes."""
+    return build_tiny_model(tmp_path_factory.getbasetemp(), faceset_a, faceset_b, guide=False)

@@ -1,4 +1,5 @@
 """Conversion end to end on the fixture videos with a model trained for a few iterations."""
+import json
 import subprocess
 import threading
 
@@ -177,8 +178,9 @@ def test_swapper_batches_give_the_same_faces(tiny_model, faceset_a):
     fs = Faceset.load(faceset_a)
     crops = np.stack([cv2.resize(media.read_image(fs.image_path(f)), (64, 64))
                       for f in fs.faces[:5]])
-    rgb, mask = swapper(crops)
-    one, _ = swapper(crops[2:3])
+    lms = [f.landmarks_array() * (64 / fs.size) for f in fs.faces[:5]]   # the guide's lines
+    rgb, mask = swapper(crops, lms)
+    one, _ = swapper(crops[2:3], lms[2:3])
     assert rgb.shape == (5, 64, 64, 3) and rgb.dtype == np.uint8
     assert mask is None or mask.shape == (5, 64, 64)
     assert np.abs(one[0].astype(int) - rgb[2].astype(int)).max() <= 1
@@ -210,7 +212,8 @@ def test_damaged_weights_fall_back_to_the_backup(tiny_model, tmp_path):
     data = (model / "model.safetensors").read_bytes()
     (model / "model.safetensors").write_bytes(data[: len(data) // 2])   # an interrupted copy
     swapper = Swapper(model, "cpu")
-    rgb, _ = swapper(np.zeros((1, 64, 64, 3), np.uint8))
+    lm = np.array(json.loads((model / "manifest.json").read_text())["expression"]["a"]["median"])
+    rgb, _ = swapper(np.zeros((1, 64, 64, 3), np.uint8), [lm * 64])
     assert rgb.shape == (1, 64, 64, 3)
     (model / "backup" / "model.safetensors").write_bytes(b"junk")
     with pytest.raises(UserError, match="no usable weights"):

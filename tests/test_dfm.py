@@ -17,7 +17,7 @@ from localswap.errors import UserError
 from localswap.models import dfm
 from localswap.settings import ConvertSettings
 from localswap.workspace import Workspace
-from model_fixtures import one_torch_thread, tiny_model  # noqa: F401  (module-scoped fixture)
+from model_fixtures import one_torch_thread, tiny_plain_model  # noqa: F401  (module-scoped fixture)
 
 
 class DflLike(nn.Module):
@@ -58,10 +58,10 @@ def _real_faces(faceset, res):
                      for p in crops])           # BGR uint8, as DeepFaceLive feeds it
 
 
-def test_export_matches_pytorch_on_real_faces(tmp_path, tiny_model, faceset_a):
+def test_export_matches_pytorch_on_real_faces(tmp_path, tiny_plain_model, faceset_a):
     ws = Workspace(tmp_path / "ws")
     import shutil
-    shutil.copytree(tiny_model, ws.path("models", "tiny"))
+    shutil.copytree(tiny_plain_model, ws.path("models", "tiny"))
     file = library.export_model(ws, "tiny", tmp_path / "tiny.dfm")
     info = dfm.check_dfm(file)
     assert info.resolution == 64 and not info.morph

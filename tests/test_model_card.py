@@ -10,13 +10,13 @@ from localswap.models import library
 from localswap.evaluate.report import Report
 from localswap.models.card import card_markdown, model_card, record_evaluation
 from localswap.workspace import Workspace
-from model_fixtures import tiny_model  # noqa: F401  (module-scoped fixture)
+from model_fixtures import tiny_plain_model  # noqa: F401  (module-scoped fixture)
 
 
-def test_card_is_shown_and_travels_with_the_model(tmp_path, tiny_model):
+def test_card_is_shown_and_travels_with_the_model(tmp_path, tiny_plain_model):
     ws = Workspace(tmp_path / "ws")
     src = ws.path("models", "grace")
-    shutil.copytree(tiny_model, src)
+    shutil.copytree(tiny_plain_model, src)
     manifest = json.loads((src / "manifest.json").read_text())
     card = model_card(src)
     assert card["evaluation"] is None and "Not judged yet" in card_markdown(card)
@@ -47,13 +47,13 @@ def test_card_is_shown_and_travels_with_the_model(tmp_path, tiny_model):
     assert json.loads(meta["localswap.card"])["evaluation"]["target"] == "new_target.mp4"
 
 
-def test_models_panel_exports_a_dfm_where_the_app_serves_files(tmp_path, tiny_model):
+def test_models_panel_exports_a_dfm_where_the_app_serves_files(tmp_path, tiny_plain_model):
     from types import SimpleNamespace
 
     from localswap.models.dfm import check_dfm
     from localswap.ui import models_panel
     ws = Workspace(tmp_path / "ws")
-    shutil.copytree(tiny_model, ws.path("models", "grace"))
+    shutil.copytree(tiny_plain_model, ws.path("models", "grace"))
     path = models_panel.export_model(SimpleNamespace(workspace=ws), "grace", ".dfm")
     assert path.parent == ws.root / "outputs" / "exports" and path.suffix == ".dfm"
     assert check_dfm(path).resolution == 64

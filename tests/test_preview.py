@@ -10,24 +10,29 @@ import numpy as np
 import pytest
 
 from localswap.bench import samples as mb
-from model_fixtures import one_torch_thread, tiny_model  # noqa: F401  (fixture)
+from model_fixtures import one_torch_thread, tiny_model, tiny_plain_model  # noqa: F401  (fixtures)
 from ui_helpers import OUTPUT, InProcessApp, install_tiny_model, wait_for
 
 
-def test_preview_matches_the_render(tiny_model, video_a, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("which, bound", [("tiny_plain_model", 6), ("tiny_model", 8)])
+def test_preview_matches_the_render(which, bound, request, video_a, tmp_path):
     from localswap import media
     from localswap.convert.render import convert
     from localswap.convert.preview import FramePreview
     from localswap.settings import ConvertSettings
+    model = request.getfixturevalue(which)
     s = ConvertSettings(smooth=0.0, device="cpu", end=0.5)
     with one_torch_thread():
-        convert(video_a, tiny_model, tmp_path / "out.mp4", s)
-        original, swapped = FramePreview()(video_a, tiny_model, 5, s)
+        convert(video_a, model, tmp_path / "out.mp4", s)
+        original, swapped = FramePreview()(video_a, model, 5, s)
     rendered = next(f for i, _, f in media.read_frames(tmp_path / "out.mp4") if i == 5)
     changed = np.abs(swapped.astype(int) - original).max(-1) > 24
     assert changed.mean() > 0.01, "the preview shows no swapped face"
-    # Same frame, same code path: only H.264 (crf 18) stands between them.
-    assert np.abs(swapped.astype(int) - rendered)[changed].mean() < 6
+    # Same frame, same code path; between them H.264 (crf 18) and the landmarks: the preview
+    # detects on the still frame, the render follows the video's tracker. Measured at crf 0 the
+    # difference is 3.2 levels for a plain model and 4.7 for an expression-guided one, whose
+    # lines and hidden eyes and mouth follow the landmarks too (4.0 / 5.1-6.1 at crf 18).
+    assert np.abs(swapped.astype(int) - rendered)[changed].mean() < bound
 
 
 def test_a_settings_change_reuses_frame_faces_and_model(tiny_model, video_a,  # noqa: F811
@@ -150,3 +155,4 @@ def test_preview_swaps_only_the_chosen_person(tiny_model, video_two_faces):  # n
     assert not (main & inset).any()                   # two different faces
     ys, xs = np.nonzero(inset)
     assert ys.ptp() < 150 and xs.ptp() < 150          # inside the 150 px inset
+

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 
@@ -18,7 +19,8 @@ from localswap.train.augment import AugmentSettings
 from localswap.train.data import FaceData
 from localswap.train.models import build_model
 from localswap.train.step import Step, run_with_oom_retry
-from localswap.train.trainer import train
+from localswap.train import distributed
+from localswap.train.trainer import Trainer, train
 from model_fixtures import one_torch_thread
 
 TINY = dict(resolution=64, width=8, batch=4, precision="fp32", device="cpu", lr=3e-4,
@@ -196,7 +198,7 @@ def _real_step(facesets, batch_note=None):
     src, tgt = facesets
     cpu = torch.device("cpu")
     torch.manual_seed(0)
-    model = build_model("localswap", 64, 8)
+    model = build_model("localswap", 64, 8, guided=True, hides=True)     # as trained by default
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     step = Step(model, opt, FaceData(tgt, 64, cpu), FaceData(src, 64, cpu), cpu, "fp32",
                 AugmentSettings())
@@ -276,3 +278,46 @@ def test_a_slow_run_shows_a_preview_by_the_clock(facesets, tmp_path):
     previews = sorted((tmp_path / "p" / "previews").glob("preview_*.png"))
     assert [p.name for p in previews] == [f"preview_{i:08d}.png" for i in range(1, 7)]
     assert result.preview == str(previews[-1])
+
+
+def test_a_finite_divergence_goes_back_to_the_last_good_state_at_half_the_rate(facesets,
+                                                                               tmp_path):
+    """Too high a learning rate can saturate a decoder without any NaN (measured at 96 px with
+    lr 1e-3: the loss doubled and stayed). The fault is made here the way it looks: at
+    iteration 95 decoder A's output layer is scaled up until its sigmoid saturates."""
+    src, tgt = facesets
+    notes, losses = [], {}
+
+    def progress(done, total, message="", **info):
+        notes.append(message)
+        if info.get("event") == "step":
+            losses.setdefault(info["iteration"], info["loss_a"])    # before any rollback
+            if info["iteration"] == 95 and not any("diverged" in n for n in notes):
+                with torch.no_grad():
+                    trainer.model.decoder_a.rgb.weight.mul_(300)
+                    trainer.model.decoder_a.rgb.bias.fill_(30)
+
+    d = distributed.setup("cpu")
+    trainer = Trainer(src, tgt, tmp_path / "m", tiny(iterations=140, preview_every=10,
+                                                     save_every=1000), progress, None, d)
+    try:
+        result = trainer.run()
+    finally:
+        distributed.teardown(d)
+    backs = [n for n in notes if n.startswith("training diverged at iteration")]
+    # found at the first history point whose average the fault dominates (100 or 110), and
+    # taken back to a point before it
+    assert len(backs) == 1 and re.match(r"training diverged at iteration (100|110) .* back to "
+                                        r"iteration [1-9]0, learning rate halved to "
+                                        r"0\.00015$", backs[0])
+    # (the rollback happens before iteration 100 is reported: its first report is after it)
+    assert min(losses[i] for i in range(96, 100)) > 1.3 * losses[90]   # the fault took hold
+    assert result.iteration == 140 and losses[140] < losses[96] / 1.2   # and is gone
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert manifest["lr"] == pytest.approx(1.5e-4)
+    # resumed with the automatic rate, the model keeps the one it had come down to
+    train(src, tgt, tmp_path / "m", tiny(iterations=150, lr=0.0, preview_every=10))
+    assert json.loads((tmp_path / "m" / "manifest.json").read_text())["lr"] == \
+        pytest.approx(1.5e-4)
+    its = [p[0] for p in manifest["loss_history"]]              # no point from the lost stretch
+    assert its == sorted(set(its)) and its[-1] == 140

@@ -257,6 +257,16 @@ def test_learning_rate_warms_up_peaks_and_decays_on_iterations_or_time():
         == pytest.approx(2e-4 / 4)                       # a 40-iteration run warms up over 4
 
 
+def test_the_automatic_learning_rate_falls_with_the_model_size():
+    from localswap.settings import TrainSettings
+    from localswap.train import schedule
+    assert TrainSettings().lr == 0                                  # 0 = auto
+    assert schedule.auto_lr(64) == pytest.approx(1e-3)              # what 64 px was tuned at
+    assert schedule.auto_lr(96) < 3.1e-4                            # 1e-3 diverged, 3e-4 trained
+    rates = [schedule.auto_lr(r) for r in (64, 96, 128, 160, 192, 256, 512)]
+    assert rates == sorted(rates, reverse=True) and rates[-1] == pytest.approx(5e-5)
+
+
 def test_sharpening_phase_switches_warp_off_at_the_end():
     from localswap.settings import TrainSettings
     from localswap.train import schedule

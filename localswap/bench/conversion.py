@@ -31,11 +31,13 @@ def save_fresh_model(folder: Path, arch: str, resolution: int) -> Path:
 
     from localswap.train.models import build_model
     folder.mkdir(parents=True, exist_ok=True)
-    model = build_model(arch, resolution)
+    guided = arch == "localswap"          # as the trainer makes it by default
+    model = build_model(arch, resolution, guided=guided, hides=guided)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()},
               str(folder / "model.safetensors"))
     (folder / "manifest.json").write_text(json.dumps(
-        {"arch": arch, "resolution": resolution, "face_type": "whole_face", "iteration": 0}))
+        {"arch": arch, "resolution": resolution, "face_type": "whole_face", "iteration": 0,
+         "guided": guided, "guide_hides": guided}))
     return folder
 
 

@@ -153,7 +153,9 @@ def prepare(pair: dict, face_type: str | None = None, size: int = 256) -> dict:
     cache = cache_dir() / "facesets"
     out = {"sources": sources, "target": target}
     for side, inputs in (("source", sources), ("target", [target])):
-        name = "+".join(p.stem for p in inputs) + f"-{face_type}-{size}"
+        # "-lm2": landmarks from the refined FaceMesh (its lids close on a blink; the plain
+        # mesh's barely move), so facesets extracted before it are not reused
+        name = "+".join(p.stem for p in inputs) + f"-{face_type}-{size}-lm2"
         path = cache / name
         if not (path / "faceset.json").is_file():
             extract(inputs, path, ExtractSettings(face_type=face_type, size=size))

@@ -13,8 +13,10 @@ import numpy as np
 import torch
 
 from localswap.errors import UserError
-from localswap.faces.landmarks import expression_map
+from localswap.faces.landmarks import expression_map, region_masks
+from localswap.faces.retarget import retarget
 from localswap.gpu import cpu_has_native_bf16
+from localswap.train.hide import hide_features
 from localswap.models.manifest import (BACKUP_DIR, DFM_FILE, MANIFEST_FILE, MODEL_FILE,
                                        Manifest, is_dfm_dir, read_manifest)
 from localswap.workspace import file_sha256
@@ -52,7 +54,8 @@ def build_from_state(manifest: dict, state: dict[str, torch.Tensor]) -> torch.nn
         if arch == "original" and "decoder_a.mask.weight" in state:
             model = models.Original(width, learn_mask=True).to(memory_format=torch.channels_last)
         else:
-            model = models.build_model(arch, res, width, guided=bool(manifest.get("guided")))
+            model = models.build_model(arch, res, width, guided=bool(manifest.get("guided")),
+                                       hides=bool(manifest.get("guide_hides")))
         model.load_state_dict(state, strict=True)
     except (ValueError, RuntimeError) as exc:
         raise UserError(f"the weights do not match a {arch} {res} px model "
@@ -118,6 +121,7 @@ class Swapper:
         # Half precision where the hardware has it: about twice the speed for a mean change
         # of about half a level of 255 in the output (measured on 64 and 128 px models).
         self.dtype = half_dtype(self.device) if precision == "auto" else None
+        self.retargets = True   # guided models: the target's expression in the source's range
 
     @torch.inference_mode()
     def __call__(self, crops: np.ndarray, landmarks: list[np.ndarray] | None = None
@@ -130,8 +134,16 @@ class Swapper:
             if landmarks is None:
                 raise UserError(f"model {self.name!r} is expression-guided: it needs each "
                                 "face's landmarks")
-            maps = np.stack([expression_map(lm, self.resolution) for lm in landmarks])
+            drawn = landmarks
+            stats = self.manifest.get("expression") if self.retargets else None
+            if stats:
+                drawn = [retarget(lm, self.resolution, stats["a"], stats["b"])
+                         for lm in landmarks]
+            maps = np.stack([expression_map(lm, self.resolution) for lm in drawn])
             guide = torch.from_numpy(maps)[:, None].to(self.device).float().div_(255)
+            if self.model.hides:
+                x = hide_features(x, self._regions(landmarks)).contiguous(
+                    memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
                             enabled=self.dtype is not None):
             rgb, mask = self.model.decode(self.model.encode(x), "b", guide)
@@ -140,6 +152,13 @@ class Swapper:
         if mask is not None:
             mask = mask.float()[:, 0].cpu().numpy()
         return rgb, mask
+
+
+    def _regions(self, landmarks: list[np.ndarray]) -> torch.Tensor:
+        """The eyes-with-brows and mouth masks of each crop, as the training data has them."""
+        masks = [region_masks(lm, self.resolution) for lm in landmarks]
+        m = np.stack([np.stack([r["eyes"], r["mouth"]]) for r in masks])
+        return torch.from_numpy(m).to(self.device).float().div_(255)
 
 
 class DfmSwapper(Swapper):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from localswap.faces.landmarks import LEFT_EYE, RIGHT_EYE, estimate_pose, face_width
+from localswap.faces.landmarks import LEFT_EYE, RIGHT_EYE, estimate_pose, eye_ratio, face_width
 
 # Below these standard deviations a series is flat (a still face, or a face the detector
 # could not read): a correlation with it would be noise, so none is reported.
@@ -14,16 +14,9 @@ FLAT_EYE = 0.004      # eye aspect ratio; a blink moves it by ~0.2, landmark jit
 FLAT_MOUTH = 0.002    # inner-lip gap / face width; talking moves it by ~0.1
 
 
-def _eye_ratio(eye: np.ndarray) -> float:
-    """Eye aspect ratio (Soukupová & Čech 2016): lid gaps over the eye's width."""
-    gaps = np.linalg.norm(eye[1] - eye[5]) + np.linalg.norm(eye[2] - eye[4])
-    width = np.linalg.norm(eye[0] - eye[3])
-    return float(gaps / (2 * width)) if width > 0 else 0.0
-
-
 def eye_opening(landmarks: np.ndarray) -> float:
     pts = np.asarray(landmarks, np.float64)
-    return (_eye_ratio(pts[RIGHT_EYE]) + _eye_ratio(pts[LEFT_EYE])) / 2
+    return (eye_ratio(pts[RIGHT_EYE]) + eye_ratio(pts[LEFT_EYE])) / 2
 
 
 def mouth_opening(landmarks: np.ndarray) -> float:

@@ -129,6 +129,14 @@ def region_masks(landmarks: np.ndarray, size: int) -> dict[str, np.ndarray]:
     return out
 
 
+def eye_ratio(eye: np.ndarray) -> float:
+    """Eye aspect ratio (Soukupová & Čech 2016) of one eye's six points: lid gaps over the
+    eye's width."""
+    gaps = np.linalg.norm(eye[1] - eye[5]) + np.linalg.norm(eye[2] - eye[4])
+    width = np.linalg.norm(eye[0] - eye[3])
+    return float(gaps / (2 * width)) if width > 0 else 0.0
+
+
 def face_width(landmarks: np.ndarray) -> float:
     """Face size in pixels from 68 iBUG landmarks: the jaw's ear-to-ear span (points 0 and
     16), steadier than a box under rotation."""

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from localswap.train.hide import hide_features
+
 
 @dataclass
 class AugmentSettings:
@@ -95,12 +97,15 @@ def colour_jitter(x: torch.Tensor, s: AugmentSettings, gen: torch.Generator) -> 
     return out.view(n, 3, h, w).add_(ramp).clamp_(0, 1)
 
 
-def augment(batch: torch.Tensor, gen: torch.Generator, s: AugmentSettings | None = None):
-    """uint8 (N, C, R, R) on the training device -> (input, target, masks), float32 in [0, 1]."""
+def augment(batch: torch.Tensor, gen: torch.Generator, s: AugmentSettings | None = None,
+            hide: bool = False):
+    """uint8 (N, C, R, R) on the training device -> (input, target, masks), float32 in [0, 1].
+    `hide`: the input's eyes and mouth are filled with skin (train.hide; guided models)."""
     s = s or AugmentSettings()
     x = batch.float().div_(255)
     if not s.enabled:
-        return x[:, :3].contiguous(), x[:, :3].contiguous(), x[:, 3:].contiguous()
+        inp = hide_features(x[:, :3], x[:, 4:6]) if hide else x[:, :3]
+        return inp.contiguous(), x[:, :3].contiguous(), x[:, 3:].contiguous()
     n, _, size, _ = x.shape
     grid = affine_grid(n, size, s, gen, x.device)
     warped = grid + warp_offsets(n, size, s, gen, x.device) if s.warp else grid
@@ -108,6 +113,7 @@ def augment(batch: torch.Tensor, gen: torch.Generator, s: AugmentSettings | None
         x[:, :3] = colour_jitter(x[:, :3], s, gen)
     target_all = F.grid_sample(x, grid, mode="bilinear", padding_mode="border",
                                align_corners=False)
-    inp = F.grid_sample(x[:, :3], warped, mode="bilinear", padding_mode="border",
+    seen = hide_features(x[:, :3], x[:, 4:6]) if hide else x[:, :3]
+    inp = F.grid_sample(seen, warped, mode="bilinear", padding_mode="border",
                         align_corners=False)
     return inp, target_all[:, :3], target_all[:, 3:]

@@ -8,8 +8,10 @@ in docs/benchmarks.md (`python -m localswap bench --only quality`). On this mach
 CPU (measured, 2 cores, CPU plan): no budget up to 20 minutes cleared the whole bar on the
 tuning pair. 5 minutes (4,233 iterations) came closest: mouth follows (0.83), distance to the
 source 0.49, eyes do not follow; 10 and 20 minutes gave a sharper face but lost the target's
-expression, so Basic stops at the 5-minute count. GPU: an expectation from step-time ratios
-until a GPU run of the benchmark replaces it.
+expression, so Basic stops at the 5-minute count. Session 5's default (expression-guided,
+eyes and mouth hidden from the encoder) trained to 3x this count was sharper but followed the
+target no better, so the count stays. GPU: an expectation from step-time ratios until a GPU
+run of the benchmark replaces it.
 """
 from __future__ import annotations
 

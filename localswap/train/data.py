@@ -24,6 +24,8 @@ import torch
 from localswap.errors import UserError
 from localswap.faces.faceset import Faceset, yaw_bin
 from localswap.faces.landmarks import expression_map, region_masks
+from localswap.faces.retarget import expression_stats
+from localswap.train import blink
 from localswap.workspace import AtomicFile, atomic_write_json
 
 CACHE_VERSION = 2
@@ -65,12 +67,30 @@ def _decode(faceset: Faceset, resolution: int, out: np.ndarray) -> list[str]:
         size = img.shape[0]
         interp = cv2.INTER_AREA if size > resolution else cv2.INTER_CUBIC
         rgb = cv2.resize(img, (resolution, resolution), interpolation=interp)[:, :, ::-1]
-        lm = face.landmarks_array() * (resolution / size)
-        masks = region_masks(lm, resolution)
-        out[i, :3] = rgb.transpose(2, 0, 1)
-        out[i, 3], out[i, 4], out[i, 5] = masks["face"], masks["eyes"], masks["mouth"]
-        out[i, 6] = expression_map(lm, resolution)
+        _fill(out[i], rgb, face.landmarks_array() * (resolution / size))
     return bad
+
+
+def _fill(row: np.ndarray, rgb: np.ndarray, lm: np.ndarray) -> None:
+    """One face's 7 channels: RGB, face/eyes/mouth masks, expression lines."""
+    resolution = rgb.shape[0]
+    masks = region_masks(lm, resolution)
+    row[:3] = rgb.transpose(2, 0, 1)
+    row[3], row[4], row[5] = masks["face"], masks["eyes"], masks["mouth"]
+    row[6] = expression_map(lm, resolution)
+
+
+def _blinked(faces: torch.Tensor, landmarks: list[np.ndarray]) -> tuple[list[int], torch.Tensor]:
+    """Synthetic blinks (train.blink) of some open-eyed faces: (their indices, their rows).
+    The same copies every run (a fixed seed), so a resumed run sees the same data."""
+    rng = np.random.default_rng(0)
+    picks = blink.candidates(landmarks, rng)
+    out = np.empty((len(picks), *faces.shape[1:]), np.uint8)
+    for k, i in enumerate(picks):
+        rgb = np.ascontiguousarray(faces[i, :3].numpy().transpose(1, 2, 0))
+        shut, lm = blink.blink(rgb, landmarks[i], float(rng.uniform(0.6, 1.0)))
+        _fill(out[k], shut, lm)
+    return picks, torch.from_numpy(out)
 
 
 def _load_or_build(faceset: Faceset, resolution: int) -> tuple[np.ndarray, list[str], str]:
@@ -120,6 +140,11 @@ class FaceData:
         self.crop_size = faceset.size
         self.resolution = resolution
         host = torch.from_numpy(np.ascontiguousarray(arr[keep]))
+        landmarks = [faceset.faces[i].landmarks_array() * (resolution / faceset.size)
+                     for i in keep]
+        self.real = len(keep)                   # faces from the faceset; synthetic blinks follow
+        picks, blinks = _blinked(host, landmarks)
+        host = torch.cat([host, blinks])
         self.faces, moved = host, ""
         if on_device and device.type != "cpu":
             self.faces, moved = _to_device(host, device)
@@ -129,10 +154,15 @@ class FaceData:
         self._copied = None                     # CUDA event: the staging buffer's last copy
         weights, self.pose_counts, self.balanced = yaw_weights([faceset.faces[i].yaw
                                                                 for i in keep])
-        self.weights = torch.tensor(weights, dtype=torch.float32, device=device)
+        weights = np.concatenate([weights, weights[picks]])     # a copy weighs as its original
+        self.weights = torch.tensor(weights / weights.sum(), dtype=torch.float32, device=device)
+        # what a guided model's conversion maps the target's expression through (faces.retarget)
+        self.expression = expression_stats([faceset.faces[i].landmarks_array() / faceset.size
+                                            for i in keep])
         self.note = (f"{self.name}: {len(keep)} faces ({how}"
                      + (f", {len(bad)} unreadable images skipped" if bad else "")
                      + (f", yaw-balanced sampling {self.pose_counts}" if self.balanced else "")
+                     + (f", {len(picks)} synthetic blinks added" if picks else "")
                      + moved + ")")
 
     def __len__(self) -> int:
@@ -165,7 +195,7 @@ class FaceData:
 
     def first(self, n: int) -> torch.Tensor:
         """A fixed set of faces spread over the faceset, for previews."""
-        idx = torch.linspace(0, len(self) - 1, min(n, len(self))).round().long()
+        idx = torch.linspace(0, self.real - 1, min(n, self.real)).round().long()
         return self.faces[idx.to(self.faces.device)].to(self.weights.device)
 
 

@@ -127,6 +127,7 @@ class GuidedDecoder(Decoder):
 class SwapModel(nn.Module):
     arch = ""
     guided = False
+    hides = False       # the encoder's input has its eyes and mouth hidden (train.hide)
 
     def __init__(self):
         super().__init__()
@@ -204,11 +205,12 @@ class LocalSwap(SwapModel):
     an RGB and a learned-mask head. Channels at 1/2**k of the resolution: width*min(2**(k-1), 8)."""
     arch = "localswap"
 
-    def __init__(self, resolution: int = 128, width: int = 64, guided: bool = False):
+    def __init__(self, resolution: int = 128, width: int = 64, guided: bool = False,
+                 hides: bool = False):
         super().__init__()
         d, side = bottleneck(resolution)
         self.resolution = resolution
-        self.guided = guided
+        self.guided, self.hides = guided, guided and hides
         ch = [max(8, width // 2)] + [width * min(2 ** (k - 1), 8) for k in range(1, d + 1)]
         enc: list[nn.Module] = []
         for k in range(1, d + 1):
@@ -233,7 +235,8 @@ class LocalSwap(SwapModel):
 
 
 def build_model(arch: str, resolution: int, width: int = 0,
-                channels_last: bool = True, guided: bool = False) -> SwapModel:
+                channels_last: bool = True, guided: bool = False, hides: bool = False
+                ) -> SwapModel:
     """A fresh model (channels_last memory by default); width 0 = the architecture's default."""
     width = width or DEFAULT_WIDTH[arch]
     if arch == "original":
@@ -241,7 +244,7 @@ def build_model(arch: str, resolution: int, width: int = 0,
             raise ValueError("the original model is 64 px only")
         model = Original(width)
     elif arch == "localswap":
-        model = LocalSwap(resolution, width, guided)
+        model = LocalSwap(resolution, width, guided, hides)
     else:
         raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHS)}")
     return model.to(memory_format=torch.channels_last) if channels_last else model

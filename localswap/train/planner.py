@@ -38,6 +38,7 @@ MIN_BATCH, MAX_BATCH = 8, 16
 BATCHES = (16, 12, 8, 6, 4)
 DATA_SHARE = 0.25           # faces stay on the GPU if they take at most this share of budget
 BYTES_PER_FACE = 7          # RGB + 3 mask channels + expression lines, uint8, per pixel
+BLINK_SHARE = 0.25          # train.blink adds synthetic blinks: this share of the faces again
 
 # (arch, resolution, width): (params, act_fp32, fixed_fp32, act_half, fixed_half), bytes.
 # Output of `python -m localswap.train.planner --measure` (torch 2.14, localswap 0.1).
@@ -161,7 +162,7 @@ def plan(device: DeviceInfo | Probe | None = None, *, arch: str = "auto", resolu
         rungs = fixed or [(k[0], resolution or k[1], width or k[2]) for k in rungs[-1:]]
     for min_batch in (MIN_BATCH, BATCHES[-1], 1):
         for a, res, w in rungs:
-            data_mb = faces * BYTES_PER_FACE * res * res / MiB
+            data_mb = faces * (1 + BLINK_SHARE) * BYTES_PER_FACE * res * res / MiB
             on_device = data_mb <= DATA_SHARE * budget
             used_data = data_mb if on_device else 0.0
             for b in ([batch] if batch else BATCHES):

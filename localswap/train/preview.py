@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import torch
 
+from localswap.train.hide import hide_features
 from localswap.workspace import atomic_write_bytes
 
 ROWS = ("A", "A>A", "A>B", "B", "B>B", "B>A")
@@ -37,7 +38,11 @@ def preview_rows(model, faces_a: torch.Tensor, faces_b: torch.Tensor, dtype=None
     b, hull_b = faces_b[:, :3].float() / 255, faces_b[:, 3:4].float() / 255
     with torch.autocast(a.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         ga, gb = faces_a[:, 6:7].float() / 255, faces_b[:, 6:7].float() / 255
-        za, zb = model.encode(a), model.encode(b)
+        if getattr(model, "hides", False):      # what the encoder of this model sees
+            za = model.encode(hide_features(a, faces_a[:, 4:6].float() / 255))
+            zb = model.encode(hide_features(b, faces_b[:, 4:6].float() / 255))
+        else:
+            za, zb = model.encode(a), model.encode(b)
         outs = [model.decode(za, "a", ga), model.decode(za, "b", ga),
                 model.decode(zb, "b", gb), model.decode(zb, "a", gb)]
     model.train(was_training)

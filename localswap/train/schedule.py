@@ -12,6 +12,14 @@ import math
 from localswap.settings import TrainSettings
 
 FLOOR = 0.1          # the cosine ends at this fraction of the peak learning rate
+LOWEST_AUTO_LR = 5e-5    # DeepFaceLab's and faceswap's rate, safe at every resolution
+
+
+def auto_lr(resolution: int) -> float:
+    """The peak learning rate for a new model of this size. 1e-3 was chosen at 64 px on the
+    time-to-quality benchmark; at 96 px it diverged (the decoder saturated) where 3e-4 trained,
+    so it falls with the cube of the size, to DeepFaceLab's 5e-5 from about 170 px up."""
+    return max(LOWEST_AUTO_LR, 1e-3 * (64 / resolution) ** 3)
 
 
 def progress(settings: TrainSettings, iteration: int, run_seconds: float) -> float:

@@ -72,7 +72,9 @@ class Step:
         self.gen = torch.Generator(device=device)
         self.distributed = dist.is_available() and dist.is_initialized()
         # The expression lines (channel 6) are warped only for a model that reads them.
-        self.channels = 7 if getattr(getattr(model, "module", model), "guided", False) else 6
+        core = getattr(model, "module", model)
+        self.channels = 7 if core.guided else 6
+        self.hide = bool(getattr(core, "hides", False))
 
     def _all_finite(self, value: torch.Tensor) -> bool:
         ok = torch.isfinite(value).all().to(torch.float32).reshape(1)
@@ -84,8 +86,10 @@ class Step:
         """Forward pass on a fresh augmented batch: (loss_a, loss_b) as float32 tensors."""
         self.gen.manual_seed(seed)
         c = self.channels
-        in_a, tg_a, m_a = augment(self.data_a.sample(batch, self.gen)[:, :c], self.gen, self.aug)
-        in_b, tg_b, m_b = augment(self.data_b.sample(batch, self.gen)[:, :c], self.gen, self.aug)
+        in_a, tg_a, m_a = augment(self.data_a.sample(batch, self.gen)[:, :c], self.gen, self.aug,
+                                  self.hide)
+        in_b, tg_b, m_b = augment(self.data_b.sample(batch, self.gen)[:, :c], self.gen, self.aug,
+                                  self.hide)
         guides = (m_a[:, 3:4], m_b[:, 3:4]) if c == 7 else ()
         dtype = DTYPES[self.precision]
         with torch.autocast(self.device.type, dtype=dtype or torch.float32,

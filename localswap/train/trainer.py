@@ -29,6 +29,7 @@ from localswap.system.threads import ThreadTuner
 from localswap.train import budget, checkpoint, distributed, schedule, spec
 from localswap.train.augment import AugmentSettings
 from localswap.train.data import FaceData
+from localswap.train.divergence import MAX_HALVINGS, DivergenceGuard
 from localswap.train.models import build_model
 from localswap.train.plateau import fit_decay
 from localswap.train.preview import preview_rows, write_preview
@@ -146,6 +147,9 @@ class Trainer:
         if manifest and not settings.batch:
             plan.batch = int(manifest.get("batch") or plan.batch)   # keep an OOM-halved batch
         self.plan, self.batch = plan, plan.batch
+        if not settings.lr:      # auto: what the model was created with, else by its size
+            lr = float((manifest or {}).get("lr") or 0) or schedule.auto_lr(plan.resolution)
+            self.settings = dataclasses.replace(settings, lr=lr)
         if d.main:
             self.note(f"plan: {plan.describe()}")
         if plan.resolution > crop:
@@ -178,7 +182,7 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(settings.seed)
             self.model = build_model(plan.arch, plan.resolution, plan.width,
-                                     guided=self.guided()).to(device)
+                                     guided=self.guided(), hides=self.hides()).to(device)
         if init is not None:
             init.load_into(self.model)
             self.note(f"starting from {init.path.name} (iteration {init.record['iteration']}); "
@@ -204,6 +208,13 @@ class Trainer:
             if m:
                 return bool(m.get("guided", False))
         return bool(self.settings.guide) and self.plan.arch == "localswap"
+
+    def hides(self) -> bool:
+        """A guided model made before hiding existed (no "guide_hides" key) stays as it was."""
+        for m in (self.manifest, self.init.manifest if self.init else None):
+            if m:
+                return bool(m.get("guide_hides", False))
+        return True
 
     def restore(self, loaded: checkpoint.Loaded) -> int:
         """Weights, optimizer and TrainState from a checkpoint; returns its iteration."""
@@ -236,12 +247,14 @@ class Trainer:
             "version": __version__, "arch": plan.arch, "resolution": plan.resolution,
             "width": plan.width, "face_type": self.face_type,
             "learns_mask": self.model.learns_mask, "guided": self.model.guided,
+            "guide_hides": self.model.hides,
+            "expression": {"a": data_a.expression, "b": data_b.expression},
             "iteration": iteration, "elapsed_s": state.elapsed_s + (time.monotonic() - self.t0),
             "loss_history": state.history, "window": state.window,
             "since_save": state.since_save, "best_loss": state.best_loss,
             "source": data_b.name, "target": data_a.name,
-            "facesets": {"source": {"path": str(self.source), "faces": len(data_b)},
-                         "target": {"path": str(self.target), "faces": len(data_a)}},
+            "facesets": {"source": {"path": str(self.source), "faces": data_b.real},
+                         "target": {"path": str(self.target), "faces": data_a.real}},
             "batch": self.batch, "precision": plan.precision, "lr": settings.lr,
             "seed": settings.seed, "plan": plan.to_dict(), "device": str(self.device),
             "world_size": d.world,
@@ -280,6 +293,7 @@ class Trainer:
         self.last_save = self.last_preview = time.monotonic()
         self.preview_path, self.fit, self.stopped = None, None, "target"
         self.bad, self.attempt, self.reloads, self.overflows = 0, 0, 0, 0
+        self.guard = DivergenceGuard()
         self.la = self.lb = None
         # On a CPU: as many threads as cores are free, re-checked as neighbours come and go
         # (train() puts the process's thread count back afterwards).
@@ -380,6 +394,8 @@ class Trainer:
         settings, it = self.settings, self.it
         if it % settings.preview_every == 0:
             self.state.history_point(it)
+            if self.rolled_back(self.state.history[-1]):
+                return
             h = self.state.history
             self.fit = fit_decay([p[0] for p in h], [p[1] + p[2] for p in h])
         if it % settings.preview_every == 0 or (
@@ -406,6 +422,35 @@ class Trainer:
                       batch=self.batch, preview=self.preview_path,
                       plateau=fit.describe() if fit else None,
                       plateau_remaining=fit.remaining if fit else None)
+
+    def rolled_back(self, point: list) -> bool:
+        """Finite divergence (train.divergence): back to the last good state in memory, at half
+        the learning rate. Not under DDP, where only rank 0 keeps the history."""
+        guard, losses = self.guard, point[1:3]
+        if self.d.on:
+            return False
+        if not guard.diverged(losses):
+            guard.keep(self.it, self.model, self.optimizer)
+            return False
+        if guard.halvings >= MAX_HALVINGS:
+            raise UserError(f"training diverged again at learning rate {self.settings.lr:.2g} "
+                            f"(loss A {losses[0]:.3f} B {losses[1]:.3f}, best "
+                            f"{guard.best[0]:.3f} / {guard.best[1]:.3f}): lower --lr further "
+                            "or set --clip-grad 1")
+        it, model_state, optimizer_state = guard.snapshot
+        self.model.load_state_dict(model_state)
+        restore_optimizer(self.optimizer, optimizer_state)
+        lr = self.settings.lr / 2
+        self.note(f"training diverged at iteration {self.it} (loss A {losses[0]:.3f} B "
+                  f"{losses[1]:.3f} against bests of {guard.best[0]:.3f} / {guard.best[1]:.3f}):"
+                  f" back to iteration {it}, learning rate halved to {lr:.2g}")
+        self.settings = dataclasses.replace(self.settings, lr=lr)
+        self.state.history = [h for h in self.state.history if h[0] <= it]
+        self.state.window, self.it = [0.0, 0.0, 0], it
+        guard.forget_best()
+        self.times.clear()
+        self.times.append((time.monotonic(), self.it))
+        return True
 
     # -- 5. wrap up: a last checkpoint and preview, and (DDP) proof that the ranks agree -------
     def finish(self) -> TrainResult:
