@@ -67,6 +67,9 @@ class _Silence:
 _SILENCE = _Silence()
 
 
+REFINE = True       # the refined (attention) mesh; see the module's docstring
+
+
 class MediaPipeBackend:
     name = "mediapipe"
 
@@ -91,7 +94,7 @@ class MediaPipeBackend:
         self._mesh_faces = faces
         self._mesh = self._graph(lambda: mp.solutions.face_mesh.FaceMesh(
             static_image_mode=not self.video, max_num_faces=faces,
-            refine_landmarks=True, min_detection_confidence=self.min_confidence,
+            refine_landmarks=REFINE, min_detection_confidence=self.min_confidence,
             min_tracking_confidence=0.5))
 
     def _graph(self, make):
@@ -153,7 +156,7 @@ class MediaPipeBackend:
         """Full-range BlazeFace finds the face, FaceMesh then looks at an enlarged crop."""
         if self._small is None:
             self._small = self._graph(lambda: mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                static_image_mode=True, max_num_faces=1, refine_landmarks=REFINE,
                 min_detection_confidence=self.min_confidence))
         h, w = rgb.shape[:2]
         found = self._find(rgb)

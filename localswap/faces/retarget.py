@@ -34,7 +34,7 @@ def expression_stats(landmarks: list[np.ndarray]) -> dict:
 
 def _set_eye(eye: np.ndarray, ratio: float) -> np.ndarray:
     """Scale the lids' distance from the line through the corners until the eye's aspect
-    ratio is `ratio` (the ratio is not linear in that distance: a few rounds settle it)."""
+    ratio is `ratio` (it grows with that distance, not linearly: found by bisection)."""
     c = (eye[0] + eye[3]) / 2
     axis = eye[3] - eye[0]
     axis = axis / max(np.linalg.norm(axis), 1e-9)
@@ -45,13 +45,15 @@ def _set_eye(eye: np.ndarray, ratio: float) -> np.ndarray:
     # that crossed in the target's offsets would otherwise not open with any scale
     width = float(np.linalg.norm(eye[3] - eye[0]))
     across = np.maximum(np.abs(across), 1e-3 * width) * np.array([0, -1, -1, 0, 1, 1])
-    scale = 1.0
-    for _ in range(4):
-        now = eye_ratio(c + along + np.outer(across * scale, normal))
-        if now <= 1e-9:
-            break
-        scale *= ratio / now
-    return c + along + np.outer(across * scale, normal)
+    def shaped(scale: float) -> np.ndarray:
+        return c + along + np.outer(across * scale, normal)
+    low, high = 0.0, 1.0
+    while eye_ratio(shaped(high)) < ratio and high < 1e3:     # the ratio grows with the scale
+        high *= 2
+    for _ in range(40):
+        mid = (low + high) / 2
+        low, high = (mid, high) if eye_ratio(shaped(mid)) < ratio else (low, mid)
+    return shaped((low + high) / 2)
 
 
 def retarget(landmarks: np.ndarray, size: int, target: dict, source: dict) -> np.ndarray:

@@ -80,6 +80,19 @@ def _fill(row: np.ndarray, rgb: np.ndarray, lm: np.ndarray) -> None:
     row[6] = expression_map(lm, resolution)
 
 
+def _with_copies(weights: np.ndarray, picks: list[int], balanced: bool,
+                 bins: list[str]) -> np.ndarray:
+    """Sampling weights for the faces and then their blinked copies: a copy weighs as its
+    face; when the poses are balanced, each pose bin keeps the share the balance gave it."""
+    out = np.concatenate([weights, weights[picks]])
+    if balanced:
+        all_bins = bins + [bins[i] for i in picks]
+        for b in set(bins):
+            rows = [k for k, x in enumerate(all_bins) if x == b]
+            out[rows] *= sum(w for w, x in zip(weights, bins) if x == b) / out[rows].sum()
+    return out / out.sum()
+
+
 def _blinked(faces: torch.Tensor, landmarks: list[np.ndarray]) -> tuple[list[int], torch.Tensor]:
     """Synthetic blinks (train.blink) of some open-eyed faces: (their indices, their rows).
     The same copies every run (a fixed seed), so a resumed run sees the same data."""
@@ -145,6 +158,7 @@ class FaceData:
         self.real = len(keep)                   # faces from the faceset; synthetic blinks follow
         picks, blinks = _blinked(host, landmarks)
         host = torch.cat([host, blinks])
+        self.origin = list(range(self.real)) + picks     # each row's face in the faceset
         self.faces, moved = host, ""
         if on_device and device.type != "cpu":
             self.faces, moved = _to_device(host, device)
@@ -154,8 +168,9 @@ class FaceData:
         self._copied = None                     # CUDA event: the staging buffer's last copy
         weights, self.pose_counts, self.balanced = yaw_weights([faceset.faces[i].yaw
                                                                 for i in keep])
-        weights = np.concatenate([weights, weights[picks]])     # a copy weighs as its original
-        self.weights = torch.tensor(weights / weights.sum(), dtype=torch.float32, device=device)
+        weights = _with_copies(np.asarray(weights, np.float64), picks, self.balanced,
+                               [yaw_bin(faceset.faces[i].yaw) for i in keep])
+        self.weights = torch.tensor(weights, dtype=torch.float32, device=device)
         # what a guided model's conversion maps the target's expression through (faces.retarget)
         self.expression = expression_stats([faceset.faces[i].landmarks_array() / faceset.size
                                             for i in keep])
