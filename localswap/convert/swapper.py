@@ -121,7 +121,6 @@ class Swapper:
         # Half precision where the hardware has it: about twice the speed for a mean change
         # of about half a level of 255 in the output (measured on 64 and 128 px models).
         self.dtype = half_dtype(self.device) if precision == "auto" else None
-        self.retargets = True   # guided models: the target's expression in the source's range
 
     @torch.inference_mode()
     def __call__(self, crops: np.ndarray, landmarks: list[np.ndarray] | None = None
@@ -135,7 +134,8 @@ class Swapper:
                 raise UserError(f"model {self.name!r} is expression-guided: it needs each "
                                 "face's landmarks")
             drawn = landmarks
-            stats = self.manifest.get("expression") if self.retargets else None
+            # the target's expression in the source's geometry and range (faces.retarget)
+            stats = self.manifest.get("expression")
             if stats:
                 drawn = [retarget(lm, self.resolution, stats["a"], stats["b"])
                          for lm in landmarks]

@@ -6,17 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from localswap.faces.landmarks import LEFT_EYE, RIGHT_EYE, estimate_pose, eye_ratio, face_width
+# eye_opening is a face measure too; it lives beside eye_ratio, which training also uses
+from localswap.faces.landmarks import estimate_pose, eye_opening, face_width  # noqa: F401
 
 # Below these standard deviations a series is flat (a still face, or a face the detector
 # could not read): a correlation with it would be noise, so none is reported.
 FLAT_EYE = 0.004      # eye aspect ratio; a blink moves it by ~0.2, landmark jitter by ~0.01
 FLAT_MOUTH = 0.002    # inner-lip gap / face width; talking moves it by ~0.1
-
-
-def eye_opening(landmarks: np.ndarray) -> float:
-    pts = np.asarray(landmarks, np.float64)
-    return (eye_ratio(pts[RIGHT_EYE]) + eye_ratio(pts[LEFT_EYE])) / 2
 
 
 def mouth_opening(landmarks: np.ndarray) -> float:

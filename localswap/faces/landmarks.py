@@ -137,6 +137,12 @@ def eye_ratio(eye: np.ndarray) -> float:
     return float(gaps / (2 * width)) if width > 0 else 0.0
 
 
+def eye_opening(landmarks: np.ndarray) -> float:
+    """Both eyes' mean aspect ratio, from 68 points."""
+    pts = np.asarray(landmarks, np.float64)
+    return (eye_ratio(pts[RIGHT_EYE]) + eye_ratio(pts[LEFT_EYE])) / 2
+
+
 def face_width(landmarks: np.ndarray) -> float:
     """Face size in pixels from 68 iBUG landmarks: the jaw's ear-to-ear span (points 0 and
     16), steadier than a box under rotation."""

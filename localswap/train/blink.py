@@ -11,10 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from localswap.faces.landmarks import LEFT_EYE, RIGHT_EYE, eye_ratio
-from localswap.train.planner import BLINK_SHARE
-
-SHARE = BLINK_SHARE     # blinked copies added, as a share of the faces
+from localswap.faces.landmarks import LEFT_EYE, RIGHT_EYE, eye_opening
+from localswap.train.planner import BLINK_SHARE     # copies added, as a share of the faces
 
 
 def _lid(points: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -63,9 +61,8 @@ def blink(rgb: np.ndarray, landmarks: np.ndarray, closure: float
 
 
 def candidates(landmarks: list[np.ndarray], rng: np.random.Generator) -> list[int]:
-    """Faces to blink: the more open-eyed half, up to SHARE of all faces."""
-    ratios = np.array([(eye_ratio(lm[RIGHT_EYE]) + eye_ratio(lm[LEFT_EYE])) / 2
-                       for lm in landmarks])
+    """Faces to blink: the more open-eyed half, up to BLINK_SHARE of all faces."""
+    ratios = np.array([eye_opening(lm) for lm in landmarks])
     open_eyed = np.flatnonzero(ratios >= np.median(ratios))
-    n = min(len(open_eyed), int(round(SHARE * len(landmarks))))
+    n = min(len(open_eyed), int(round(BLINK_SHARE * len(landmarks))))
     return sorted(rng.choice(open_eyed, n, replace=False).tolist()) if n else []

@@ -172,8 +172,7 @@ class FaceData:
                                [yaw_bin(faceset.faces[i].yaw) for i in keep])
         self.weights = torch.tensor(weights, dtype=torch.float32, device=device)
         # what a guided model's conversion maps the target's expression through (faces.retarget)
-        self.expression = expression_stats([faceset.faces[i].landmarks_array() / faceset.size
-                                            for i in keep])
+        self.expression = expression_stats([lm / resolution for lm in landmarks])
         self.note = (f"{self.name}: {len(keep)} faces ({how}"
                      + (f", {len(bad)} unreadable images skipped" if bad else "")
                      + (f", yaw-balanced sampling {self.pose_counts}" if self.balanced else "")

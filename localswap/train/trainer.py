@@ -370,8 +370,7 @@ class Trainer:
                 self.note(f"reloaded the last checkpoint (iteration {self.it}) after "
                           f"{self.bad} bad steps")
                 self.bad, self.overflows = 0, 0
-                self.times.clear()
-                self.times.append((time.monotonic(), self.it))
+                self.restart_clock()
             return False
         self.bad, self.attempt, self.overflows = 0, 0, 0
         self.it += 1
@@ -448,9 +447,13 @@ class Trainer:
         self.state.history = [h for h in self.state.history if h[0] <= it]
         self.state.window, self.it = [0.0, 0.0, 0], it
         guard.forget_best()
+        self.restart_clock()
+        return True
+
+    def restart_clock(self) -> None:
+        """After going back to an earlier iteration the it/s window starts again there."""
         self.times.clear()
         self.times.append((time.monotonic(), self.it))
-        return True
 
     # -- 5. wrap up: a last checkpoint and preview, and (DDP) proof that the ranks agree -------
     def finish(self) -> TrainResult:
