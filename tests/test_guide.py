@@ -42,7 +42,7 @@ def guided(tmp_path_factory, faceset_a, faceset_b):
 def test_the_map_draws_lids_and_lips_and_nothing_of_jaw_or_nose(faceset_a):
     fs = Faceset.load(faceset_a)
     lm = fs.faces[0].landmarks_array() * (128 / fs.size)
-    m = expression_map(lm, 128)
+    m = expression_map(lm, 128, filled=False)
     assert m.dtype == np.uint8 and m.shape == (128, 128)
     at = lambda idx: [m[int(round(y)), int(round(x))] for x, y in lm[idx]]  # noqa: E731
     assert min(at(RIGHT_EYE + LEFT_EYE + MOUTH)) > 100       # every lid and lip point is drawn
@@ -51,7 +51,27 @@ def test_the_map_draws_lids_and_lips_and_nothing_of_jaw_or_nose(faceset_a):
     # The map follows the face: a mouth opened by 6 px moves the lower lip's line.
     opened = lm.copy()
     opened[[56, 57, 58, 65, 66, 67]] += [0, 6]
-    assert (expression_map(opened, 128) != m).sum() > 20
+    assert (expression_map(opened, 128, filled=False) != m).sum() > 20
+
+
+def test_the_filled_map_paints_openings_that_shrink_as_an_eye_shuts(faceset_a):
+    fs = Faceset.load(faceset_a)
+    lm = fs.faces[0].landmarks_array() * (64 / fs.size)
+    lines, filled = expression_map(lm, 64, filled=False), expression_map(lm, 64)
+    assert (filled >= lines).all() and filled.sum() > lines.sum()     # lines plus openings
+    shut = lm.copy()
+    for idx in (RIGHT_EYE, LEFT_EYE):         # upper lid onto the lower: the eye shut
+        shut[[idx[1], idx[2]]] = shut[[idx[5], idx[4]]]
+    eyes = region_masks(lm, 64)["eyes"] > 0
+    painted = lambda pts: float(expression_map(pts, 64)[eyes].sum())   # noqa: E731
+    # at 64 px the lines of an open and a shut eye differ by a pixel or two; the filled
+    # opening gives the decoder's coarse stages (8-32 px, the map averaged down) a value
+    # that falls as the eye shuts
+    assert painted(shut) < 0.8 * painted(lm)
+    coarse = lambda m: cv2.resize(m.astype(np.float32), (8, 8), interpolation=cv2.INTER_AREA)  # noqa: E731
+    drop_filled = np.abs(coarse(expression_map(lm, 64)) - coarse(expression_map(shut, 64))).sum()
+    drop_lines = np.abs(coarse(lines) - coarse(expression_map(shut, 64, filled=False))).sum()
+    assert drop_filled > 1.5 * drop_lines
 
 
 def test_training_data_carries_the_map_and_the_guided_model_is_recorded(guided):
@@ -60,7 +80,7 @@ def test_training_data_carries_the_map_and_the_guided_model_is_recorded(guided):
     assert data.faces.shape[1] == 7 and data.faces[:, 6].float().mean() > 1
     manifest = json.loads((model / "manifest.json").read_text())
     assert manifest["guided"] is True and manifest["iteration"] == 10
-    assert manifest["guide_hides"] is True
+    assert manifest["guide_hides"] is True and manifest["guide_map"] == "filled"
     assert manifest["lr"] == pytest.approx(1e-3)            # the automatic rate for 64 px
     # each person's expression statistics, for conversion to map the target's onto the source's
     for side, data in (("a", data), ("b", FaceData(src, 64, torch.device("cpu")))):
@@ -174,6 +194,25 @@ def test_guide_is_fixed_once_the_model_exists_and_cannot_go_to_dfm(guided, tmp_p
     with pytest.raises(UserError, match="expression-guided.*--no-guide"):
         export_dfm(model, out)
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_a_model_from_before_filled_maps_keeps_its_lines(guided, tmp_path):
+    """Guided models of session 5 learned from line maps; their manifests have no
+    "guide_map". Resumed, they train on lines (their own cache), and conversion draws lines."""
+    src, tgt, model = guided
+    old = shutil.copytree(model, tmp_path / "old")
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["guide_map"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    crop, lm = _crop(tgt, 64)
+    # the same weights, the map drawn as each manifest says
+    lines = open_swapper(old, "cpu")(crop[None], [lm])[0].astype(int)
+    filled = open_swapper(model, "cpu")(crop[None], [lm])[0].astype(int)
+    assert np.abs(lines - filled).max() > 0
+    with one_torch_thread():
+        train(src, tgt, old, TrainSettings(iterations=manifest["iteration"] + 2, **TINY))
+    assert json.loads((old / "manifest.json").read_text())["guide_map"] == "lines"
+    assert (Faceset.load(tgt).path / ".cache" / "train_64_lines.npy").exists()
 
 
 def test_an_unguided_model_ignores_maps_and_a_guided_one_refuses_none():

@@ -37,7 +37,7 @@ def save_fresh_model(folder: Path, arch: str, resolution: int) -> Path:
               str(folder / "model.safetensors"))
     (folder / "manifest.json").write_text(json.dumps(
         {"arch": arch, "resolution": resolution, "face_type": "whole_face", "iteration": 0,
-         "guided": guided, "guide_hides": guided}))
+         "guided": guided, "guide_hides": guided, "guide_map": "filled"}))
     return folder
 
 

@@ -139,7 +139,8 @@ class Swapper:
             if stats:
                 drawn = [retarget(lm, self.resolution, stats["a"], stats["b"])
                          for lm in landmarks]
-            maps = np.stack([expression_map(lm, self.resolution) for lm in drawn])
+            filled = self.manifest.get("guide_map") == "filled"
+            maps = np.stack([expression_map(lm, self.resolution, filled) for lm in drawn])
             guide = torch.from_numpy(maps)[:, None].to(self.device).float().div_(255)
             if self.model.hides:
                 x = hide_features(x, self._regions(landmarks)).contiguous(

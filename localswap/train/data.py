@@ -1,5 +1,5 @@
 """Training data: a faceset loaded once into a uint8 tensor (N, 7, R, R) = RGB + face/eyes/mouth
-masks + the expression lines (faces.landmarks.expression_map) at the model's resolution, kept
+masks + the expression map (faces.landmarks.expression_map) at the model's resolution, kept
 on the training device when it fits. When it does not
 (the planner says so, or the copy runs out of memory), the faces stay in ordinary host memory
 and each batch is gathered into a small pinned buffer and copied over asynchronously: pinning
@@ -29,7 +29,7 @@ from localswap.train import blink
 from localswap.workspace import AtomicFile, atomic_write_json
 
 CACHE_VERSION = 2
-CHANNELS = 7            # R, G, B, face hull, eyes + brows, mouth, expression lines
+CHANNELS = 7            # R, G, B, face hull, eyes + brows, mouth, expression map
 SKEW = 0.6              # yaw balancing starts when one pose bin holds more than this share
 
 
@@ -50,12 +50,12 @@ def yaw_weights(yaws: list[float]) -> tuple[np.ndarray, dict[str, int], bool]:
     return w / w.sum(), dict(counts), True
 
 
-def _cache_key(faceset: Faceset, resolution: int) -> str:
+def _cache_key(faceset: Faceset, resolution: int, filled: bool) -> str:
     index = (faceset.path / "faceset.json").read_bytes()
-    return hashlib.sha256(index + f"|{resolution}|{CACHE_VERSION}".encode()).hexdigest()
+    return hashlib.sha256(index + f"|{resolution}|{CACHE_VERSION}|{filled}".encode()).hexdigest()
 
 
-def _decode(faceset: Faceset, resolution: int, out: np.ndarray) -> list[str]:
+def _decode(faceset: Faceset, resolution: int, out: np.ndarray, filled: bool) -> list[str]:
     """Fill `out` (N, 7, R, R) from the PNGs; returns the names that could not be read."""
     bad = []
     for i, face in enumerate(faceset.faces):
@@ -67,17 +67,17 @@ def _decode(faceset: Faceset, resolution: int, out: np.ndarray) -> list[str]:
         size = img.shape[0]
         interp = cv2.INTER_AREA if size > resolution else cv2.INTER_CUBIC
         rgb = cv2.resize(img, (resolution, resolution), interpolation=interp)[:, :, ::-1]
-        _fill(out[i], rgb, face.landmarks_array() * (resolution / size))
+        _fill(out[i], rgb, face.landmarks_array() * (resolution / size), filled)
     return bad
 
 
-def _fill(row: np.ndarray, rgb: np.ndarray, lm: np.ndarray) -> None:
-    """One face's 7 channels: RGB, face/eyes/mouth masks, expression lines."""
+def _fill(row: np.ndarray, rgb: np.ndarray, lm: np.ndarray, filled: bool) -> None:
+    """One face's 7 channels: RGB, face/eyes/mouth masks, expression map."""
     resolution = rgb.shape[0]
     masks = region_masks(lm, resolution)
     row[:3] = rgb.transpose(2, 0, 1)
     row[3], row[4], row[5] = masks["face"], masks["eyes"], masks["mouth"]
-    row[6] = expression_map(lm, resolution)
+    row[6] = expression_map(lm, resolution, filled)
 
 
 def _with_copies(weights: np.ndarray, picks: list[int], balanced: bool,
@@ -93,7 +93,8 @@ def _with_copies(weights: np.ndarray, picks: list[int], balanced: bool,
     return out / out.sum()
 
 
-def _blinked(faces: torch.Tensor, landmarks: list[np.ndarray]) -> tuple[list[int], torch.Tensor]:
+def _blinked(faces: torch.Tensor, landmarks: list[np.ndarray], filled: bool
+             ) -> tuple[list[int], torch.Tensor]:
     """Synthetic blinks (train.blink) of some open-eyed faces: (their indices, their rows).
     The same copies every run (a fixed seed), so a resumed run sees the same data."""
     rng = np.random.default_rng(0)
@@ -102,14 +103,16 @@ def _blinked(faces: torch.Tensor, landmarks: list[np.ndarray]) -> tuple[list[int
     for k, i in enumerate(picks):
         rgb = np.ascontiguousarray(faces[i, :3].numpy().transpose(1, 2, 0))
         shut, lm = blink.blink(rgb, landmarks[i], float(rng.uniform(0.6, 1.0)))
-        _fill(out[k], shut, lm)
+        _fill(out[k], shut, lm, filled)
     return picks, torch.from_numpy(out)
 
 
-def _load_or_build(faceset: Faceset, resolution: int) -> tuple[np.ndarray, list[str], str]:
+def _load_or_build(faceset: Faceset, resolution: int, filled: bool
+                   ) -> tuple[np.ndarray, list[str], str]:
     cache_dir = faceset.path / ".cache"
-    npy, meta = cache_dir / f"train_{resolution}.npy", cache_dir / f"train_{resolution}.json"
-    key = _cache_key(faceset, resolution)
+    name = f"train_{resolution}" + ("" if filled else "_lines")
+    npy, meta = cache_dir / f"{name}.npy", cache_dir / f"{name}.json"
+    key = _cache_key(faceset, resolution, filled)
     shape = (len(faceset), CHANNELS, resolution, resolution)
     try:
         info = json.loads(meta.read_text())
@@ -124,10 +127,10 @@ def _load_or_build(faceset: Faceset, resolution: int) -> tuple[np.ndarray, list[
         out = AtomicFile(npy, suffix=".npy")
     except OSError:
         arr = np.zeros(shape, np.uint8)   # read-only faceset folder: decode into memory only
-        return arr, _decode(faceset, resolution, arr), "no cache (faceset folder not writable)"
+        return arr, _decode(faceset, resolution, arr, filled), "no cache (faceset folder not writable)"
     with out as tmp:
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-        bad = _decode(faceset, resolution, arr)
+        bad = _decode(faceset, resolution, arr, filled)
         arr.flush()
         del arr
     atomic_write_json(meta, {"key": key, "bad": bad, "version": CACHE_VERSION})
@@ -135,14 +138,15 @@ def _load_or_build(faceset: Faceset, resolution: int) -> tuple[np.ndarray, list[
 
 
 class FaceData:
-    """One identity's faces as a uint8 tensor plus its sampling weights."""
+    """One identity's faces as a uint8 tensor plus its sampling weights. `filled`: the
+    expression map's style (faces.landmarks.expression_map), fixed by the model."""
 
     def __init__(self, path: str | Path, resolution: int, device: torch.device,
-                 on_device: bool = True):
+                 on_device: bool = True, filled: bool = True):
         faceset = Faceset.load(path)
         if len(faceset) == 0:
             raise UserError(f"{path}: the faceset has no faces")
-        arr, bad, how = _load_or_build(faceset, resolution)
+        arr, bad, how = _load_or_build(faceset, resolution, filled)
         unreadable = set(bad)
         keep = [i for i, f in enumerate(faceset.faces) if f.image not in unreadable]
         if not keep:
@@ -156,7 +160,7 @@ class FaceData:
         landmarks = [faceset.faces[i].landmarks_array() * (resolution / faceset.size)
                      for i in keep]
         self.real = len(keep)                   # faces from the faceset; synthetic blinks follow
-        picks, blinks = _blinked(host, landmarks)
+        picks, blinks = _blinked(host, landmarks, filled)
         host = torch.cat([host, blinks])
         self.origin = list(range(self.real)) + picks     # each row's face in the faceset
         self.faces, moved = host, ""

@@ -169,8 +169,11 @@ class Trainer:
             self.device = torch.device("cpu")
         if not d.main:
             distributed.barrier(d, slow=True)
-        self.data_a = FaceData(self.target, plan.resolution, self.device, plan.data_on_device)
-        self.data_b = FaceData(self.source, plan.resolution, self.device, plan.data_on_device)
+        filled = self.filled()
+        self.data_a = FaceData(self.target, plan.resolution, self.device, plan.data_on_device,
+                               filled)
+        self.data_b = FaceData(self.source, plan.resolution, self.device, plan.data_on_device,
+                               filled)
         if d.main:
             distributed.barrier(d, slow=True)
             self.note(self.data_a.note)
@@ -216,6 +219,13 @@ class Trainer:
                 return bool(m.get("guide_hides", False))
         return True
 
+    def filled(self) -> bool:
+        """A model made before filled expression maps (no "guide_map" key) keeps its lines."""
+        for m in (self.manifest, self.init.manifest if self.init else None):
+            if m:
+                return m.get("guide_map") == "filled"
+        return True
+
     def restore(self, loaded: checkpoint.Loaded) -> int:
         """Weights, optimizer and TrainState from a checkpoint; returns its iteration."""
         plan = self.plan
@@ -248,6 +258,7 @@ class Trainer:
             "width": plan.width, "face_type": self.face_type,
             "learns_mask": self.model.learns_mask, "guided": self.model.guided,
             "guide_hides": self.model.hides,
+            "guide_map": "filled" if self.filled() else "lines",
             "expression": {"a": data_a.expression, "b": data_b.expression},
             "iteration": iteration, "elapsed_s": state.elapsed_s + (time.monotonic() - self.t0),
             "loss_history": state.history, "window": state.window,
