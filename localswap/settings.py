@@ -216,7 +216,8 @@ class TrainSettings(SettingsBase):
     eyes_mouth_weight: float = option(3.0, "extra loss weight on eyes and mouth", low=0.0,
                                       high=100.0, label="Extra weight on eyes and mouth")
     guide: bool = option(True, "expression guide: the decoders see where the target's lids, "
-                         "brows and lips are (as lines, in the source's range) and the encoder "
+                         "brows and lips are (lines, with the eye openings and the inner mouth "
+                         "filled; in the source's range) and the encoder "
                          "does not see the eyes and mouth, so the swap opens and closes them "
                          "with the target (localswap architecture; fixed once the model "
                          "exists; --no-guide for a model that can be exported to .dfm)",

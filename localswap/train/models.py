@@ -102,7 +102,8 @@ class Decoder(nn.Module):
 
 class GuidedDecoder(Decoder):
     """A decoder whose every upscale, and its output head, also sees the expression map
-    (lids, brows, lips as lines; see faces.landmarks.expression_map) at its own resolution.
+    (lids, brows, lips as lines, eye openings and inner mouth filled; see
+    faces.landmarks.expression_map) at its own resolution.
     Where the lids and lips are is drawn for the decoder instead of squeezed through the
     bottleneck, so the swapped face opens its eyes and mouth when the target does."""
 
