@@ -10,7 +10,12 @@ tuning pair. 5 minutes (4,233 iterations) came closest: mouth follows (0.83), di
 source 0.49, eyes do not follow; 10 and 20 minutes gave a sharper face but lost the target's
 expression, so Basic stops at the 5-minute count. Session 5's default (expression-guided,
 eyes and mouth hidden from the encoder) trained to 3x this count was sharper but followed the
-target no better, so the count stays. GPU: an expectation from step-time ratios until a GPU
+target no better, so the count stays. Session 6 (filled openings in the map, the benchmark
+run twice): eyes and mouth now follow the target at every budget and identity improves with
+every doubling (distance 0.54 -> 0.47 -> 0.455 at 2,460 / 4,977 / 8,788 iterations), but no
+budget up to 20 minutes clears the distance bar on the tuning pair, and a longer count would
+break Basic's 25-minute end-to-end limit on a slow day of this host (5 it/s: 4,200 iterations
+are 14 minutes), so the count stays. GPU: an expectation from step-time ratios until a GPU
 run of the benchmark replaces it.
 """
 from __future__ import annotations
