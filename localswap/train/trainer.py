@@ -204,27 +204,30 @@ class Trainer:
                          plan.precision, self.aug, settings.eyes_mouth_weight,
                          settings.clip_grad)
 
+    def _fixing_manifest(self) -> dict | None:
+        """The manifest that fixes the model's kind: its own, else the starting model's."""
+        for m in (self.manifest, self.init.manifest if self.init else None):
+            if m:
+                return m
+        return None
+
     def guided(self) -> bool:
         """Fixed once a model exists, like its architecture: the model's (or the starting
         model's) manifest says; a new localswap model takes the setting."""
-        for m in (self.manifest, self.init.manifest if self.init else None):
-            if m:
-                return bool(m.get("guided", False))
+        m = self._fixing_manifest()
+        if m:
+            return bool(m.get("guided", False))
         return bool(self.settings.guide) and self.plan.arch == "localswap"
 
     def hides(self) -> bool:
         """A guided model made before hiding existed (no "guide_hides" key) stays as it was."""
-        for m in (self.manifest, self.init.manifest if self.init else None):
-            if m:
-                return bool(m.get("guide_hides", False))
-        return True
+        m = self._fixing_manifest()
+        return bool(m.get("guide_hides", False)) if m else True
 
     def filled(self) -> bool:
         """A model made before filled expression maps (no "guide_map" key) keeps its lines."""
-        for m in (self.manifest, self.init.manifest if self.init else None):
-            if m:
-                return m.get("guide_map") == "filled"
-        return True
+        m = self._fixing_manifest()
+        return m.get("guide_map") == "filled" if m else True
 
     def restore(self, loaded: checkpoint.Loaded) -> int:
         """Weights, optimizer and TrainState from a checkpoint; returns its iteration."""
