@@ -24,43 +24,96 @@ def test_busy_neighbour_is_seen_and_leaves_fewer_threads():
     assert free <= threads.allowed_cores() - 1
 
 
-class Clock:
-    """Step times as the tuner would measure them: `cost[n]` seconds per step at n threads."""
+def test_free_cores_since_the_last_look_sees_a_busy_neighbour():
+    if threads.allowed_cores() < 2:
+        pytest.skip("needs 2 cores")
+    look = threads.FreeCores()
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.2)
+        look.now()                          # from here on the neighbour spins throughout
+        time.sleep(0.5)
+        shared = look.now()
+    finally:
+        spin.kill()
+        spin.wait()
+    assert shared is not None and shared <= threads.allowed_cores() - 1
 
-    def __init__(self, cost: dict[int, float]):
-        self.cost, self.threads, self.calls = cost, None, []
+
+class Clock:
+    """Step times as the tuner would measure them: `cost[n]` seconds per step at n threads,
+    and the free cores /proc/stat would report (`free`)."""
+
+    def __init__(self, cost: dict[int, float], free: int | None = None):
+        self.cost, self.threads, self.calls, self.free = cost, None, [], free
+        self.steps: dict[int, int] = {}
 
     def set(self, n: int) -> None:
         self.threads = n
         self.calls.append(n)
 
+    def free_now(self) -> int | None:
+        return self.free
+
+
+def tuner_for(clock: Clock, **kw) -> threads.ThreadTuner:
+    kw = {"start": 2, "most": 2, "period": 0.0, "spell": 0.3, **kw}
+    return threads.ThreadTuner(set_threads=clock.set, free_now=clock.free_now, **kw)
+
 
 def run(tuner: threads.ThreadTuner, clock: Clock, steps: int) -> None:
     """`steps` steps, then on until a try of the other count has ended (period 0 starts a
     try as soon as there are enough steps to compare with)."""
+    def step():
+        clock.steps[clock.threads] = clock.steps.get(clock.threads, 0) + 1
+        tuner.step_done(clock.cost[clock.threads])
     for _ in range(steps):
-        tuner.step_done(clock.cost[clock.threads])
+        step()
     while tuner.trying is not None:
-        tuner.step_done(clock.cost[clock.threads])
+        step()
 
 
 def test_tuner_moves_to_the_faster_count_and_back():
-    clock = Clock({1: 0.10, 2: 0.25})                 # a neighbour: 1 thread is faster
-    tuner = threads.ThreadTuner(start=2, most=2, period=0.0, spell=0.3, set_threads=clock.set)
+    clock = Clock({1: 0.10, 2: 0.25}, free=1)         # a neighbour: 1 thread is faster
+    tuner = tuner_for(clock)
     run(tuner, clock, 20)
     assert tuner.threads == 1 and clock.threads == 1 and tuner.changes == 1
-    clock.cost = {1: 0.10, 2: 0.06}                   # the neighbour left
+    clock.cost, clock.free = {1: 0.10, 2: 0.06}, 2    # the neighbour left
     run(tuner, clock, 40)
     assert tuner.threads == 2 and clock.threads == 2
 
 
 def test_tuner_keeps_the_count_when_the_other_is_not_faster():
-    clock = Clock({1: 0.20, 2: 0.10})
-    tuner = threads.ThreadTuner(start=2, most=2, period=0.0, spell=0.3, set_threads=clock.set)
+    clock = Clock({1: 0.20, 2: 0.10}, free=1)         # /proc/stat says a core is busy
+    tuner = tuner_for(clock)
     run(tuner, clock, 50)
     assert tuner.threads == 2 and tuner.changes == 0
     assert 1 in clock.calls                           # it did try one thread, and went back
     assert clock.threads == 2
+
+
+def test_tuner_does_not_try_while_the_free_cores_match_its_count():
+    """Alone on 2 cores: no periodic try of 1 thread, which would only cost steps."""
+    clock = Clock({1: 0.20, 2: 0.10}, free=2)
+    tuner = tuner_for(clock)
+    run(tuner, clock, 100)
+    assert clock.calls == [2] and clock.steps == {2: 100}
+
+
+def test_each_try_that_changes_nothing_doubles_the_wait_for_the_next():
+    """/proc/stat says a core is busy but one thread is slower all the same (a neighbour at low
+    priority, say): the tuner keeps its two threads and tries one less and less often."""
+    clock = Clock({1: 0.50, 2: 0.10}, free=1)
+    tuner = tuner_for(clock, period=100.0)
+    waits = []
+    for _ in range(5):
+        tuner.next_try = 0.0                          # the period is over
+        run(tuner, clock, 10)
+        assert tuner.threads == 2 and clock.threads == 2 and clock.calls[-2:] == [1, 2]
+        waits.append(tuner.wait)
+        assert tuner.next_try > time.monotonic() + 0.9 * tuner.wait
+    assert waits == [200.0, 400.0, 800.0, 800.0, 800.0]   # doubling, up to 8 periods
+    assert [e[1] for e in tuner.events] == ["try", "back"] * 5
 
 
 def test_tuner_never_exceeds_what_the_process_was_given():
@@ -77,8 +130,7 @@ def test_tuner_never_exceeds_what_the_process_was_given():
 def test_tuner_reacts_at_once_when_steps_slow_down():
     """A neighbour arriving mid-run: the tuner tries fewer threads without waiting a period."""
     clock = Clock({1: 0.10, 2: 0.06})
-    tuner = threads.ThreadTuner(start=2, most=2, period=3600.0, spell=0.3,
-                                set_threads=clock.set)
+    tuner = tuner_for(clock, period=3600.0)
     run(tuner, clock, 40)
     assert tuner.threads == 2 and clock.calls == [2]          # alone: no try yet
     clock.cost = {1: 0.10, 2: 0.25}                           # the neighbour arrives

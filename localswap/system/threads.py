@@ -53,6 +53,30 @@ def busy_elsewhere(seconds: float = 0.25) -> float:
     return share * cores
 
 
+class FreeCores:
+    """The cores free since the last look, without sleeping: `now()` compares /proc/stat and
+    this process's CPU time with the previous call's (None the first time, or where /proc/stat
+    cannot be read)."""
+
+    def __init__(self):
+        self.last = self._sample()
+
+    @staticmethod
+    def _sample():
+        try:
+            return _cpu_times() + (_own_jiffies(),)
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def now(self) -> int | None:
+        sample, last = self._sample(), self.last
+        self.last = sample
+        if sample is None or last is None or sample[1] <= last[1]:
+            return None
+        share = max(0.0, (sample[0] - last[0]) - (sample[2] - last[2])) / (sample[1] - last[1])
+        return max(1, round(allowed_cores() - share * (os.cpu_count() or 1)))
+
+
 def free_cores(seconds: float = 0.25) -> int:
     """Threads worth running now: the allowed cores minus those others keep busy (>= 1)."""
     return max(1, round(allowed_cores() - busy_elsewhere(seconds)))
@@ -61,14 +85,17 @@ def free_cores(seconds: float = 0.25) -> int:
 class ThreadTuner:
     """Adjusts torch's thread count during a CPU run from measured step times.
 
-    Every `period` seconds, and at once when steps suddenly get 1.4x slower, it tries a
-    neighbouring count for a short spell and keeps whichever made steps faster (by more than
-    `margin`), so it follows a neighbour that starts or stops. Call `step_done(seconds)`
-    after each step.
+    It tries a neighbouring count for a short spell and keeps whichever made steps faster (by
+    more than `margin`), so it follows a neighbour that starts or stops: at once (fewer
+    threads) when steps suddenly get 1.4x slower, and every `period` seconds when the cores
+    free since the last look (`free_now`, /proc/stat) differ from the count. A try costs
+    steps (at the worse count, and oneDNN builds its kernels again for a new count), so it is
+    skipped while the free cores match the count, and each try that changes nothing doubles
+    the wait for the next, up to 8 periods. Call `step_done(seconds)` after each step.
     """
 
     def __init__(self, start: int | None = None, most: int | None = None, period: float = 30.0,
-                 spell: float = 3.0, margin: float = 0.05, set_threads=None):
+                 spell: float = 3.0, margin: float = 0.05, set_threads=None, free_now=None):
         import torch
         # Never more than the process was given (OMP_NUM_THREADS, a caller's set_num_threads).
         self.before = torch.get_num_threads()
@@ -80,9 +107,12 @@ class ThreadTuner:
         self.recent: list[float] = []          # step times at self.threads since the last try
         self.trying: int | None = None
         self.tried: list[float] = []
+        self.wait = period                     # until the next periodic try
         self.next_try = time.monotonic() + period
+        self.events: list[tuple] = []          # (monotonic time, "try"/"keep"/"back", threads)
         self.direction = -1
         self.changes = 0
+        self.free_now = free_now or FreeCores().now
         self.set_threads(self.threads)
 
     @property
@@ -94,21 +124,38 @@ class ThreadTuner:
         now = time.monotonic()
         if self.trying is None:
             self.recent = (self.recent + [seconds])[-200:]
-            if self.most > 1 and len(self.recent) >= 3 and (now >= self.next_try
-                                                             or self._slowed()):
-                self._start_try()
+            if self.most > 1 and len(self.recent) >= 3:
+                change = -1 if self._slowed() else 0
+                if not change and now >= self.next_try:
+                    change = self._free_cores_differ()
+                    self.next_try = now + self.wait
+                if change:
+                    self.direction = change
+                    self._start_try()
             return
         self.tried.append(seconds)
         if sum(self.tried) >= self.spell and len(self.tried) >= 3:
             self._end_try(now)
 
     def _slowed(self) -> bool:
-        """Steps suddenly slower (a neighbour arrived?): worth a try now, not in `period`."""
+        """Steps suddenly slower (a neighbour arrived?): worth a try now, not in `period`.
+        (Not the other way: steps also speed up when oneDNN has rebuilt its kernels after a
+        switch, which is no reason to switch back.)"""
         if len(self.recent) < 30:
             return False
         return statistics.median(self.recent[-10:]) > 1.4 * statistics.median(self.recent[:-10])
 
+    def _free_cores_differ(self) -> int:
+        """The way the free cores point from the current count (+1, -1), or 0 when they match
+        it. Unknown (no /proc/stat): look the way not looked last time."""
+        free = self.free_now()
+        if free is None:
+            return self.direction
+        free = max(1, min(self.most, free))
+        return (free > self.threads) - (free < self.threads)
+
     def _start_try(self) -> None:
+        self.events.append((time.monotonic(), "try", self.threads + self.direction))
         other = self.threads + self.direction
         if not 1 <= other <= self.most:
             self.direction = -self.direction
@@ -123,9 +170,13 @@ class ThreadTuner:
         if trial < base * (1 - self.margin):
             self.threads, self.recent = self.trying, list(self.tried)
             self.changes += 1
+            self.wait = self.period
+            self.events.append((now, "keep", self.threads))
         else:
             self.direction = -self.direction    # next time look the other way
-            self.recent = self.recent[-10:]     # the new normal: no retry for the same slowdown
+            self.recent = self.recent[-10:]     # the new normal: no retry for the same change
+            self.wait = min(2 * self.wait, 8 * self.period)
+            self.events.append((now, "back", self.threads))
         self.set_threads(self.threads)
         self.trying, self.tried = None, []
-        self.next_try = now + self.period
+        self.next_try = now + self.wait
