@@ -106,3 +106,37 @@ def test_fake_tensor_count_equals_a_real_run():
     for half in (False, True):
         assert saved_bytes("localswap", 64, 8, 2, half, fake=True) == \
             saved_bytes("localswap", 64, 8, 2, half, fake=False)
+
+
+def test_step_flops_table_matches_a_fresh_count():
+    from localswap.train.flops import step_flops
+    for key in (("localswap", 64, 32), ("localswap", 128, 32)):
+        assert _near(planner.STEP_FLOPS[key], step_flops(*key), 0.05), key
+    assert set(planner.STEP_FLOPS) == set(planner.TABLE)
+    # One sample is one face of A and one of B: a step's FLOPs grow with the batch exactly.
+    assert step_flops("localswap", 64, 8, batch=3) == 3 * step_flops("localswap", 64, 8)
+    # More pixels and more channels cost more along the ladder, by a lot from end to end.
+    ladder = [planner.STEP_FLOPS[k] for k in reversed(planner.LADDER)]
+    assert ladder == sorted(ladder) and ladder[-1] > 500 * ladder[0]
+
+
+def test_fake_flop_count_equals_a_real_run():
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from localswap.train.flops import step_flops
+    from localswap.train.losses import face_loss
+    from localswap.train.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("localswap", 64, 8, guided=True)
+    x, masks, g = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64), torch.rand(2, 1, 64, 64)
+    with FlopCounterMode(display=False) as counter:
+        ra, ma, rb, mb = model(x, x, g, g)
+        (face_loss(ra, ma, x, masks) + face_loss(rb, mb, x, masks)).backward()
+    assert counter.get_total_flops() == step_flops("localswap", 64, 8, batch=2)
+    # backward counted op by op: about twice the forward (no input gradient for the first conv)
+    forward = FlopCounterMode(display=False)
+    with forward, torch.no_grad():
+        ra, ma, rb, mb = model(x, x, g, g)
+        face_loss(ra, ma, x, masks) + face_loss(rb, mb, x, masks)
+    assert 2.5 < counter.get_total_flops() / forward.get_total_flops() < 3.05

@@ -115,7 +115,7 @@ def estimate_swap(runner, target: str, sources: list[str], options: dict) -> Est
     from localswap.settings import ExtractSettings, TrainSettings
     from localswap.train import budget
     train = TrainSettings(**options.get("train", {})).validate()
-    basic = not train.iterations and not train.max_minutes
+    basic = budget.is_basic(train)
     kind = device_kind() if train.device == "auto" else train.device
     train = budget.resolve(train, kind)
     extract = ExtractSettings(**options.get("extract", {})).validate()

@@ -39,7 +39,7 @@ def run_stage(job: SwapJob, stage: str, ws: Workspace, progress: Progress = no_p
     elif stage == "train":
         left = iterations_left(job)
         result = train(job.faceset_source, job.faceset_target, job.model_dir, job.train,
-                       progress=progress, cancel=cancel)
+                       progress=progress, cancel=cancel, basic=job.basic)
         elapsed = time.perf_counter() - started
         its = getattr(result, "it_s", 0) or (left / elapsed if left > 0 and elapsed else 0)
         # A cancelled run's speed is mostly start-up; a disturbed one is not this machine's.

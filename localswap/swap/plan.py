@@ -51,7 +51,7 @@ def plan_swap(sources: list[str | Path], target: str | Path, out: str | Path, ws
     # Basic (iterations 0): the iterations that reach the quality bar on this kind of device.
     from localswap.gpu import nvidia_present
     kind = "cuda" if train.device in ("auto", "cuda") and nvidia_present() else "cpu"
-    basic = not train.iterations and not train.max_minutes
+    basic = budget.is_basic(train)
     train = budget.resolve(train, kind)
     convert = (convert or ConvertSettings()).validate()
     extract = (extract or ExtractSettings()).validate()

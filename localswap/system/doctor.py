@@ -175,8 +175,9 @@ def check_probe(probe: gpu.Probe) -> Check:
 
 def check_plan(probe: gpu.Probe, cuda: bool) -> Check:
     info = gpu.torch_device_info(0) if cuda else probe
-    p = planner.plan(info)
-    return Check("plan", OK, "for 4000 faces of 512 px: " + p.describe(), p.to_dict())
+    p = planner.plan(info, basic=cuda)      # as a new Basic run plans: the card's speed measured
+    what = "a Basic run on " if cuda else ""
+    return Check("plan", OK, f"for {what}4000 faces of 512 px: " + p.describe(), p.to_dict())
 
 
 # -- CUDA checks (also run on the CPU by the tests, through the same code) --------------------

@@ -34,6 +34,11 @@ def basic_iterations(device_type: str) -> int:
 UNLIMITED = 100_000_000      # a time budget alone: the clock ends the run
 
 
+def is_basic(settings: TrainSettings) -> bool:
+    """Basic: the user fixed neither the iterations nor a time budget (before `resolve`)."""
+    return not settings.iterations and not settings.max_minutes
+
+
 def resolve(settings: TrainSettings, device_type: str) -> TrainSettings:
     """`settings` with the iteration count filled in where it is 0: Basic's, or no limit when
     the user gave a time budget (`max_minutes`) instead."""

@@ -1,7 +1,12 @@
 """What to train on a device: the GPU planner.
 
 `plan(device)` picks architecture size (width), resolution, batch and precision so that the
-estimated peak memory stays under 85% of the free memory.
+estimated peak memory stays under 85% of the free memory. For Basic (`basic=True`: the user
+fixed neither iterations nor a time budget) it also weighs time, by the rule Basic follows
+(issue 16: quality per minute): of the rungs that fit, the largest whose Basic iteration count
+is expected to take at most BASIC_GPU_MINUTES on this card; else the smallest that fits.
+Expected time = STEP_FLOPS (measured per rung, see localswap.train.flops) x batch over the
+card's matmul FLOP/s measured on the spot, at the efficiency and launch floor flops.py gives.
 
 Where the numbers come from. TABLE holds, per model, the parameter count and the bytes autograd
 saves for the backward pass per training sample (one face of A plus one of B) and fixed, in
@@ -61,6 +66,29 @@ TABLE = {
     ("localswap", 512, 96): (275241032, 1107247872, 88, 613807872, 550373272),
     ("localswap", 512, 128): (489286408, 1434110720, 88, 777239296, 978427736),
 }
+# Per-sample FLOPs of one training step (forward + backward of model and loss; one sample = a
+# face of A and one of B), `localswap.train.flops.step_flops`. Output of
+# `python -m localswap.train.planner --measure` (torch 2.14, localswap 0.1).
+STEP_FLOPS = {
+    ("original", 64, 128): 22769216640,
+    ("localswap", 64, 32): 2568924288,
+    ("localswap", 96, 32): 5271860352,
+    ("localswap", 128, 32): 11000200320,
+    ("localswap", 128, 48): 24394513536,
+    ("localswap", 160, 48): 34932585600,
+    ("localswap", 192, 48): 50304093312,
+    ("localswap", 192, 64): 88750738560,
+    ("localswap", 224, 64): 120800760960,
+    ("localswap", 256, 64): 164288650368,
+    ("localswap", 256, 80): 255596158080,
+    ("localswap", 320, 80): 363982032000,
+    ("localswap", 384, 80): 524136512640,
+    ("localswap", 384, 96): 752411671680,
+    ("localswap", 448, 96): 1024118213760,
+    ("localswap", 512, 96): 1352256068736,
+    ("localswap", 512, 128): 2394892672128,
+}
+BASIC_GPU_MINUTES = 20      # Basic's training time on a GPU: "about 20 minutes" (issue 16)
 # The planner walks this ladder from the top and takes the first rung that fits with a batch
 # of at least MIN_BATCH: resolution first (it is what viewers see), then width.
 LADDER = [k for k in sorted(TABLE, key=lambda k: (-k[1], -k[2])) if k[0] == "localswap"]
@@ -83,6 +111,7 @@ class Plan:
     budget_mb: int = 0          # SAFETY x free memory (0 on the CPU)
     data_on_device: bool = True
     note: str = ""
+    expected_minutes: float = 0.0   # Basic's training time on this card (0: not estimated)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,6 +132,21 @@ def row(arch: str, resolution: int, width: int) -> tuple:
         TABLE[(arch, resolution, width)] = (m["params"], m["act_fp32"], m["fixed_fp32"],
                                             m["act_half"], m["fixed_half"])
     return TABLE[(arch, resolution, width)]
+
+
+def sample_flops(arch: str, resolution: int, width: int) -> int:
+    """The STEP_FLOPS entry, counted now (a few seconds) for a configuration not in it."""
+    if (arch, resolution, width) not in STEP_FLOPS:
+        from localswap.train.flops import step_flops
+        STEP_FLOPS[(arch, resolution, width)] = step_flops(arch, resolution, width)
+    return STEP_FLOPS[(arch, resolution, width)]
+
+
+def expected_minutes(p: Plan, flops_per_s: float, iterations: int) -> float:
+    """Expected minutes of `iterations` steps of plan `p` on a card of `flops_per_s`."""
+    from localswap.train.flops import step_seconds
+    flops = p.batch * sample_flops(p.arch, p.resolution, p.width)
+    return iterations * step_seconds(flops, flops_per_s) / 60
 
 
 def estimate_mb(arch: str, resolution: int, width: int, batch: int, precision: str,
@@ -138,13 +182,17 @@ def _first(device) -> DeviceInfo | None:
 
 def plan(device: DeviceInfo | Probe | None = None, *, arch: str = "auto", resolution: int = 0,
          width: int = 0, batch: int = 0, precision: str = "auto", faces: int = 4000,
-         max_resolution: int = 512, cpu_precision: str = "auto", world: int = 1) -> Plan:
+         max_resolution: int = 512, cpu_precision: str = "auto", world: int = 1,
+         basic: bool = False, throughput: float | None = None) -> Plan:
     """The training plan for one device (None or an empty probe: the CPU).
 
     Settings the user fixed (non-zero / not "auto") are kept and the rest planned around them;
     `faces` is the number of faces in both facesets, `max_resolution` their crop size (a model
     larger than its faces gains nothing); `world` the number of torchrun ranks;
-    `cpu_precision` "auto" is what this CPU trains in (see cpu_training_precision())."""
+    `cpu_precision` "auto" is what this CPU trains in (see cpu_training_precision()).
+    `basic`: the run is Basic, so the model is also sized by time (module docstring), unless
+    the user fixed the architecture, resolution or width; `throughput` the card's matmul
+    FLOP/s, None = measure it on the card (torch's device `device.index`)."""
     if cpu_precision == "auto":
         cpu_precision = cpu_training_precision()
     info = _first(device)
@@ -161,21 +209,70 @@ def plan(device: DeviceInfo | Probe | None = None, *, arch: str = "auto", resolu
                  and (not width or k[2] == width)]
         rungs = fixed or [(k[0], resolution or k[1], width or k[2]) for k in rungs[-1:]]
     for min_batch in (MIN_BATCH, BATCHES[-1], 1):
-        for a, res, w in rungs:
-            data_mb = faces * (1 + BLINK_SHARE) * BYTES_PER_FACE * res * res / MiB
-            on_device = data_mb <= DATA_SHARE * budget
-            used_data = data_mb if on_device else 0.0
-            for b in ([batch] if batch else BATCHES):
-                peak = estimate_mb(a, res, w, b, prec, used_data, world)
-                if b >= min_batch and peak <= budget:
-                    note = "" if on_device else ("the faces stay in host memory (too many for "
-                                                 "the GPU budget); batches are copied over")
-                    if batch == 0 and min_batch < MIN_BATCH:
-                        note = (note + "; " if note else "") + "small batch: little memory free"
-                    return Plan("cuda", a, res, w, b, prec, peak, int(budget), on_device, note)
+        fits = [p for p in (_fit(k, batch, min_batch, prec, budget, faces, world)
+                            for k in rungs) if p]
+        if not fits:
+            continue
+        if basic and arch != "original" and not (resolution or width):
+            return _for_basic(fits, info, throughput)
+        return fits[0]
     return _cpu_plan(arch, resolution, width, batch, precision, cpu_precision,
                      f"{info.name} has only {info.free_mb} MiB free, too little for the "
                      "smallest model")
+
+
+def _fit(rung: tuple, batch: int, min_batch: int, prec: str, budget: float, faces: int,
+         world: int) -> Plan | None:
+    """The plan for this rung with the largest batch that fits `budget`, or None."""
+    a, res, w = rung
+    data_mb = faces * (1 + BLINK_SHARE) * BYTES_PER_FACE * res * res / MiB
+    on_device = data_mb <= DATA_SHARE * budget
+    used_data = data_mb if on_device else 0.0
+    for b in ([batch] if batch else BATCHES):
+        peak = estimate_mb(a, res, w, b, prec, used_data, world)
+        if b >= min_batch and peak <= budget:
+            note = "" if on_device else ("the faces stay in host memory (too many for "
+                                         "the GPU budget); batches are copied over")
+            if batch == 0 and min_batch < MIN_BATCH:
+                note = _join(note, "small batch: little memory free")
+            return Plan("cuda", a, res, w, b, prec, peak, int(budget), on_device, note)
+    return None
+
+
+def _for_basic(fits: list[Plan], info: DeviceInfo, throughput: float | None) -> Plan:
+    """Of `fits` (largest first), the largest expected to train Basic's iterations within
+    BASIC_GPU_MINUTES, else the smallest; the note says why."""
+    from localswap.train.budget import basic_iterations
+    measured = throughput is None
+    if measured:
+        try:
+            from localswap.train.flops import matmul_flops_per_s
+            throughput = matmul_flops_per_s(f"cuda:{info.index}", fits[0].precision)
+        except (RuntimeError, AssertionError) as exc:     # torch without CUDA, a lost card
+            fits[0].note = _join(fits[0].note, f"sized by memory: the card's speed could not "
+                                               f"be measured ({exc})")
+            return fits[0]
+    its = basic_iterations("cuda")
+    minutes = [expected_minutes(p, throughput, its) for p in fits]
+    i = next((i for i, m in enumerate(minutes) if m <= BASIC_GPU_MINUTES), len(fits) - 1)
+    chosen, top = fits[i], fits[0]
+    chosen.expected_minutes = round(minutes[i], 1)
+    speed = f"{throughput / 1e12:.0f} TFLOP/s {chosen.precision} matmul" + \
+        (" measured" if measured else "")
+    if i == 0:
+        why = f"Basic's {its:,} iterations: about {minutes[0]:.0f} min on this card ({speed})"
+    else:
+        why = (f"{top.resolution} px width {top.width} would take about {minutes[0]:.0f} min "
+               f"for Basic's {its:,} iterations on this card ({speed}); {chosen.resolution} "
+               f"px width {chosen.width}: about {minutes[i]:.0f} min")
+        if minutes[i] > BASIC_GPU_MINUTES:
+            why += f", the smallest model that fits (Basic aims at {BASIC_GPU_MINUTES} min)"
+    chosen.note = _join(chosen.note, why)
+    return chosen
+
+
+def _join(note: str, more: str) -> str:
+    return f"{note}; {more}" if note else more
 
 
 def _cpu_plan(arch, resolution, width, batch, precision, cpu_precision, why) -> Plan:
@@ -195,6 +292,10 @@ def main(argv: list[str] | None = None) -> int:
             m = measure(arch, res, width)
             print(f'    ("{arch}", {res}, {width}): ({m["params"]}, {m["act_fp32"]}, '
                   f'{m["fixed_fp32"]}, {m["act_half"]}, {m["fixed_half"]}),')
+        from localswap.train.flops import step_flops
+        print("STEP_FLOPS")
+        for arch, res, width in TABLE:
+            print(f'    ("{arch}", {res}, {width}): {step_flops(arch, res, width)},')
         return 0
     p = probe()
     print(json.dumps({"probe": p.to_dict(), "plan": plan(p).to_dict()}, indent=1))

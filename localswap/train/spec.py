@@ -73,9 +73,10 @@ def _device_info(settings: TrainSettings, d: distributed.Dist):
 
 
 def plan_for(settings: TrainSettings, d: distributed.Dist, fixed: dict, faces: int,
-             crop: int) -> planner.Plan:
+             crop: int, basic: bool = False) -> planner.Plan:
     """The plan for this device from torch's own figures (NVML lists GPUs in another order);
-    under torchrun rank 0 plans for the weakest card and every rank takes that plan."""
+    under torchrun rank 0 plans for the weakest card and every rank takes that plan.
+    `basic`: a Basic run, sized by expected time too (rank 0 measures its own card's speed)."""
     info = _device_info(settings, d)
     if d.on:
         infos = distributed.gather_objects(info, d)
@@ -87,5 +88,5 @@ def plan_for(settings: TrainSettings, d: distributed.Dist, fixed: dict, faces: i
         plan = planner.plan(info, arch=fixed.get("arch", "auto"),
                             resolution=fixed.get("resolution", 0), width=fixed.get("width", 0),
                             batch=settings.batch, precision=settings.precision, faces=faces,
-                            max_resolution=crop, world=d.world)
+                            max_resolution=crop, world=d.world, basic=basic)
     return distributed.from_rank0(plan, d)

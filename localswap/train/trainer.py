@@ -57,15 +57,20 @@ def _step_seed(seed: int, rank: int, iteration: int, attempt: int) -> int:
 
 def train(source: str | Path, target: str | Path, model_dir: str | Path,
           settings: TrainSettings | None = None, progress: Progress = no_progress,
-          cancel: threading.Event | Callable[[], bool] | None = None) -> TrainResult:
+          cancel: threading.Event | Callable[[], bool] | None = None,
+          basic: bool | None = None) -> TrainResult:
+    """`basic`: the run is Basic (the planner sizes the model by time too); None = when the
+    settings fix neither iterations nor a time budget (a swap job resolves them earlier and
+    says so)."""
     settings = (settings or TrainSettings()).validate()
     model_dir = Path(model_dir)
     d = distributed.setup(settings.device)
+    basic = budget.is_basic(settings) if basic is None else basic
     settings = budget.resolve(settings, d.device.type)     # Basic: iterations 0 -> the bar's
     threads = torch.get_num_threads()
     try:
         return Trainer(Path(source), Path(target), model_dir, settings, progress, cancel,
-                       d).run()
+                       d, basic=basic).run()
     except OSError as exc:
         if not is_disk_full(exc):
             raise
@@ -87,8 +92,9 @@ class Trainer:
     the loop, the wrap-up. Every rank of a torchrun runs one; only rank 0 (`d.main`) writes."""
 
     def __init__(self, source: Path, target: Path, model_dir: Path, settings: TrainSettings,
-                 progress: Progress, cancel, d: distributed.Dist):
+                 progress: Progress, cancel, d: distributed.Dist, basic: bool = False):
         self.source, self.target, self.model_dir = source, target, model_dir
+        self.basic = basic
         self.settings, self.progress, self.cancel, self.d = settings, progress, cancel, d
         self.notes: list[str] = []
         self.it = 0                 # the model's iteration
@@ -143,7 +149,7 @@ class Trainer:
                 self.init = init_from.resolve(settings, model_dir, fs_a.face_type)
                 fixed = self.init.fixed
         crop = min(fs_a.size, fs_b.size)
-        plan = spec.plan_for(settings, d, fixed, len(fs_a) + len(fs_b), crop)
+        plan = spec.plan_for(settings, d, fixed, len(fs_a) + len(fs_b), crop, self.basic)
         if manifest and not settings.batch:
             plan.batch = int(manifest.get("batch") or plan.batch)   # keep an OOM-halved batch
         self.plan, self.batch = plan, plan.batch
