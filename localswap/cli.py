@@ -410,6 +410,12 @@ def _args_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", nargs="+", metavar="SECTION",
                    help="run only these sections (machine always runs): extraction training "
                    "baseline conversion quality")
+    p.add_argument("--pair", default="tune", choices=("tune", "tune2", "check"),
+                   help="quality section: the pair of videos (tune = the recipe was chosen on "
+                   "it, check = never used while tuning)")
+    p.add_argument("--recipe", default="default", choices=("default", "before"),
+                   help="quality section: the trainer's defaults, or the defaults before "
+                   "issue 16 (lr 5e-5 constant, whole-face crop, no expression guide)")
     p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # tests: shape only
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads (0 = torch's choice); 1 gives steadier figures on a "
@@ -425,7 +431,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     # Contact sheets and renders of the quality section go next to the JSON.
     out_dir = Path(args.json_file).resolve().parent if args.json_file else None
     results = bench.run(quick=args.quick, device=args.device, only=args.only, tiny=args.tiny,
-                        out_dir=out_dir)
+                        out_dir=out_dir, pair=args.pair, recipe=args.recipe)
     print(bench.table(results))
     if args.json_file:
         bench.write_json(results, args.json_file)

@@ -50,6 +50,23 @@ def test_bench_tiny_json_schema(tmp_path):
         assert name in r.stdout                                  # the readable table
 
 
+def test_bench_quality_runs_the_recipe_before_issue_16(tmp_path):
+    """`--recipe before` trains the defaults the time-to-quality target is measured against:
+    their settings reach the trainer (its manifest) and the crop is the whole face."""
+    out = tmp_path / "q.json"
+    r = subprocess.run([sys.executable, "-m", "localswap", "bench", "--tiny", "--threads", "1",
+                        "--only", "quality", "--recipe", "before", "--json", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    q = json.loads(out.read_text())["quality"]
+    assert q["recipe"] | {"lr": round(q["recipe"]["lr"], 9)} == {
+        "name": "before", "face_type": "whole_face", "lr": 5e-5, "warmup": 0,
+        "schedule": "constant", "sharpen": 0.0, "eyes_mouth_weight": 3.0, "guide": False}
+    (row,) = q["budgets"].values()
+    assert row["iterations"] >= 1 and row["sheet"] == str(tmp_path / "quality-before-0.05min-sheet.png")
+    assert cv2.imread(row["sheet"]) is not None
+
+
 def test_contact_sheet_tiles_are_square_wherever_the_face_lies():
     """A box rounded corner by corner came out one pixel wider than tall for some faces
     (the webcam clip), and the contact sheet then failed to pad its tiles."""

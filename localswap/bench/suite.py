@@ -131,9 +131,10 @@ SECTIONS: dict[str, Callable[[dict], dict]] = {
 
 def run(quick: bool = False, device: str = "auto", only: list[str] | None = None,
         progress: Callable[[str], None] = print, tiny: bool = False,
-        out_dir: Path | None = None) -> dict:
+        out_dir: Path | None = None, pair: str = "tune", recipe: str = "default") -> dict:
     """All sections; `tiny` shrinks every workload to check the output, not the speed.
-    Pictures (the quality section's contact sheets and renders) go to `out_dir`."""
+    Pictures (the quality section's contact sheets and renders) go to `out_dir`; `pair` and
+    `recipe` choose the quality section's videos and training recipe."""
     quick = quick or tiny
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
@@ -141,7 +142,7 @@ def run(quick: bool = False, device: str = "auto", only: list[str] | None = None
                      "device": describe_device(dev), "device_type": dev.type, "quick": quick}
     with tempfile.TemporaryDirectory(prefix="localswap-bench-") as tmp:
         ctx = {"device": dev, "quick": quick, "tiny": tiny, "tmp": Path(tmp), "results": results,
-               "out_dir": out_dir}
+               "out_dir": out_dir, "pair": pair, "recipe": recipe}
         ctx["clip"] = samples.clip_720p(Path(tmp), 12 if tiny else 48 if quick else 120)
         for name, fn in SECTIONS.items():
             if only and name not in only and name != "machine":
