@@ -112,7 +112,9 @@ def test_step_flops_table_matches_a_fresh_count():
     from localswap.train.flops import step_flops
     for key in (("localswap", 64, 32), ("localswap", 128, 32)):
         assert _near(planner.STEP_FLOPS[key], step_flops(*key), 0.05), key
-    assert set(planner.STEP_FLOPS) == set(planner.TABLE)
+    # Every rung the planner can pick has its count (TABLE itself also grows at run time with
+    # the configurations other tests measure, so compare with the ladder, fixed at import).
+    assert set(planner.LADDER) | {("original", 64, 128)} <= set(planner.STEP_FLOPS)
     # One sample is one face of A and one of B: a step's FLOPs grow with the batch exactly.
     assert step_flops("localswap", 64, 8, batch=3) == 3 * step_flops("localswap", 64, 8)
     # More pixels and more channels cost more along the ladder, by a lot from end to end.
