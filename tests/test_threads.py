@@ -113,7 +113,7 @@ def test_each_try_that_changes_nothing_doubles_the_wait_for_the_next():
         waits.append(tuner.wait)
         assert tuner.next_try > time.monotonic() + 0.9 * tuner.wait
     assert waits == [200.0, 400.0, 800.0, 800.0, 800.0]   # doubling, up to 8 periods
-    assert [e[1] for e in tuner.events] == ["try", "back"] * 5
+    assert [e[1:] for e in tuner.events] == [("try", 1), ("back", 2)] * 5
 
 
 def test_tuner_never_exceeds_what_the_process_was_given():

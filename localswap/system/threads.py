@@ -155,11 +155,11 @@ class ThreadTuner:
         return (free > self.threads) - (free < self.threads)
 
     def _start_try(self) -> None:
-        self.events.append((time.monotonic(), "try", self.threads + self.direction))
         other = self.threads + self.direction
         if not 1 <= other <= self.most:
             self.direction = -self.direction
             other = self.threads + self.direction
+        self.events.append((time.monotonic(), "try", other))
         self.trying, self.tried = other, []
         self.set_threads(other)
 
