@@ -34,23 +34,30 @@ def _own_jiffies() -> float:
     return (t.user + t.system) * os.sysconf("SC_CLK_TCK")
 
 
+def _sample() -> tuple[float, float, float] | None:
+    """(busy, total) jiffies of the machine and this process's own, or None (no /proc/stat)."""
+    try:
+        return _cpu_times() + (_own_jiffies(),)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _busy_between(first, second) -> float | None:
+    """Cores other processes kept busy between two samples (None if unknown)."""
+    if first is None or second is None or second[1] <= first[1]:
+        return None
+    # /proc/stat counts jiffies summed over all cores: a share of `cores`.
+    share = max(0.0, (second[0] - first[0]) - (second[2] - first[2])) / (second[1] - first[1])
+    return share * (os.cpu_count() or 1)
+
+
 def busy_elsewhere(seconds: float = 0.25) -> float:
     """Cores kept busy by other processes over a short look, e.g. 1.0 for one spinning
     neighbour. 0 where /proc/stat cannot be read."""
-    try:
-        busy0, total0 = _cpu_times()
-        own0 = _own_jiffies()
-        time.sleep(seconds)
-        busy1, total1 = _cpu_times()
-        own1 = _own_jiffies()
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    cores = os.cpu_count() or 1
-    if total1 <= total0:
-        return 0.0
-    # /proc/stat counts jiffies summed over all cores: a share of `cores`.
-    share = max(0.0, (busy1 - busy0) - (own1 - own0)) / (total1 - total0)
-    return share * cores
+    first = _sample()
+    time.sleep(seconds)
+    busy = _busy_between(first, _sample())
+    return 0.0 if busy is None else busy
 
 
 class FreeCores:
@@ -59,22 +66,13 @@ class FreeCores:
     cannot be read)."""
 
     def __init__(self):
-        self.last = self._sample()
-
-    @staticmethod
-    def _sample():
-        try:
-            return _cpu_times() + (_own_jiffies(),)
-        except (OSError, ValueError, IndexError):
-            return None
+        self.last = _sample()
 
     def now(self) -> int | None:
-        sample, last = self._sample(), self.last
+        sample, last = _sample(), self.last
         self.last = sample
-        if sample is None or last is None or sample[1] <= last[1]:
-            return None
-        share = max(0.0, (sample[0] - last[0]) - (sample[2] - last[2])) / (sample[1] - last[1])
-        return max(1, round(allowed_cores() - share * (os.cpu_count() or 1)))
+        busy = _busy_between(last, sample)
+        return None if busy is None else max(1, round(allowed_cores() - busy))
 
 
 def free_cores(seconds: float = 0.25) -> int:
