@@ -409,7 +409,7 @@ def _args_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--only", nargs="+", metavar="SECTION",
                    help="run only these sections (machine always runs): extraction training "
-                   "baseline conversion quality")
+                   "baseline conversion quality sharing")
     p.add_argument("--pair", default="tune", choices=("tune", "tune2", "check"),
                    help="quality section: the pair of videos (tune = the recipe was chosen on "
                    "it, check = never used while tuning)")

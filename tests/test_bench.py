@@ -75,3 +75,33 @@ def test_contact_sheet_tiles_are_square_wherever_the_face_lies():
                  (133.5, 71.49, 246.51, 201.5)):
         x0, y0, x1, y1 = _square(bbox, (300, 400, 3))
         assert x1 - x0 == y1 - y0 > 0 and x0 >= 0 and y0 >= 0 and x1 <= 400 and y1 <= 300
+
+
+def test_bench_sharing_trains_while_a_real_neighbour_comes_and_goes(tmp_path):
+    """The shared-CPU section: one training run, a spinning process let run and paused in
+    turns; every phase trained, the neighbour took a core only in its own phases, and the
+    shares are the medians' ratios of the phases' rates (speed itself is the bench's job)."""
+    import statistics
+
+    from localswap.system.threads import allowed_cores
+    out = tmp_path / "s.json"
+    r = subprocess.run([sys.executable, "-m", "localswap", "bench", "--tiny", "--only",
+                        "sharing", "--json", str(out)], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads(out.read_text())["sharing"]
+    phases = s["phases"]
+    assert [p["neighbour"] for p in phases] == [False, True, False, True, False]
+    for p in phases:
+        assert p["its_per_min"] > 0, phases
+        assert 1 <= p["threads_at_end"] <= allowed_cores()
+        assert 4.5 <= p["seconds"] <= 8 and 0 <= p["threads_settled_after_s"] <= p["seconds"]
+        if p["neighbour"]:
+            assert p["neighbour_cores"] >= 0.3       # about one core, less on a busy host
+        else:
+            assert p["neighbour_cores"] == 0.0
+    alone = statistics.median(p["its_per_min"] for p in phases if not p["neighbour"])
+    shared = statistics.median(p["its_per_min"] for p in phases if p["neighbour"])
+    assert abs(s["share"] - shared / alone) < 0.002
+    assert s["meets_target"] == (s["share"] >= 0.6)
+    assert "[sharing]" in r.stdout and "neighbour True" in r.stdout

@@ -57,7 +57,7 @@ class Clock:
 
 
 def tuner_for(clock: Clock, **kw) -> threads.ThreadTuner:
-    kw = {"start": 2, "most": 2, "period": 0.0, "spell": 0.3, **kw}
+    kw = {"start": 2, "most": 2, "period": 0.0, "spell": 0.3, "look": 0.0, **kw}
     return threads.ThreadTuner(set_threads=clock.set, free_now=clock.free_now, **kw)
 
 
@@ -138,3 +138,74 @@ def test_tuner_reacts_at_once_when_steps_slow_down():
     assert tuner.threads == 1 and clock.threads == 1 and tuner.changes == 1
     run(tuner, clock, 60)                                     # and settles: no retry loop
     assert clock.calls.count(2) <= 2
+
+
+def test_a_core_counts_as_taken_from_four_tenths_busy():
+    cores = threads.allowed_cores()
+    assert threads.threads_for(0.0) == threads.threads_for(0.3) == cores
+    assert threads.threads_for(0.5) == threads.threads_for(1.0) == max(1, cores - 1)
+    assert threads.threads_for(1.5) == max(1, cores - 2)
+    assert threads.threads_for(cores + 3.0) == 1
+
+
+def test_a_neighbour_seen_by_two_looks_is_followed_without_waiting_a_period():
+    """It arrives mid-run and makes two threads only a little slower (not the 1.4x that the
+    slowdown rule waits for): the looks at /proc/stat find it, period or not."""
+    clock = Clock({1: 0.10, 2: 0.06}, free=2)
+    tuner = tuner_for(clock, period=3600.0)
+    run(tuner, clock, 40)
+    assert clock.calls == [2]
+    clock.cost, clock.free = {1: 0.07, 2: 0.08}, 1
+    run(tuner, clock, 6)
+    assert tuner.threads == 1 and clock.threads == 1 and tuner.changes == 1
+    clock.cost, clock.free = {1: 0.10, 2: 0.06}, 2           # and leaves again
+    run(tuner, clock, 6)
+    assert tuner.threads == 2 and clock.threads == 2 and tuner.changes == 2
+
+
+def test_one_look_alone_starts_no_try():
+    """A blip (a short burst of other work between two looks) is not worth a try."""
+    readings = iter([1, 2] * 50)
+    clock = Clock({1: 0.20, 2: 0.10})
+    tuner = threads.ThreadTuner(start=2, most=2, period=0.0, spell=0.3, look=0.0,
+                                set_threads=clock.set, free_now=lambda: next(readings))
+    run(tuner, clock, 100)
+    assert clock.calls == [2]
+
+
+def test_a_new_reading_may_try_at_once_after_a_fruitless_try():
+    """Four cores, one busy: trying three threads changes nothing, which blocks that reading for
+    a long wait; a second neighbour (a new reading) is tried at once all the same."""
+    clock = Clock({2: 0.30, 3: 0.40, 4: 0.10}, free=3)
+    tuner = threads.ThreadTuner(start=4, most=4, period=3600.0, spell=0.3, look=0.0,
+                                set_threads=clock.set, free_now=clock.free_now)
+    run(tuner, clock, 10)
+    assert clock.calls == [4, 3, 4] and tuner.threads == 4
+    run(tuner, clock, 50)
+    assert clock.calls == [4, 3, 4]                          # the same reading: blocked
+    clock.cost, clock.free = {2: 0.30, 3: 0.15, 4: 0.40}, 2
+    run(tuner, clock, 6)
+    assert clock.calls[:4] == [4, 3] * 2 and tuner.threads == 3
+
+
+def test_one_jolting_step_and_one_look_are_enough_to_try():
+    """A neighbour arriving makes two-thread steps ~20x slower: the step that ends twice as
+    slow as those before it makes the tuner look at once and try on that single reading, so
+    only one such step is paid (no period, no look interval, no second look)."""
+    clock = Clock({1: 0.10, 2: 0.06}, free=2)
+    tuner = tuner_for(clock, period=3600.0, look=3600.0)
+    run(tuner, clock, 20)
+    clock.steps.clear()
+    clock.cost, clock.free = {1: 0.10, 2: 1.20}, 1
+    run(tuner, clock, 1)
+    assert tuner.threads == 1 and clock.steps[2] == 1 and tuner.changes == 1
+
+
+def test_a_try_that_is_clearly_worse_ends_after_two_steps():
+    """Trying two threads beside a busy neighbour: each step ~20x slower. The try ends after
+    two such steps instead of a whole spell."""
+    clock = Clock({1: 0.10, 2: 2.0}, free=1)
+    tuner = tuner_for(clock, start=1, spell=30.0, period=3600.0)
+    clock.free = 2                                     # /proc/stat misleads: 2 look free
+    run(tuner, clock, 10)
+    assert tuner.threads == 1 and clock.steps[2] == 2 and clock.calls == [1, 2, 1]

@@ -11,6 +11,8 @@ Sections (each a function returning a flat-ish dict with stable keys):
   quality     time to quality: the default recipe trained on a real pair of talking-head
               videos for fixed wall-clock budgets, each render scored by `evaluate`, with a
               contact sheet per budget (quality.py)
+  sharing     CPU training's iterations a minute while a busy neighbour process comes and
+              goes, as a share of its speed alone (sharing.py)
 Every timing is a median of repeats after a warm-up.
 """
 from __future__ import annotations
@@ -126,6 +128,7 @@ SECTIONS: dict[str, Callable[[dict], dict]] = {
     "baseline": _lazy("localswap.bench.training", "section_baseline"),
     "conversion": _lazy("localswap.bench.conversion", "section_conversion"),
     "quality": _lazy("localswap.bench.quality", "section_quality"),
+    "sharing": _lazy("localswap.bench.sharing", "section_sharing"),
 }
 
 
@@ -170,6 +173,10 @@ def table(results: dict) -> str:
         for key, value in sec.items():
             if isinstance(value, dict) and any(isinstance(v, dict) for v in value.values()):
                 add(f"{prefix}{key}.", value)
+            elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+                lines.append(f"  {prefix}{key}")      # rows, e.g. the sharing section's phases
+                lines.extend("    " + ", ".join(f"{k} {_fmt(v)}" for k, v in row.items())
+                             for row in value)
             elif isinstance(value, dict):
                 lines.append(f"  {prefix}{key}")
                 lines.extend(f"    {k:<28} {_fmt(v)}" for k, v in value.items())
