@@ -105,3 +105,14 @@ def test_bench_sharing_trains_while_a_real_neighbour_comes_and_goes(tmp_path):
     assert abs(s["share"] - shared / alone) < 0.002
     assert s["meets_target"] == (s["share"] >= 0.6)
     assert "[sharing]" in r.stdout and "neighbour True" in r.stdout
+
+
+def test_the_cli_offers_every_benchmark_pair_and_each_names_known_media():
+    from localswap.bench.quality import MEDIA, PAIRS
+    from localswap.cli import build_parser
+    bench = build_parser()._subparsers._group_actions[0].choices["bench"]
+    (pair,) = [a for a in bench._actions if a.dest == "pair"]
+    assert set(pair.choices) == set(PAIRS)
+    for chosen in PAIRS.values():
+        assert set(chosen["source"]) <= set(MEDIA) and chosen["target"] in MEDIA
+        assert chosen["target"] not in chosen["source"]

