@@ -95,14 +95,15 @@ class ThreadTuner:
     more than `margin`), so it follows a neighbour that starts or stops. Every `look` seconds
     it reads the cores other processes kept busy since the last look (/proc/stat, no sleep);
     when two looks in a row read the same count and it is not the current one, it tries one
-    thread more or fewer that way (one look alone may have caught a blip). A neighbour arriving
-    makes two-thread steps some 20x slower, so every second counts: after a step twice as slow
-    as those before it, one look that reads a new count is enough. It also tries fewer
-    threads at once when steps get 1.4x slower for a while. A try costs steps
-    (at the worse count, and oneDNN builds its kernels again for a new count), so after a try
-    that changes nothing the same reading does not start another for `wait` seconds, which
-    doubles with each such try up to 8 periods; a new reading (the neighbour
-    left, or another came) may try at once. Call `step_done(seconds)` after each step.
+    thread more or fewer that way (one look alone may have caught a blip). A neighbour
+    arriving makes two-thread steps some 20x slower, so every second counts: after a step
+    twice as slow as those before it, one look that reads a new count is enough. It also
+    tries fewer threads when steps get 1.4x slower for a while. A try costs steps (at the
+    worse count, and oneDNN builds its kernels again for a new count), so a clearly worse try
+    ends after two steps, and after a try that changes nothing the same reading starts no
+    other for `wait` seconds, which doubles with each such try up to 8 periods; a new reading
+    (the neighbour left, or another came) may try at once. Call `step_done(seconds)` after
+    each step.
     """
 
     def __init__(self, start: int | None = None, most: int | None = None, period: float = 30.0,
@@ -133,7 +134,7 @@ class ThreadTuner:
         self.set_threads(self.threads)
 
     @property
-    def now(self) -> int:
+    def current(self) -> int:
         """The count torch runs with at this moment (the one on trial during a try)."""
         return self.trying or self.threads
 

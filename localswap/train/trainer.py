@@ -439,7 +439,7 @@ class Trainer:
                       it_s=round(it_s, 3), eg_s=round(it_s * 2 * self.batch * self.d.world, 2),
                       eta=round(eta, 2) if eta is not None else None,
                       batch=self.batch, preview=self.preview_path,
-                      cpu_threads=self.tuner.now if self.tuner is not None else None,
+                      cpu_threads=self.tuner.current if self.tuner is not None else None,
                       plateau=fit.describe() if fit else None,
                       plateau_remaining=fit.remaining if fit else None)
 
