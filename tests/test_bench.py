@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 
@@ -116,3 +117,31 @@ def test_the_cli_offers_every_benchmark_pair_and_each_names_known_media():
     for chosen in PAIRS.values():
         assert set(chosen["source"]) <= set(MEDIA) and chosen["target"] in MEDIA
         assert chosen["target"] not in chosen["source"]
+
+
+def test_bench_sharing_reports_a_training_that_cannot_start_at_once(tmp_path):
+    """No faceset: the trainer's own error comes back without waiting for a first step that
+    never comes, and the paused neighbour is gone."""
+    import time
+
+    import pytest
+
+    from localswap.bench import sharing
+    from localswap.errors import UserError
+    from localswap.settings import TrainSettings
+    started = time.monotonic()
+    with pytest.raises(UserError):
+        sharing.measure(tmp_path / "no-a", tmp_path / "no-b", tmp_path / "m",
+                        TrainSettings(device="cpu"), phase=5.0, warmup=1.0)
+    assert time.monotonic() - started < 60
+    assert not [p for p in Path("/proc").glob("[0-9]*") if _spinning_child(p, sharing.SPIN)]
+
+
+def _spinning_child(proc, spin: str) -> bool:
+    """A live child of this process running `spin` (read from /proc)."""
+    import os
+    try:
+        ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        return ppid == os.getpid() and spin in (proc / "cmdline").read_bytes().decode()
+    except (OSError, ValueError, IndexError):
+        return False

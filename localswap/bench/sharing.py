@@ -74,8 +74,9 @@ def measure(faceset_a, faceset_b, model_dir, settings, phase: float, warmup: flo
 
     def conduct():
         try:
-            if not started.wait(600):
-                return
+            while not started.wait(0.5):     # the first step (data loaded), or a failure
+                if done.is_set():
+                    return
             time.sleep(warmup)
             for k in range(phases):
                 busy = k % 2 == 1
