@@ -46,6 +46,24 @@ def test_colour_transfer_matches_the_original_inside_the_mask(astronaut_face, me
     assert out.dtype == np.uint8 and out.shape == crop.shape
 
 
+def test_rct_takes_a_flat_lit_faces_colour_but_keeps_the_swapped_faces_features(astronaut_face):
+    import cv2
+    _, lm, mat, crop = astronaut_face
+    sel = _hull(lm, mat) > 0.5
+    # The target's face lit flat (a third of the contrast) and warmer: the swapped face must
+    # take its colour but not its flatness, or the eyes, brows and lips fade out.
+    mean = crop[sel].astype(np.float32).mean(0)
+    flat = np.clip((crop.astype(np.float32) - mean) / 3 + mean * [1.1, 1.0, 0.8], 0, 255)
+    flat = flat.astype(np.uint8)
+    out = color.transfer("rct", crop, flat, sel)
+
+    def lab(img):
+        return cv2.cvtColor(img.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)[sel]
+    assert abs(lab(out)[:, 0].std() - lab(crop)[:, 0].std()) < 0.5
+    assert lab(flat)[:, 0].std() < lab(crop)[:, 0].std() / 2
+    assert np.abs(lab(out).mean(0) - lab(flat).mean(0)).max() < 1.5
+
+
 def test_colour_none_and_tiny_masks_leave_the_face_alone(astronaut_face):
     _, _, _, crop = astronaut_face
     other = crop[::-1].copy()
