@@ -87,15 +87,23 @@ def test_basic_mode_trains_the_bars_iterations_and_says_how_long(small_clips, tm
                              train=TrainSettings(device="cpu"))
     assert job.basic and job.device_kind == "cpu"
     assert job.train.iterations == budget.BAR_ITERATIONS["cpu"] > 1000
+    # ... and stops at Basic's time limit on a machine too slow for them (the 25 minutes)
+    assert job.train.max_minutes == budget.BASIC_MINUTES
+    assert budget.train_seconds(job.train, 6300, 9.0) == pytest.approx(700)
+    assert budget.train_seconds(job.train, 6300, 3.0) == budget.BASIC_MINUTES * 60
     timed = plan_swap([video_b], video_a, tmp_path / "o.mp4", ws,
                                train=TrainSettings(max_minutes=3, device="cpu"))
     assert not timed.basic and timed.train.iterations == budget.UNLIMITED   # the clock decides
+    assert budget.train_seconds(timed.train, timed.train.iterations, 9.0) == 180  # not years
     fixed = plan_swap([video_b], video_a, tmp_path / "o.mp4", ws,
                                train=TrainSettings(iterations=50, device="cpu"))
     assert not fixed.basic and fixed.train.iterations == 50
     assert budget.describe(4200, 4.6 * 60, "cpu") == (
         "about 5 minutes of training on this CPU (4,200 iterations, the count that scored "
         "best in the time-to-quality benchmark)")
+    assert budget.describe(6300, budget.BASIC_MINUTES * 60, "cpu") == (
+        "about 20 minutes of training on this CPU (up to 6,300 iterations: this machine is too "
+        "slow for all of them in 20 minutes, so the result will be softer)")
 
 
 def test_swap_refuses_bad_inputs_before_any_work(video_a, video_b, tmp_path):

@@ -188,6 +188,13 @@ def test_cancel_time_budget_and_plateau_stop_training(facesets, tmp_path):
     assert 3.0 <= result.seconds < 30.0
     # Saved at the start, every 0.6 s by the clock, and at the end.
     assert saves[0] == 0 and saves[-1] == result.iteration and len(saves) >= 4
+    # A time budget alone: no iteration total to show, the time left in the message instead.
+    seen = []
+    result = train(src, tgt, tmp_path / "m", tiny(iterations=0, max_minutes=0.03),
+                   lambda d, t, m="", **i: seen.append((t, m, i.get("event"))))
+    assert result.stopped == "time" and result.iteration >= 1
+    assert {t for t, _, _ in seen} == {0}
+    assert any(e == "step" and m.endswith(" left") for _, m, e in seen)
     result = train(src, tgt, tmp_path / "p", tiny(iterations=500, preview_every=1,
                                                   plateau=0.999))
     assert result.stopped == "plateau" and 8 <= result.iteration < 500

@@ -248,7 +248,7 @@ def test_progress_bar_is_empty_at_0_and_fills_with_progress(app, browser):
 
 
 def test_cancelled_job_renders_so_far_and_its_model_is_marked(app, browser, video_a, video_b):
-    """Basic's iteration count (no target given) shows as 'of 4,200'; Cancel keeps the model,
+    """Basic's iteration count (no target given) shows as 'of 6,300'; Cancel keeps the model,
     marked unfinished in the library; 'Render with what is trained so far' renders it; the
     finished job says so; the timelapse tiles show whole."""
     import torch

@@ -22,6 +22,7 @@ from localswap.jobs.store import JobStore
 from localswap.progress import duration_text
 from localswap.swap import speeds
 from localswap.swap.plan import SwapJob, iterations_left
+from localswap.train.budget import train_seconds
 from localswap.workspace import Workspace
 
 # First guesses before anything was measured here (frames/s, it/s), by device kind.
@@ -61,7 +62,7 @@ def estimate(job: SwapJob, ws: Workspace) -> Estimate:
         conv_frames = max(1, int(span * info.fps))
     stages = [("extract_target", job.target_frames / found.extract_fps),
               ("extract_source", job.source_frames / found.extract_fps),
-              ("train", iterations_left(job) / found.train_its),
+              ("train", train_seconds(job.train, iterations_left(job), found.train_its)),
               ("convert", conv_frames / found.convert_fps)]
     bases = {"extract_target": found.extract_basis, "extract_source": found.extract_basis,
              "train": found.train_basis, "convert": found.convert_basis}
@@ -91,7 +92,8 @@ def measured_speeds(store: JobStore, limit: int = 20) -> dict[str, float]:
 
 
 def from_past_jobs(store: JobStore, target_frames: int, source_frames: int, iterations: int,
-                   every: int = 1, quick: bool = False, device: str | None = None) -> Estimate:
+                   every: int = 1, quick: bool = False, device: str | None = None,
+                   max_minutes: float = 0.0) -> Estimate:
     """Seconds per stage from the speeds of the jobs run here before, else first guesses."""
     speeds = measured_speeds(store)
     guess = GUESS[device or device_kind()]
@@ -101,7 +103,8 @@ def from_past_jobs(store: JobStore, target_frames: int, source_frames: int, iter
         every = max(1, every)
         stages.append(("extract_target", target_frames / every / rate["extract"]))
         stages.append(("extract_source", source_frames / every / rate["extract"]))
-        stages.append(("train", iterations / rate["train"]))
+        seconds = iterations / rate["train"]
+        stages.append(("train", min(seconds, max_minutes * 60) if max_minutes else seconds))
     stages.append(("convert", target_frames / rate["convert"]))
     return Estimate(stages, measured=bool(speeds),
                     basis="from jobs run here before" if speeds else
@@ -131,7 +134,8 @@ def estimate_swap(runner, target: str, sources: list[str], options: dict) -> Est
     if est is None:
         frames = media.probe(target).frames
         src = sum(media.probe(s).frames if media.is_video(s) else 1 for s in sources)
-        est = from_past_jobs(runner.store, frames, src, train.iterations, extract.every)
+        est = from_past_jobs(runner.store, frames, src, train.iterations, extract.every,
+                             max_minutes=train.max_minutes)
     if basic:
         seconds = sum(sec for stage, sec in est.stages if stage == "train")
         est.note = "Basic: " + budget.describe(train.iterations, seconds, kind)

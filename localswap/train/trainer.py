@@ -23,7 +23,7 @@ from localswap.faces.faceset import Faceset
 from localswap.models import init_from
 from localswap.models.any_target import people_of
 from localswap.models.manifest import BACKUP_DIR, find_manifest
-from localswap.progress import Progress, no_progress
+from localswap.progress import Progress, duration_text, no_progress
 from localswap.settings import TrainSettings
 from localswap.system.threads import ThreadTuner
 from localswap.train import budget, checkpoint, distributed, schedule, spec
@@ -99,10 +99,16 @@ class Trainer:
         self.notes: list[str] = []
         self.it = 0                 # the model's iteration
 
+    @property
+    def total(self) -> int:
+        """The iterations to show as the end; 0 when a time budget alone ends the run (the
+        bar read "388/100000000" and an ETA of 6,236 hours)."""
+        return self.settings.iterations if self.settings.iterations < budget.UNLIMITED else 0
+
     def note(self, text: str) -> None:
         self.notes.append(text)
         if self.d.main:
-            self.progress(self.it, self.settings.iterations, text, event="note")
+            self.progress(self.it, self.total, text, event="note")
 
     def run(self) -> TrainResult:
         done = self.choose_model()
@@ -287,7 +293,7 @@ class Trainer:
         improved = self.state.saved()
         checkpoint.save(self.model_dir, self.model, self.optimizer, self.manifest_now(iteration),
                         backup=improved)
-        self.progress(iteration, self.settings.iterations,
+        self.progress(iteration, self.total,
                       f"saved the model at iteration {iteration}"
                       + (" (new best: backup kept)" if improved else ""), event="save",
                       iteration=iteration, backup=improved)
@@ -302,7 +308,7 @@ class Trainer:
             self.save(0)
         self.start_it = self.it
         if self.d.main:
-            self.progress(self.it, self.settings.iterations, f"training from iteration {self.it}",
+            self.progress(self.it, self.total, f"training from iteration {self.it}",
                           iteration=self.it, batch=self.batch)
         self.preview_a = self.data_a.first(PREVIEW_FACES)
         self.preview_b = self.data_b.first(PREVIEW_FACES)
@@ -434,7 +440,10 @@ class Trainer:
             left = max(0.0, settings.max_minutes * 60 - (time.monotonic() - self.t0))
             eta = left if eta is None else min(eta, left)
         fit = self.fit
-        self.progress(it, settings.iterations, f"loss A {self.la:.4f} B {self.lb:.4f}",
+        message = f"loss A {self.la:.4f} B {self.lb:.4f}"
+        if not self.total and eta is not None:     # the bar shows no ETA without a total
+            message += f", {duration_text(eta)} left"
+        self.progress(it, self.total, message,
                       event="step", iteration=it, loss_a=self.la, loss_b=self.lb,
                       it_s=round(it_s, 3), eg_s=round(it_s * 2 * self.batch * self.d.world, 2),
                       eta=round(eta, 2) if eta is not None else None,
