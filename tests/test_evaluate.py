@@ -297,3 +297,15 @@ def test_a_finished_job_stores_the_report_and_a_failure_is_a_log_line(clips, vid
     assert stages._judge(ctx, job) == {"evaluation": None}
     assert logged[-1].startswith("Quality check skipped: short.mp4: 10 frames")
     assert quality_text(None) == ""
+
+
+def test_the_sentence_says_when_one_feature_could_not_be_judged():
+    """check3's target barely moves his mouth: the sentence must not read as if it passed."""
+    from localswap.evaluate.report import Report
+    r = Report(frames=120, target_faces=120, closer_to_source=1.0, distance_to_source=0.38,
+               eye_correlation=0.86, mouth_correlation=None, detail=0.69, stability=0.59)
+    assert r.sentence() == ("Looks like the source in 100% of frames; eyes follow the target; "
+                            "mouth not judged (it hardly moves); steady.")
+    r.eye_correlation, r.mouth_correlation = None, 0.3
+    assert "mouth (0.30) does not follow the target; eyes not judged (they hardly move)" \
+        in r.sentence()

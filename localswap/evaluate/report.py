@@ -125,4 +125,9 @@ class Report:
         if bad:
             text.append(f"{' and '.join(f'{n} ({v:.2f})' for n, v in bad)} "
                         f"{verb(bad, 'do not', 'does not')} follow the target")
+        # one series flat: say so, or the sentence reads as if that part had passed
+        for name, value in (("eyes", eye), ("mouth", mouth)):
+            if value is None:
+                text.append(f"{name} not judged (they hardly move)" if name == "eyes" else
+                            "mouth not judged (it hardly moves)")
         return "; ".join(text)
