@@ -46,6 +46,22 @@ MEDIA = {
     # face ~210 px (a vital-signs sample in the MIT package).
     "bald": ("vitallens==0.2.2", "vitallens-0.2.2.tar.gz",
              "vitallens-0.2.2/examples/sample_video_2.mp4"),
+    # A young blonde woman talking to her camera in a bright room, 1280x720, 15.4 s, face
+    # ~230 px (another First Impressions clip in annie's examples).
+    "blonde": ("annie==1.18.2", "annie-1.18.2.tar.gz",
+               "annie-1.18.2/data/example/fi_mini/video/On2c_8sU8Vw.004.mp4"),
+    # A bearded man at home, facing the camera, speaking little, 640x480, 11.8 s, face
+    # ~130 px (the other vital-signs sample in vitallens).
+    "bearded_home": ("vitallens==0.2.2", "vitallens-0.2.2.tar.gz",
+                     "vitallens-0.2.2/examples/sample_video_1.mp4"),
+    # A young woman with long dark hair talking to her camera at her make-up table,
+    # 1280x720, 15.4 s (a First Impressions clip in annie's examples).
+    "vlogger": ("annie==1.18.2", "annie-1.18.2.tar.gz",
+                "annie-1.18.2/data/example/fi_mini/video/YwsVpkumbJc.001.mp4"),
+    # A woman with short brown hair in a white jacket talking to her camera the whole time,
+    # 1280x720, 15.4 s (likewise).
+    "presenter": ("annie==1.18.2", "annie-1.18.2.tar.gz",
+                  "annie-1.18.2/data/example/fi_mini/video/Rw_ZLT9vZTI.001.mp4"),
 }
 # "tune" is the pair recipes were chosen on; "check" was never looked at while tuning.
 PAIRS = {"tune": {"source": ["woman"], "target": "bearded_intro"},
@@ -54,7 +70,11 @@ PAIRS = {"tune": {"source": ["woman"], "target": "bearded_intro"},
          "check": {"source": ["man_webcam"], "target": "bearded_test"},
          # never used while tuning either, and as long as issue 16's check asks (nearly: the
          # longest single-person clip found in a registry package is 15.4 s, not 20)
-         "check2": {"source": ["hoodie"], "target": "bald"}}
+         "check2": {"source": ["hoodie"], "target": "bald"},
+         # session 9: check2 was then used to choose Basic's count; this one was not
+         "check3": {"source": ["blonde"], "target": "bearded_home"},
+         # the same, with a target who talks all the time (check3's barely moves his mouth)
+         "check4": {"source": ["vlogger"], "target": "presenter"}}
 BUDGETS = {"cpu": (5.0, 10.0, 20.0), "cuda": (2.0, 5.0, 10.0)}
 # The bar a swap must clear (issue 16): identity, expression and steadiness together.
 BAR = {"closer_to_source": 0.95, "distance_to_source": 0.45, "eye_correlation": 0.6,
