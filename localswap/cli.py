@@ -413,7 +413,8 @@ def _args_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pair", default="tune",
                    choices=("tune", "tune2", "check", "check2", "check3", "check4"),
                    help="quality section: the pair of videos (tune = the recipe was chosen on "
-                   "it; check, check3, check4 = never used while tuning; check2 chose Basic's count)")
+                   "it; check, check3, check4 = never used while tuning; check2 chose Basic's "
+                   "count)")
     p.add_argument("--recipe", default="default", choices=("default", "before"),
                    help="quality section: the trainer's defaults, or the defaults before "
                    "issue 16 (lr 5e-5 constant, whole-face crop, no expression guide)")

@@ -185,6 +185,8 @@ def test_cancel_time_budget_and_plateau_stop_training(facesets, tmp_path):
                                                   save_every=10 ** 6, save_minutes=0.01),
                    lambda d, t, m="", **i: saves.append(d) if i.get("event") == "save" else 0)
     assert result.stopped == "time" and 1 <= result.iteration < 100_000
+    assert (f"the 0.05-minute limit ended training at iteration {result.iteration:,} of "
+            "100,000") in result.notes
     assert 3.0 <= result.seconds < 30.0
     # Saved at the start, every 0.6 s by the clock, and at the end.
     assert saves[0] == 0 and saves[-1] == result.iteration and len(saves) >= 4

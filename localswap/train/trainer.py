@@ -500,6 +500,9 @@ class Trainer:
         its = (it - self.start_it) / seconds if seconds > 0 else 0.0
         if self.stopped == "plateau" and fit:
             self.note(f"stopped on the plateau rule: {fit.describe()}")
+        if self.stopped == "time" and self.total:     # Basic's limit on a slow machine
+            self.note(f"the {self.settings.max_minutes:g}-minute limit ended training at "
+                      f"iteration {it:,} of {self.total:,}")
         if tuner is not None and tuner.changes and d.main:
             self.note(f"CPU threads: ended with {tuner.threads} after {tuner.changes} "
                       "change(s) as the machine's load moved")
