@@ -89,12 +89,13 @@ def test_basic_mode_trains_the_bars_iterations_and_says_how_long(small_clips, tm
     assert job.train.iterations == budget.BAR_ITERATIONS["cpu"] > 1000
     # ... and stops at Basic's time limit on a machine too slow for them (the 25 minutes)
     assert job.train.max_minutes == budget.BASIC_MINUTES
-    assert budget.train_seconds(job.train, 6300, 9.0) == pytest.approx(700)
-    assert budget.train_seconds(job.train, 6300, 3.0) == budget.BASIC_MINUTES * 60
+    assert budget.train_seconds(6300, 9.0, job.train.max_minutes) == pytest.approx(700)
+    assert budget.train_seconds(6300, 3.0, job.train.max_minutes) == budget.BASIC_MINUTES * 60
     timed = plan_swap([video_b], video_a, tmp_path / "o.mp4", ws,
                                train=TrainSettings(max_minutes=3, device="cpu"))
     assert not timed.basic and timed.train.iterations == budget.UNLIMITED   # the clock decides
-    assert budget.train_seconds(timed.train, timed.train.iterations, 9.0) == 180  # not years
+    assert budget.train_seconds(timed.train.iterations, 9.0,
+                                timed.train.max_minutes) == 180  # not years
     fixed = plan_swap([video_b], video_a, tmp_path / "o.mp4", ws,
                                train=TrainSettings(iterations=50, device="cpu"))
     assert not fixed.basic and fixed.train.iterations == 50

@@ -111,9 +111,12 @@ class Report:
         eye, mouth = self.eye_correlation, self.mouth_correlation
         if eye is None and mouth is None:
             return "expressions not judged (the target's or output's eyes and mouth hardly move)"
-        good, bad = [], []
+        good, bad, unjudged = [], [], []
         for name, value, bar in (("eyes", eye, EYES_FOLLOW), ("mouth", mouth, MOUTH_FOLLOW)):
-            if value is not None:
+            if value is None:      # one series flat: said, or the sentence reads as a pass
+                unjudged.append(f"{name} not judged "
+                                f"({'they hardly move' if name == 'eyes' else 'it hardly moves'})")
+            else:
                 (good if value >= bar else bad).append((name, value))
 
         def verb(items, plural, single):  # "eyes follow", "mouth follows"
@@ -125,9 +128,4 @@ class Report:
         if bad:
             text.append(f"{' and '.join(f'{n} ({v:.2f})' for n, v in bad)} "
                         f"{verb(bad, 'do not', 'does not')} follow the target")
-        # one series flat: say so, or the sentence reads as if that part had passed
-        for name, value in (("eyes", eye), ("mouth", mouth)):
-            if value is None:
-                text.append(f"{name} not judged (they hardly move)" if name == "eyes" else
-                            "mouth not judged (it hardly moves)")
-        return "; ".join(text)
+        return "; ".join(text + unjudged)

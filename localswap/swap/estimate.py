@@ -62,7 +62,8 @@ def estimate(job: SwapJob, ws: Workspace) -> Estimate:
         conv_frames = max(1, int(span * info.fps))
     stages = [("extract_target", job.target_frames / found.extract_fps),
               ("extract_source", job.source_frames / found.extract_fps),
-              ("train", train_seconds(job.train, iterations_left(job), found.train_its)),
+              ("train", train_seconds(iterations_left(job), found.train_its,
+                                      job.train.max_minutes)),
               ("convert", conv_frames / found.convert_fps)]
     bases = {"extract_target": found.extract_basis, "extract_source": found.extract_basis,
              "train": found.train_basis, "convert": found.convert_basis}
@@ -103,8 +104,7 @@ def from_past_jobs(store: JobStore, target_frames: int, source_frames: int, iter
         every = max(1, every)
         stages.append(("extract_target", target_frames / every / rate["extract"]))
         stages.append(("extract_source", source_frames / every / rate["extract"]))
-        seconds = iterations / rate["train"]
-        stages.append(("train", min(seconds, max_minutes * 60) if max_minutes else seconds))
+        stages.append(("train", train_seconds(iterations, rate["train"], max_minutes)))
     stages.append(("convert", target_frames / rate["convert"]))
     return Estimate(stages, measured=bool(speeds),
                     basis="from jobs run here before" if speeds else

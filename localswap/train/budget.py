@@ -62,11 +62,11 @@ def resolve(settings: TrainSettings, device_type: str) -> TrainSettings:
                                max_minutes=BASIC_MINUTES)
 
 
-def train_seconds(settings: TrainSettings, iterations_left: int, its: float) -> float:
+def train_seconds(iterations_left: int, its: float, max_minutes: float = 0.0) -> float:
     """How long training will take at `its` iterations a second: the iterations left, or the
-    time budget when that ends the run first."""
+    time budget (`max_minutes`, 0 = none) when that ends the run first."""
     seconds = iterations_left / its if its > 0 else float("inf")
-    return min(seconds, settings.max_minutes * 60) if settings.max_minutes else seconds
+    return min(seconds, max_minutes * 60) if max_minutes else seconds
 
 
 def describe(iterations: int, seconds: float, device_type: str) -> str:
