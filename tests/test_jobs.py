@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from localswap.jobs.recorder import Recorder, StopRequest
 from localswap.jobs.runner import Runner
 from localswap.jobs.snapshot import Snapshots
 from localswap.jobs.store import JobStore
@@ -49,6 +50,21 @@ def test_store_is_wal_and_keeps_events_in_order(ws):
     assert snaps.get(a) is first and len(first.losses) == 2
     assert len(Snapshots(store, ttl=0).get(a).losses) == 3
     assert store.mark_interrupted() == [] and store.get(b).status == "queued"
+
+
+def test_recorder_bar_follows_a_stage_share_without_a_total(ws):
+    # A training run that only a time budget ends reports total 0; its bar must still move.
+    import multiprocessing
+    store = JobStore(ws.db_path)
+    job = store.add("swap", {}, "timed")
+    rec = Recorder(store, job, "train", StopRequest(multiprocessing.get_context("spawn")))
+    rec(5, 0, "loss A 0.1 B 0.1, 9 min left", fraction=0.25, iteration=5)
+    rec.flush()
+    assert store.get(job).progress == pytest.approx(0.25) and "fraction" not in store.get(job).info
+    rec = Recorder(store, job, "convert", StopRequest(multiprocessing.get_context("spawn")))
+    rec(10, 100, "frame 10")                # a stage without a share: done / total
+    rec.flush()
+    assert store.get(job).progress == pytest.approx(0.10)
 
 
 def test_queue_order_failure_sentence_and_cancel_queued(ws_with_model, video_a,
@@ -177,6 +193,7 @@ def test_cancel_keeps_checkpoint_then_continue_and_convert_now(ws, video_a, vide
 
 RUN_RUNNER = """
 import sys, time
+from localswap.jobs.recorder import Recorder, StopRequest
 from localswap.jobs.runner import Runner
 from localswap.workspace import Workspace
 Runner(Workspace(sys.argv[1])).start()

@@ -193,10 +193,13 @@ def test_cancel_time_budget_and_plateau_stop_training(facesets, tmp_path):
     # A time budget alone: no iteration total to show, the time left in the message instead.
     seen = []
     result = train(src, tgt, tmp_path / "m", tiny(iterations=0, max_minutes=0.03),
-                   lambda d, t, m="", **i: seen.append((t, m, i.get("event"))))
+                   lambda d, t, m="", **i: seen.append((t, m, i.get("event"), i.get("fraction"))))
     assert result.stopped == "time" and result.iteration >= 1
-    assert {t for t, _, _ in seen} == {0}
-    assert any(e == "step" and m.endswith(" left") for _, m, e in seen)
+    assert {t for t, _, _, _ in seen} == {0}
+    assert any(e == "step" and m.endswith(" left") for _, m, e, _ in seen)
+    # ... and the share of the budget spent, for the web app's bar (it stayed at 0%).
+    shares = [f for _, _, e, f in seen if e == "step"]
+    assert shares == sorted(shares) and 0 < shares[0] < shares[-1] <= 1
     result = train(src, tgt, tmp_path / "p", tiny(iterations=500, preview_every=1,
                                                   plateau=0.999))
     assert result.stopped == "plateau" and 8 <= result.iteration < 500

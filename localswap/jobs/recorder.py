@@ -62,6 +62,7 @@ class Recorder:
         self.raise_on_stop = raise_on_stop
         self.info: dict[str, Any] = dict(info or {})
         self.done = self.total = 0
+        self.fraction: float | None = None    # the stage's own share done (a time budget)
         self.message = ""
         self._sums = {k: 0.0 for k in LOSS_KEYS}
         self._n = 0
@@ -81,6 +82,9 @@ class Recorder:
         if self._first is None:
             self._first = (time.monotonic(), self.done)
         self._stage_eta = self._stage_eta or "eta" in info
+        fraction = info.pop("fraction", None)
+        if isinstance(fraction, (int, float)):
+            self.fraction = float(fraction)
         if message:
             self.message = message
         if info.pop("event", None) == "note" and message:
@@ -124,6 +128,8 @@ class Recorder:
             self._events.append(("log", {"text": self.message, "stage": self.stage}))
             self._last_log = now
         progress = min(1.0, self.done / self.total) if self.total else 0.0
+        if self.fraction is not None:
+            progress = min(1.0, max(0.0, self.fraction))
         if not self._stage_eta and self._first and self.done > self._first[1]:
             rate = (self.done - self._first[1]) / max(1e-6, now - self._first[0])
             self.info["eta"] = round(max(0, self.total - self.done) / rate, 1)

@@ -447,10 +447,19 @@ class Trainer:
                       event="step", iteration=it, loss_a=self.la, loss_b=self.lb,
                       it_s=round(it_s, 3), eg_s=round(it_s * 2 * self.batch * self.d.world, 2),
                       eta=round(eta, 2) if eta is not None else None,
+                      fraction=self.done_share(it),
                       batch=self.batch, preview=self.preview_path,
                       cpu_threads=self.tuner.current if self.tuner is not None else None,
                       plateau=fit.describe() if fit else None,
                       plateau_remaining=fit.remaining if fit else None)
+
+    def done_share(self, it: int) -> float | None:
+        """The run's share done when a time budget may end it (the bar of a time-only run
+        stayed at 0%; Basic's 20-minute limit can end it before its iterations): the
+        schedule's progress, iterations or minutes, whichever is further."""
+        if not self.settings.max_minutes:
+            return None
+        return round(schedule.progress(self.settings, it, time.monotonic() - self.t0), 4)
 
     def rolled_back(self, point: list) -> bool:
         """Finite divergence (train.divergence): back to the last good state in memory, at half
