@@ -141,6 +141,9 @@ class ConvertSettings(SettingsBase):
     blur: int | None = option(None, "feather the mask edge over this many pixels; unset = "
                               "6 percent of the face width", low=0, high=400,
                               label="Mask edge blur (px)", auto="auto")
+    detail: float = option(1.0, "add the source's fine detail (lashes, nostrils, lip lines) "
+                           "from its own sharp photos to the enlarged model face: 0 (off) "
+                           "to 1.5", low=0.0, high=1.5, label="Source detail")
     smooth: float = option(0.5, "temporal landmark smoothing, 0 (off) to 1 (steadiest)",
                            low=0.0, high=1.0, label="Temporal smoothing")
     fill_gap: int = option(6, "fill a face missed for up to this many frames from its track",

@@ -53,6 +53,9 @@ def test_export_import_round_trips_bit_for_bit(ws, tmp_path):
     for name in ("model.safetensors", "manifest.json", "optimizer.safetensors"):
         if (src / name).exists():
             assert _sha(src / name) == _sha(dst / name), name
+    bank = sorted(p.name for p in (src / "detail").iterdir())       # the source's crops too
+    assert "bank.json" in bank and len(bank) > 1
+    assert all(_sha(src / "detail" / n) == _sha(dst / "detail" / n) for n in bank)
     assert info.name == "copy" and info.arch == "localswap"
     assert _models_left(ws) == ["astro to grace", "copy"]   # no temp folders left
 
@@ -108,6 +111,17 @@ def test_import_refuses_pickles_and_foreign_files(ws, tmp_path, tiny_model):
                                              "model.safetensors": good})
     with pytest.raises(UserError, match="not a localswap model"):
         library.import_model(ws, not_model)
+    # Bank members have fixed names: none can point outside the model, none can be a script.
+    for name, data in (("detail/../../escape.png", b"\x89PNG\r\n\x1a\n"),
+                       ("detail/run.sh", b"#!/bin/sh")):
+        odd = _zip(tmp_path / "odd.zip", {"manifest.json": manifest, "model.safetensors": good,
+                                          name: data})
+        with pytest.raises(UserError, match="not a localswap model export"):
+            library.import_model(ws, odd)
+    fake = _zip(tmp_path / "fake_png.zip", {"manifest.json": manifest, "model.safetensors": good,
+                                            "detail/bank.json": "{}", "detail/000.png": "hi"})
+    with pytest.raises(UserError, match="000.png is not a PNG"):
+        library.import_model(ws, fake)
     ok = _zip(tmp_path / "ok.zip", {"manifest.json": manifest, "model.safetensors": good})
     with pytest.raises(UserError, match="invalid name"):
         library.import_model(ws, ok, name="../../etc")

@@ -88,6 +88,10 @@ def test_previews_progress_and_manifest(trained):
     assert manifest["source"] == "b" and manifest["target"] == "a"
     assert manifest["learns_mask"] and manifest["plan"]["device"] == "cpu"
     assert (model / "backup" / "manifest.json").is_file()
+    # the source's sharp crops travel with the model (convert.detail)
+    bank = json.loads((model / "detail" / "bank.json").read_text())
+    assert bank["face_type"] == "face" and 0 < len(bank["faces"]) <= 96
+    assert all((model / "detail" / f["image"]).is_file() for f in bank["faces"])
 
 
 def test_conversion_loads_what_the_trainer_wrote(trained):

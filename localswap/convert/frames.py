@@ -136,12 +136,17 @@ def run_model(swapper: Swapper, faces: list[Face], batch: int) -> None:
                 f.learned = None if mask is None else mask[k]
 
 
-def compose(frame: Frame, look: Look, label: bool) -> np.ndarray:
+def compose(frame: Frame, look: Look, label: bool,
+            swapper: Swapper | None = None) -> np.ndarray:
+    """The frame with its swapped faces pasted; `swapper` lends its detail bank (a mapped
+    face uses its own model's)."""
     if not frame.faces and not label:
         return frame.image
     image = frame.image.copy()
     for f in frame.faces:
-        paste(image, f.crop, f.swapped, f.learned, f.landmarks, f.mat, look)
+        model = f.swapper or swapper
+        paste(image, f.crop, f.swapped, f.learned, f.landmarks, f.mat, look,
+              getattr(model, "detail", None))
     if label:
         draw_label(image)
     return image

@@ -26,7 +26,7 @@ class LiveSwap:
         self.swapper = open_swapper(model_dir, device, self.s.precision)
         self.backend = make_backend(self.s.detector, video=True,
                                     min_confidence=self.s.min_confidence, device="cpu")
-        self.look = Look(self.s.color, self.s.blend, self.s.mask, self.s.erode, self.s.blur)
+        self.look = Look.of(self.s)
         self.lock = threading.Lock()
         self.done: deque = deque(maxlen=30)       # (finish time, seconds spent)
         self.index = 0
@@ -39,7 +39,8 @@ class LiveSwap:
             faces = align_faces(image, found, self.swapper)
             if faces:
                 run_model(self.swapper, faces, self.s.batch)
-            out = compose(Frame(self.index, image, faces), self.look, self.s.label)
+            out = compose(Frame(self.index, image, faces), self.look, self.s.label,
+                          self.swapper)
             self.index += 1
             t1 = time.perf_counter()
             self.done.append((t1, t1 - t0))

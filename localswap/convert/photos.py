@@ -81,7 +81,7 @@ def convert_photos(input: Path, swapper: Swapper, out: Path, s: ConvertSettings,
         check_paths(input, out, video=False)
         items, targets = [input], [out]
     result = ConvertResult(out=str(out), model=swapper.name, device=str(swapper.device))
-    look = Look(s.color, s.blend, s.mask, s.erode, s.blur)
+    look = Look.of(s)
     note = synthetic_tag(swapper)
     backend = make_backend(s.detector, video=False, min_confidence=s.min_confidence,
                            device=s.device)
@@ -103,7 +103,7 @@ def convert_photos(input: Path, swapper: Swapper, out: Path, s: ConvertSettings,
             if frame.faces:
                 run_model(swapper, frame.faces, s.batch)
             t4 = time.perf_counter()
-            rgb = compose(frame, look, s.label)
+            rgb = compose(frame, look, s.label, swapper)
             t5 = time.perf_counter()
             dst.parent.mkdir(parents=True, exist_ok=True)
             save_photo(dst, rgb, note)

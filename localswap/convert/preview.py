@@ -163,8 +163,8 @@ class FramePreview:
                 return faces
             faces = self.faces.get_or((key, s.detector, s.min_confidence, s.faces, s.person,
                                        weights, s.precision), swap)
-            look = Look(s.color, s.blend, s.mask, s.erode, s.blur)
-            out = compose(Frame(index, image, faces), look, s.label)
+            look = Look.of(s)
+            out = compose(Frame(index, image, faces), look, s.label, swapper)
         return image, out
 
 

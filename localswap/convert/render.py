@@ -223,7 +223,7 @@ def _convert_video(path: Path, swapper: Swapper, out: Path, s: ConvertSettings,
     last = info.frames if s.end is None else min(info.frames, int(round(s.end * info.fps)))
     total = max(1, last - first)
     result = ConvertResult(out=str(out), model=swapper.name, device=str(swapper.device))
-    look = Look(s.color, s.blend, s.mask, s.erode, s.blur)
+    look = Look.of(s)
     tracker = FaceTracker(s.smooth, s.fill_gap)
     p = _Pipeline(cancel)
     depth, batch = _depth(QUEUE_DEPTH, info), _depth(s.batch, info)
@@ -256,7 +256,7 @@ def _convert_video(path: Path, swapper: Swapper, out: Path, s: ConvertSettings,
             if frame is _END:
                 break
             t0 = time.perf_counter()
-            image = compose(frame, look, s.label)
+            image = compose(frame, look, s.label, swapper)
             t1 = time.perf_counter()
             writer.write(image)
             p.busy["compose"] += t1 - t0

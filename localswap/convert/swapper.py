@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from localswap.convert.detail import DetailBank
 from localswap.errors import UserError
 from localswap.faces.landmarks import expression_map, region_masks
 from localswap.faces.retarget import retarget
@@ -121,6 +122,8 @@ class Swapper:
         # Half precision where the hardware has it: about twice the speed for a mean change
         # of about half a level of 255 in the output (measured on 64 and 128 px models).
         self.dtype = half_dtype(self.device) if precision == "auto" else None
+        # the source's sharp crops, for fine detail the model is too small to draw
+        self.detail = DetailBank.open(Path(model_dir), self.manifest)
 
     @torch.inference_mode()
     def __call__(self, crops: np.ndarray, landmarks: list[np.ndarray] | None = None
@@ -179,6 +182,7 @@ class DfmSwapper(Swapper):
         self.arch = "dfm"
         self.morph = bool(self.manifest.get("morph_input"))
         self.morph_value = float(self.manifest.get("morph_value", MORPH_DEFAULT))
+        self.detail = None      # an imported model has no source photos
 
     def __call__(self, crops: np.ndarray, landmarks: list[np.ndarray] | None = None):
         from localswap.models.dfm import run

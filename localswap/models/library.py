@@ -6,6 +6,7 @@ An export is a zip (stored, not compressed: weights do not compress) holding
     manifest.json        the model's manifest
     model.safetensors    the weights
     optimizer.safetensors  (if the model has one, so training can continue after import)
+    detail/bank.json, detail/NNN.png  the source's sharp crops (convert.detail), when present
 Import reads only JSON and safetensors. Pickles (.pth, .ckpt, .pkl, torch zip files) are
 refused by content, whatever their name: unpickling runs arbitrary code.
 """
@@ -13,11 +14,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import zipfile
 from pathlib import Path
 
+from localswap.convert.detail import BANK_DIR, BANK_FILE
 from localswap.convert.swapper import build_from_state
 from localswap.models.manifest import (MANIFEST_FILE, MODEL_FILE, OPTIMIZER_FILE, ModelInfo,
                                        model_info, read_manifest)
@@ -30,6 +33,8 @@ EXPORT_FILE = "export.json"
 # The model card's files (localswap.models.card) travel with the model when present.
 CARD_MEMBERS = ("evaluation.json", "source.png")
 MEMBERS = (MANIFEST_FILE, MODEL_FILE, OPTIMIZER_FILE, *CARD_MEMBERS)
+# the detail bank: these names only, so a member can never name a path outside the model
+DETAIL_MEMBER = re.compile(rf"{BANK_DIR}/(\d{{3}}\.png|{re.escape(BANK_FILE)})")
 CARD_FILE = "card.json"     # the card as written at export, for people and other tools
 MAX_BYTES = 16 << 30        # refuse archives that unpack to more than this (zip bombs)
 
@@ -101,6 +106,9 @@ def export_model(ws: Workspace, name: str, file: str | Path) -> Path:
     from localswap.models.card import model_card
     card = model_card(src)        # first, as it may make the source thumbnail
     members = [m for m in MEMBERS if (src / m).is_file()]
+    if (src / BANK_DIR).is_dir():
+        members += sorted(f"{BANK_DIR}/{f.name}" for f in (src / BANK_DIR).iterdir()
+                          if f.is_file() and DETAIL_MEMBER.fullmatch(f"{BANK_DIR}/{f.name}"))
     index = {"format": FORMAT, "version": VERSION, "name": name,
              "files": {m: file_sha256(src / m) for m in members}}
     with AtomicFile(file) as tmp:
@@ -156,6 +164,7 @@ def import_model(ws: Workspace, file: str | Path, name: str | None = None) -> Mo
             with zipfile.ZipFile(file) as zf:
                 index = _check_members(zf, file.name)
                 for m in index["files"]:
+                    (tmp / m).parent.mkdir(exist_ok=True)
                     with zf.open(m) as src, open(tmp / m, "wb") as dst:
                         shutil.copyfileobj(src, dst, 1 << 20)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
@@ -173,6 +182,7 @@ def import_model(ws: Workspace, file: str | Path, name: str | None = None) -> Mo
         if (tmp / OPTIMIZER_FILE).is_file():
             _check_safetensors(tmp / OPTIMIZER_FILE, file.name)
         _check_card_files(tmp, file.name)
+        _check_detail_files(tmp, file.name)
         name = check_name(name or index.get("name") or file.stem)
         dest = ws.path("models", name)
         if dest.exists():
@@ -189,7 +199,8 @@ def _check_members(zf: zipfile.ZipFile, label: str) -> dict:
     """The export index, after checking the archive holds only what an export holds."""
     infos = zf.infolist()
     names = [i.filename for i in infos]
-    extra = [n for n in names if n not in (*MEMBERS, EXPORT_FILE, CARD_FILE)]
+    extra = [n for n in names if n not in (*MEMBERS, EXPORT_FILE, CARD_FILE)
+             and not DETAIL_MEMBER.fullmatch(n)]
     if extra or MANIFEST_FILE not in names or MODEL_FILE not in names:
         raise UserError(f"{label}: not a localswap model export (it holds "
                         f"{', '.join(names[:6]) or 'nothing'}; expected {MANIFEST_FILE} and "
@@ -205,8 +216,24 @@ def _check_members(zf: zipfile.ZipFile, label: str) -> dict:
         if not isinstance(index, dict) or index.get("format") != FORMAT or \
                 not isinstance(index.get("files"), dict):
             raise UserError(f"{label}: not a localswap model export")
-    files = {m: str(index["files"].get(m, "")) for m in MEMBERS if m in names}
+    files = {m: str(index["files"].get(m, "")) for m in names
+             if m in MEMBERS or DETAIL_MEMBER.fullmatch(m)}
     return {**index, "files": files}
+
+
+def _check_detail_files(folder: Path, label: str) -> None:
+    """The detail bank is a JSON object and PNG images, or it is not imported."""
+    bank = folder / BANK_DIR
+    if not bank.is_dir():
+        return
+    try:
+        if not isinstance(json.loads((bank / BANK_FILE).read_text()), dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{label}: damaged {BANK_DIR}/{BANK_FILE} ({exc})") from exc
+    for png in bank.glob("*.png"):
+        if png.read_bytes()[:8] != b"\x89PNG\r\n\x1a\n":
+            raise UserError(f"{label}: {BANK_DIR}/{png.name} is not a PNG image")
 
 
 def _check_card_files(folder: Path, label: str) -> None:

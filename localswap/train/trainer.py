@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 
 from localswap import __version__, gpu
+from localswap.convert import detail
 from localswap.errors import DiskFullError, UserError, is_disk_full
 from localswap.faces.faceset import Faceset
 from localswap.models import init_from
@@ -306,6 +307,9 @@ class Trainer:
             self.it = self.restore(checkpoint.load(self.model_dir))
         elif self.d.main:
             self.save(0)
+        if self.d.main and not (self.model_dir / detail.BANK_DIR).is_dir():
+            # the source's sharp crops go with the model (convert.detail)
+            detail.write_bank(self.source, self.model_dir)
         self.start_it = self.it
         if self.d.main:
             self.progress(self.it, self.total, f"training from iteration {self.it}",

@@ -20,7 +20,7 @@ from localswap.ui.context import Context, human_error
 from localswap.workspace import check_name
 
 _PREVIEW = FramePreview()
-KEYS = ("color", "blend", "mask", "erode", "blur", "smooth", "faces")
+KEYS = ("color", "blend", "mask", "erode", "blur", "smooth", "faces", "detail")
 
 
 def previewer() -> FramePreview:
@@ -89,6 +89,9 @@ def render(ctx: Context, prefix: str) -> PreviewPanel:
             smooth = gr.Slider(0, 1, value=d.smooth, step=0.05,
                                label="Smoothing (over frames: no effect on one frame)",
                                elem_id=f"{prefix}-smooth")
+            detail = gr.Slider(0, 1.5, value=d.detail, step=0.1,
+                               label="Source detail (lashes, nostrils, lip lines; 0 = off)",
+                               elem_id=f"{prefix}-detail")
         with gr.Row():
             original = gr.Image(label="Original", type="numpy", interactive=False,
                                 elem_id=f"{prefix}-original")
@@ -97,7 +100,7 @@ def render(ctx: Context, prefix: str) -> PreviewPanel:
         with gr.Row():
             show_button = gr.Button("Preview this frame", elem_id=f"{prefix}-show")
             render_button = gr.Button("Render with these settings", elem_id=f"{prefix}-render")
-    return PreviewPanel(frame, [color, blend, mask, erode, blur, smooth, faces], original,
+    return PreviewPanel(frame, [color, blend, mask, erode, blur, smooth, faces, detail], original,
                         swapped, render_button, show_button)
 
 
