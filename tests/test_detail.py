@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -74,6 +75,18 @@ def test_fine_detail_of_the_same_person_lines_up_with_a_soft_face(bank, faceset_
     assert np.abs(means[0] - means[1]).max() < 4.0
     off, _ = b.sharpen(soft, lm64, lm.mean(0) + 1000, 50.0, strength=0.0)
     assert np.array_equal(off, plain)
+
+
+def test_a_damaged_crop_costs_its_detail_not_the_render(bank, tmp_path):
+    _, model, manifest = bank
+    copy = tmp_path / "model"
+    shutil.copytree(model, copy)
+    for png in (copy / "detail").glob("*.png"):
+        png.write_bytes(b"not a picture")
+    b = DetailBank.open(copy, manifest)
+    soft = np.full((64, 64, 3), 120, np.uint8)
+    sharp, _ = b.sharpen(soft, b.landmarks[0] / 4, np.float32([0, 0]), 50.0)
+    assert np.abs(sharp.astype(int) - 120).max() <= 1
 
 
 def test_mouth_detail_fades_where_the_lips_part_unlike_the_photo(bank):

@@ -2,10 +2,11 @@
 
 A 64 px model pasted into a 150-300 px face is soft: eyelashes, nostril rims and lip lines
 are finer than one model pixel. The source's faceset has them, in sharp 256 px crops of the
-same person. For each swapped face the bank picks the source crop whose landmarks are nearest
-(the same pose and expression), warps it triangle by triangle onto the output's landmarks,
-and adds that crop's fine band of lightness (finer than half a model pixel) to the enlarged
-output. Colour and shape stay the model's; only the fine texture comes from the photo.
+same person. For each swapped face the bank picks the source crop nearest in pose and eye
+opening, and one for the mouth (nearest in lip gap), warps them triangle by triangle onto the
+output's landmarks, and adds their fine band of lightness (finer than half a model pixel) to
+the enlarged output: half on the mouth, and none where the photo's lips part unlike the
+face's. Colour and shape stay the model's; only the fine texture comes from the photo.
 
 A model dir keeps its bank in `detail/` (PNG crops + bank.json), written when training
 starts, so a model copied elsewhere brings it along; an older model falls back to its
@@ -68,18 +69,21 @@ def write_bank(faceset_dir: Path, model_dir: Path, faces: int = BANK_FACES) -> i
         gap = np.minimum(gap, ((lms - lms[chosen[-1]]) ** 2).sum((1, 2)))
         chosen.append(int(np.argmax(gap)))
     tmp = Path(tempfile.mkdtemp(prefix=".detail-", dir=model_dir))
-    kept = []
-    for k, i in enumerate(chosen):
-        name = f"{k:03d}.png"
-        shutil.copyfile(faceset_dir / rows[i]["image"], tmp / name)
-        kept.append({"image": name, "landmarks": rows[i]["landmarks"]})
-    (tmp / BANK_FILE).write_text(json.dumps({
-        "version": 1, "face_type": info.get("face_type"), "size": info.get("size"),
-        "faces": kept}))
-    target = model_dir / BANK_DIR
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
+    try:
+        kept = []
+        for k, i in enumerate(chosen):
+            name = f"{k:03d}.png"
+            shutil.copyfile(faceset_dir / rows[i]["image"], tmp / name)
+            kept.append({"image": name, "landmarks": rows[i]["landmarks"]})
+        (tmp / BANK_FILE).write_text(json.dumps({
+            "version": 1, "face_type": info.get("face_type"), "size": info.get("size"),
+            "faces": kept}))
+        target = model_dir / BANK_DIR
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)      # what a failed copy left
     return len(kept)
 
 
@@ -120,8 +124,8 @@ class DetailBank:
     def image(self, i: int) -> np.ndarray:
         if i not in self._cache:
             bgr = cv2.imread(str(self.folder / self.images[i]), cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise OSError(f"{self.folder / self.images[i]}: unreadable")
+            if bgr is None:       # a damaged or deleted crop: no detail from it, no failed render
+                bgr = np.full((HI, HI, 3), 128, np.uint8)
             if bgr.shape[0] != HI:
                 bgr = cv2.resize(bgr, (HI, HI), interpolation=cv2.INTER_AREA
                                  if bgr.shape[0] > HI else cv2.INTER_CUBIC)

@@ -309,7 +309,10 @@ class Trainer:
             self.save(0)
         if self.d.main and not (self.model_dir / detail.BANK_DIR).is_dir():
             # the source's sharp crops go with the model (convert.detail)
-            detail.write_bank(self.source, self.model_dir)
+            try:
+                detail.write_bank(self.source, self.model_dir)
+            except (OSError, ValueError) as exc:    # the render then goes without the detail
+                self.note(f"the source's detail crops were not kept ({exc})")
         self.start_it = self.it
         if self.d.main:
             self.progress(self.it, self.total, f"training from iteration {self.it}",

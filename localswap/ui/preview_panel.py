@@ -100,8 +100,8 @@ def render(ctx: Context, prefix: str) -> PreviewPanel:
         with gr.Row():
             show_button = gr.Button("Preview this frame", elem_id=f"{prefix}-show")
             render_button = gr.Button("Render with these settings", elem_id=f"{prefix}-render")
-    return PreviewPanel(frame, [color, blend, mask, erode, blur, smooth, faces, detail], original,
-                        swapped, render_button, show_button)
+    return PreviewPanel(frame, [color, blend, mask, erode, blur, smooth, faces, detail],
+                        original, swapped, render_button, show_button)
 
 
 def values(*widgets) -> dict:
