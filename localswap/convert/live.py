@@ -9,10 +9,12 @@ from collections import deque
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from localswap.convert.blend import Look
 from localswap.convert.frames import Frame, align_faces, compose, pick_faces, run_model
 from localswap.settings import ConvertSettings
+from localswap.system.threads import free_cores
 
 
 class LiveSwap:
@@ -22,11 +24,18 @@ class LiveSwap:
                  device: str = "cpu"):
         from localswap.convert.swapper import open_swapper
         from localswap.faces.detect import make_backend
-        self.s = (settings or ConvertSettings(faces="largest")).validate()
+        # By default on a CPU without the source detail: it costs 10-20 ms of a frame that
+        # takes ~30 ms without it (settings given here keep theirs)
+        self.s = (settings or ConvertSettings(faces="largest", detail=0.0 if device == "cpu"
+                                              else 1.0)).validate()
         self.swapper = open_swapper(model_dir, device, self.s.precision)
         self.backend = make_backend(self.s.detector, video=True,
                                     min_confidence=self.s.min_confidence, device="cpu")
         self.look = Look.of(self.s)
+        # On a CPU, torch threads left spinning after the model fight the frame's other work
+        # (the source detail's warp: 42 ms a frame with 1 of 2 threads, 133 with 2): half the
+        # free cores, as the video render takes.
+        self.threads = max(1, free_cores() // 2) if self.swapper.device.type == "cpu" else 0
         self.lock = threading.Lock()
         self.done: deque = deque(maxlen=30)       # (finish time, seconds spent)
         self.index = 0
@@ -34,13 +43,20 @@ class LiveSwap:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
         with self.lock:
-            image = np.ascontiguousarray(image[..., :3])
-            found = pick_faces([d.landmarks for d in self.backend.detect(image)], self.s.faces)
-            faces = align_faces(image, found, self.swapper)
-            if faces:
-                run_model(self.swapper, faces, self.s.batch)
-            out = compose(Frame(self.index, image, faces), self.look, self.s.label,
-                          self.swapper)
+            before = torch.get_num_threads()
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            try:
+                image = np.ascontiguousarray(image[..., :3])
+                found = pick_faces([d.landmarks for d in self.backend.detect(image)],
+                                   self.s.faces)
+                faces = align_faces(image, found, self.swapper)
+                if faces:
+                    run_model(self.swapper, faces, self.s.batch)
+                out = compose(Frame(self.index, image, faces), self.look, self.s.label,
+                              self.swapper)
+            finally:
+                torch.set_num_threads(before)
             self.index += 1
             t1 = time.perf_counter()
             self.done.append((t1, t1 - t0))
