@@ -41,6 +41,13 @@ MOUTH_WEIGHTS[48:68] = 4.0
 EYE_WEIGHT = 100.0
 GAP_WEIGHT = 30.0
 MAP_STEP = 2
+# the warp map's fixed points (the crop's corners and edge middles), and the map's grid: 2 px,
+# then enlarged: it is linear inside each triangle, so this is within 0.2 levels of the exact
+# band on average; every pixel took 24 of 31 ms a face
+_EDGE = np.float32([[x, y] for x in (0, HI / 2, HI - 1) for y in (0, HI / 2, HI - 1)
+                    if (x, y) != (HI / 2, HI / 2)])
+_GRID = ((np.mgrid[0:HI // MAP_STEP, 0:HI // MAP_STEP][::-1].reshape(2, -1).T + 0.5)
+         * MAP_STEP - 0.5).astype(np.float32)                                      # (x, y)
 STAY = 1.15              # keep last frame's crop unless another is this much nearer
 # lip-gap differences (/ mouth width) at which the mouth keeps all its detail, and none
 MOUTH_OK = 0.05
@@ -163,16 +170,10 @@ class DetailBank:
         """Crop i's lightness warped onto `lm_hi`, less its own blur: (HI, HI) around 0,
         above on highlights, below on lashes and nostril rims."""
         from scipy.interpolate import LinearNDInterpolator
-        edge = np.float32([[x, y] for x in (0, HI / 2, HI - 1) for y in (0, HI / 2, HI - 1)
-                           if (x, y) != (HI / 2, HI / 2)])
-        # the map on a 2 px grid, then enlarged: it is linear inside each triangle, so this is
-        # within 0.2 levels of the exact band on average; every pixel took 24 of 31 ms a face
         n = HI // MAP_STEP
-        grid = ((np.mgrid[0:n, 0:n][::-1].reshape(2, -1).T + 0.5) * MAP_STEP - 0.5) \
-            .astype(np.float32)                                                    # (x, y)
-        where = LinearNDInterpolator(np.vstack([lm_hi, edge]),
-                                     np.vstack([self.landmarks[i], edge]))(grid)
-        where = np.where(np.isfinite(where), where, grid).reshape(n, n, 2).astype(np.float32)
+        where = LinearNDInterpolator(np.vstack([lm_hi, _EDGE]),
+                                     np.vstack([self.landmarks[i], _EDGE]))(_GRID)
+        where = np.where(np.isfinite(where), where, _GRID).reshape(n, n, 2).astype(np.float32)
         where = cv2.resize(where, (HI, HI), interpolation=cv2.INTER_LINEAR)
         light = cv2.remap(self.image(i), where[..., 0], where[..., 1], cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REFLECT101)

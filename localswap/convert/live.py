@@ -4,6 +4,7 @@ smoothing across frames. Keeps its own timings for the fps and latency the page 
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 import time
 from collections import deque
 from pathlib import Path
@@ -24,11 +25,11 @@ class LiveSwap:
                  device: str = "cpu"):
         from localswap.convert.swapper import open_swapper
         from localswap.faces.detect import make_backend
-        # By default on a CPU without the source detail: it costs 10-20 ms of a frame that
-        # takes ~30 ms without it (settings given here keep theirs)
-        self.s = (settings or ConvertSettings(faces="largest", detail=0.0 if device == "cpu"
-                                              else 1.0)).validate()
+        self.s = (settings or ConvertSettings(faces="largest")).validate()
         self.swapper = open_swapper(model_dir, device, self.s.precision)
+        if settings is None and self.swapper.device.type == "cpu":
+            # by default no source detail on a CPU: it costs 10-20 ms of a ~30 ms frame
+            self.s = replace(self.s, detail=0.0)
         self.backend = make_backend(self.s.detector, video=True,
                                     min_confidence=self.s.min_confidence, device="cpu")
         self.look = Look.of(self.s)
