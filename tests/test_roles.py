@@ -132,9 +132,10 @@ def test_share_link_closes_after_its_hours_and_the_app_keeps_serving(served):
     tunnel = FakeTunnel()
     CURRENT_TUNNELS.append(tunnel)
     app.share_url = "https://example.gradio.live"
-    expire_share(app, hours=1.0 / 3600)                  # one second
-    wait_for(lambda: tunnel.killed, 10, what="the share link to close")
-    assert app.share_url is None and tunnel not in CURRENT_TUNNELS
+    timer = expire_share(app, hours=1.0 / 3600)          # one second
+    timer.join(10)                 # the whole close, not just its first step (kill)
+    assert not timer.is_alive(), "the share link did not close within 10 s"
+    assert tunnel.killed and app.share_url is None and tunnel not in CURRENT_TUNNELS
     with login(url, OWNER) as c:
         assert c.get("config").status_code == 200          # still serving locally
 
