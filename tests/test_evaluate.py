@@ -309,3 +309,39 @@ def test_the_sentence_says_when_one_feature_could_not_be_judged():
     r.eye_correlation, r.mouth_correlation = None, 0.3
     assert "mouth (0.30) does not follow the target; eyes not judged (they hardly move)" \
         in r.sentence()
+
+
+def test_a_second_render_of_the_same_target_is_judged_without_reading_it_again(
+        clips, video_b, tmp_path, monkeypatch):
+    """The judge keeps what it read of the sources and the target (user cache, keyed by the
+    files' bytes): the next judge of that target, under any name, reads only the output and
+    scores it exactly as before; a damaged cache file is read again, never trusted."""
+    import shutil
+
+    from localswap.evaluate.embedder import Embedder
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    reads = []
+    embed = Embedder.embed
+    monkeypatch.setattr(Embedder, "embed", lambda self, rgb, bbox: reads.append(1)
+                        or embed(self, rgb, bbox))
+
+    def judged(target):
+        reads.clear()
+        with Judge([video_b], target, max_frames=MAX_FRAMES, source_faces=SOURCE_FACES) as j:
+            setup = len(reads)
+            report = j.score(clips["swap"]).to_dict()
+        report.pop("seconds")
+        report.pop("target")
+        return setup, len(reads) - setup, report
+
+    first = judged(clips["target"])
+    kept = sorted((tmp_path / "cache" / "localswap" / "judge").glob("*.npz"))
+    assert len(kept) == 2 and first[0] > MAX_FRAMES / 2       # sources and target were read
+    copy = tmp_path / "renamed-target.mp4"
+    shutil.copy(clips["target"], copy)
+    again = judged(copy)
+    assert again[0] == 0 and again[1] == first[1] and again[2] == first[2]
+    for f in kept:
+        f.write_bytes(b"PK\x03\x04 not a whole file")
+    damaged = judged(clips["target"])
+    assert damaged[0] == first[0] and damaged[2] == first[2]

@@ -3,6 +3,8 @@
 A Judge reads the sources and the target once (the slow part: one face descriptor per
 sampled frame), then scores any number of outputs of that target, e.g. one per training
 budget in the benchmark. `evaluate()` is the one-output shorthand the CLI and jobs call.
+What it read of a source or target is kept in the user's cache (~/.cache/localswap/judge),
+so judging another render of the same target (more training, another model) skips it.
 It is a judge, not a trainer: never use it as a loss, or it stops being an honest one.
 """
 from __future__ import annotations
@@ -22,6 +24,9 @@ from localswap.evaluate.embedder import Embedder, distance
 from localswap.evaluate.report import Report
 from localswap.faces.detect import make_backend
 from localswap.progress import Progress, no_progress
+from localswap.system.cache import file_key, load_arrays, save_arrays, user_cache
+
+CACHE_VERSION = 1      # bump when what is read from a source or target changes
 
 
 @dataclass
@@ -71,6 +76,50 @@ def _mean(values) -> float | None:
     return float(np.mean(values)) if len(values) else None
 
 
+def _pack_target(frames: dict[int, _TargetFrame]) -> dict[str, np.ndarray]:
+    """A target's sampled frames as plain arrays (no pickle); NaN stands for None."""
+    items = sorted(frames.items())
+    faces = [tf.face for _, tf in items]
+    some = next(f for f in faces if f is not None)
+
+    def stack(name: str, like) -> np.ndarray:
+        blank = np.zeros_like(np.asarray(like, np.float64))
+        return np.stack([np.asarray(getattr(f, name), np.float64) if f else blank
+                         for f in faces])
+
+    def num(name: str) -> np.ndarray:
+        return np.array([np.nan if getattr(tf, name) is None else getattr(tf, name)
+                         for _, tf in items], np.float64)
+    return {"index": np.array([i for i, _ in items], np.int64),
+            "has_face": np.array([f is not None for f in faces]),
+            **{name: stack(name, getattr(some, name)) for name in
+               ("landmarks", "bbox", "embedding", "eye", "mouth", "pose")},
+            "change": num("change"), "texture": num("texture"), "seam": num("seam")}
+
+
+def _unpack_target(data: dict | None, indices: list[int]) -> dict[int, _TargetFrame] | None:
+    """_pack_target's frames back, or None when `data` is not a whole record of `indices`."""
+    try:
+        if data is None or data["index"].tolist() != sorted(indices) \
+                or not data["has_face"].any():
+            return None
+
+        def opt(name: str, i: int) -> float | None:
+            v = float(data[name][i])
+            return None if np.isnan(v) else v
+        out = {}
+        for i, index in enumerate(data["index"].tolist()):
+            face = _Face(data["landmarks"][i].astype(np.float32), data["bbox"][i],
+                         data["embedding"][i].astype(np.float32), float(data["eye"][i]),
+                         float(data["mouth"][i]), data["pose"][i]) \
+                if data["has_face"][i] else None
+            out[index] = _TargetFrame(face, opt("change", i), opt("texture", i),
+                                      opt("seam", i))
+        return out
+    except (KeyError, IndexError, ValueError):
+        return None
+
+
 def check_pair(target_info, output: Path):
     """The output's MediaInfo (None for a photo) after checking it pairs frame by frame with
     a target of `target_info`; UserError saying why not."""
@@ -107,8 +156,8 @@ class Judge:
         self._total = source_faces + 2 * len(self.indices)
         self._progress = progress
         try:
-            self.source = self._read_sources(source_faces)
-            self.frames = self._read_target()
+            self.source = self._cached_sources(source_faces, detector)
+            self.frames = self._cached_target(max_frames, detector)
         except BaseException:
             self.close()
             raise
@@ -128,6 +177,27 @@ class Judge:
         lm = det.landmarks
         return _Face(lm, det.bbox, self.embedder.embed(rgb, det.bbox), fm.eye_opening(lm),
                      fm.mouth_opening(lm), fm.pose(lm, w, h))
+
+    def _cached_sources(self, most: int, detector: str) -> np.ndarray:
+        path = user_cache("judge") / (file_key(self.sources, CACHE_VERSION, "sources", most,
+                                               detector) + ".npz")
+        kept = load_arrays(path)
+        if kept is not None and kept.get("source") is not None and len(kept["source"]):
+            return kept["source"]
+        source = self._read_sources(most)
+        save_arrays(path, source=source)
+        return source
+
+    def _cached_target(self, max_frames: int, detector: str) -> dict[int, _TargetFrame]:
+        path = user_cache("judge") / (file_key([self.target], CACHE_VERSION, "target",
+                                               max_frames, detector) + ".npz")
+        kept = _unpack_target(load_arrays(path), self.indices)
+        if kept is None:
+            kept = self._read_target()
+            save_arrays(path, **_pack_target(kept))
+        faces = [f.face.embedding for f in kept.values() if f.face is not None]
+        self.target_centroid = np.mean(faces, 0)
+        return kept
 
     def _read_sources(self, most: int) -> np.ndarray:
         found = []
@@ -155,10 +225,8 @@ class Judge:
             out[index] = tf
             self._progress(self._total - 2 * len(self.indices) + n + 1, self._total,
                            "target frames")
-        faces = [f.face.embedding for f in out.values() if f.face is not None]
-        if not faces:
+        if not any(f.face is not None for f in out.values()):
             raise UserError(f"{self.target.name}: no face found in the target's frames")
-        self.target_centroid = np.mean(faces, 0)
         return out
 
     def score(self, output: Path) -> Report:

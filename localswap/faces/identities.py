@@ -17,9 +17,7 @@ Hopper are 0.65 apart.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,6 +35,7 @@ from localswap.faces.landmarks import face_width
 from localswap.faces.tracking import Tracks
 from localswap.progress import Progress, no_progress
 from localswap.settings import ExtractSettings
+from localswap.system.cache import file_key, user_cache
 
 THRESHOLD = 0.55     # dlib distance under which a face is taken as a listed person
 CLUSTER = 0.5        # listing: faces nearer than this to a cluster's centre join it
@@ -204,17 +203,11 @@ def _cluster(embs: np.ndarray) -> np.ndarray:
 
 
 def _cache_file(path: Path, settings: ExtractSettings) -> Path:
-    """Keyed by the file's bytes (size, first and last MB), not its name: the app lists an
-    upload where Gradio put it and the job lists the stored copy; both get the same numbers."""
-    size = path.stat().st_size
-    h = hashlib.sha1(f"{CACHE_VERSION}|{size}|{settings.every}|{settings.detector}|"
-                     f"{settings.min_confidence}|{settings.max_frames}".encode())
-    with open(path, "rb") as fh:
-        h.update(fh.read(2**20))
-        fh.seek(max(0, size - 2**20))
-        h.update(fh.read(2**20))
-    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "localswap" / "people"
-    return root / (h.hexdigest()[:20] + ".json")
+    """Keyed by the file's bytes, not its name: the app lists an upload where Gradio put it
+    and the job lists the stored copy; both get the same numbers."""
+    key = file_key([path], CACHE_VERSION, settings.every, settings.detector,
+                   settings.min_confidence, settings.max_frames)
+    return user_cache("people") / (key + ".json")
 
 
 def list_people(video: str | Path, settings: ExtractSettings | None = None,
