@@ -144,6 +144,10 @@ class ConvertSettings(SettingsBase):
     detail: float = option(1.0, "add the source's fine detail (lashes, nostrils, lip lines) "
                            "from its own sharp photos to the enlarged model face: 0 (off) "
                            "to 1.5", low=0.0, high=1.5, label="Source detail")
+    mouth: float = option(0.0, "where the lips part, keep the target's own mouth inside "
+                          "them (teeth, tongue; the lips stay swapped): 0 (off, the model's) "
+                          "to 1",
+                          low=0.0, high=1.0, label="Target's open mouth (teeth)")
     smooth: float = option(0.5, "temporal landmark smoothing, 0 (off) to 1 (steadiest)",
                            low=0.0, high=1.0, label="Temporal smoothing")
     fill_gap: int = option(6, "fill a face missed for up to this many frames from its track",

@@ -105,6 +105,35 @@ def test_paste_changes_the_face_and_nothing_far_from_it(astronaut_face, blend):
     assert alpha.shape[0] > 50 and 0 < alpha.max() <= 1
 
 
+def test_the_targets_own_open_mouth_stays_inside_the_parted_lips(astronaut_face):
+    """Her lips part over her teeth: with `mouth` the teeth inside them stay hers while the lips
+    and the rest of the face are swapped; at 0 the model's mouth covers them; a shut mouth
+    keeps nothing of the target."""
+    import cv2
+    frame, lm, mat, crop = astronaut_face
+    kept, covered = frame.copy(), frame.copy()
+    paste(kept, crop, 255 - crop, None, lm, mat, Look(color="none", mouth=1.0))
+    paste(covered, crop, 255 - crop, None, lm, mat, Look(color="none", mouth=0.0))
+    inside = masks.mouth_interior(lm, frame.shape[:2])
+    assert inside is not None
+    core, half = inside > 0.99, inside > 0.5
+    assert core.sum() >= 8 and half.sum() >= 40     # a 43 px mouth parted by 6 px
+    kept_diff = np.abs(kept.astype(int) - frame.astype(int)).max(2)
+    covered_diff = np.abs(covered.astype(int) - frame.astype(int)).max(2)
+    assert kept_diff[core].max() <= 2 and covered_diff[core].mean() > 60
+    assert kept_diff[half].mean() < 0.5 * covered_diff[half].mean()
+    lips = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillPoly(lips, [np.round(lm[48:60]).astype(np.int32)], 1)
+    opening = np.zeros_like(lips)
+    cv2.fillPoly(opening, [np.round(lm[60:68]).astype(np.int32)], 1)
+    lips = (lips > 0) & (cv2.dilate(opening, np.ones((5, 5), np.uint8)) == 0)
+    assert lips.sum() > 50 and kept_diff[lips].mean() > 60            # the lips are swapped
+    assert np.array_equal(kept[inside == 0], covered[inside == 0])    # and all but the opening
+    shut = lm.copy()
+    shut[[65, 66, 67]] = shut[[63, 62, 61]]
+    assert masks.mouth_interior(shut, frame.shape[:2]) is None
+
+
 def test_paste_learned_mask_limits_the_swap(astronaut_face):
     frame, lm, mat, crop = astronaut_face
     learned = np.zeros((128, 128), np.float32)

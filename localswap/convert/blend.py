@@ -2,7 +2,8 @@
 transform into a region of the frame around the face, masked and blended there.
 
 A small model's face pasted into a larger one first takes the source's fine detail
-(convert.detail) when the model has a detail bank. `feather` is a straight alpha blend with
+(convert.detail) when the model has a detail bank. With `mouth`, where the target's lips
+part its own mouth (teeth, tongue) stays inside them. `feather` is a straight alpha blend with
 the feathered mask. `poisson` first runs OpenCV's seamless cloning (gradient-domain: the face
 takes the frame's tones along the seam), then feathers that result in; it is slower and falls
 back to `feather` where OpenCV refuses.
@@ -31,11 +32,12 @@ class Look:
     erode: int | None = None    # px; None = auto from the face width
     blur: int | None = None
     detail: float = 1.0         # strength of the source's fine detail (0 = off)
+    mouth: float = 0.0          # how much of the target's mouth shows where the lips part
 
     @classmethod
     def of(cls, s) -> "Look":
         """The look a ConvertSettings asks for."""
-        return cls(s.color, s.blend, s.mask, s.erode, s.blur, s.detail)
+        return cls(s.color, s.blend, s.mask, s.erode, s.blur, s.detail, s.mouth)
 
 
 def _roi(inv: np.ndarray, size: int, frame_shape, margin: int,
@@ -90,6 +92,13 @@ def paste(frame: np.ndarray, crop: np.ndarray, swapped: np.ndarray,
         warped = cv2.warpAffine(np.ascontiguousarray(learned, np.float32), to_roi, (w, h),
                                 flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     alpha = masks.refine(masks.combine(look.mask, hull, warped), erode, blur)
+    if look.mouth > 0:
+        # A small model draws teeth and tongue as a pale blur (check4's open mouths); the
+        # target's own, inside its parted lips, are sharp and in place. Off by default: the
+        # mouth score fell on the small-faced check pair (docs/benchmarks.md, session 11).
+        inside = masks.mouth_interior(landmarks - np.float32([x0, y0]), (h, w))
+        if inside is not None:
+            alpha = alpha * (1.0 - look.mouth * inside)
     region = frame[y0:y1, x0:x1]
     if look.blend == "poisson":
         face = _seamless(face, region, alpha)

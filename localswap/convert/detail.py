@@ -23,6 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from localswap.faces.landmarks import eye_gap, lip_gap
+
 BANK_DIR = "detail"
 BANK_FILE = "bank.json"
 BANK_FACES = 96          # crops kept: enough to cover a clip's poses and expressions
@@ -211,16 +213,6 @@ def mouth_area(lm_hi: np.ndarray) -> np.ndarray:
     grow = max(1, int(round(0.15 * width)))
     return cv2.GaussianBlur(cv2.dilate(area, np.ones((2 * grow + 1,) * 2, np.uint8)),
                             (0, 0), grow)
-
-
-def lip_gap(lm: np.ndarray) -> float:
-    """How far the inner lips part (68-point landmarks), in the landmarks' pixels."""
-    return float(np.linalg.norm(lm[[61, 62, 63]] - lm[[67, 66, 65]], axis=1).mean())
-
-
-def eye_gap(lm: np.ndarray) -> float:
-    """How far the eyelids part, both eyes (68-point landmarks), in the landmarks' pixels."""
-    return float(np.linalg.norm(lm[[37, 38, 43, 44]] - lm[[41, 40, 47, 46]], axis=1).mean())
 
 
 def upscaled_warp(to_roi: np.ndarray, scale: float) -> np.ndarray:

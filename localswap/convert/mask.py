@@ -10,9 +10,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from localswap.faces.landmarks import face_hull
+from localswap.faces.landmarks import face_hull, lip_gap
 
 MASKS = ("hull", "learned", "both")
+# the target's own open mouth: from a lip gap of this share of the mouth's width, kept this
+# share of the width inside the inner lip line (the model's lips stay; check4 and check2)
+MOUTH_PARTED = 0.06
+MOUTH_INSET = 0.03
 
 
 def hull_mask(landmarks: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -49,3 +53,17 @@ def refine(mask: np.ndarray, erode: int, blur: int) -> np.ndarray:
         # sigma = blur/4: the 2%-98% transition of the edge spans about `blur` pixels.
         mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=blur / 4, borderType=cv2.BORDER_REPLICATE)
     return mask
+
+
+def mouth_interior(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
+    """(h, w) float: 1 well inside the parted lips (teeth, tongue, the dark gap), fading to
+    0 short of the inner lip line; None while the lips hardly part (68-point `landmarks` in
+    the region's pixels)."""
+    width = max(1.0, float(np.linalg.norm(landmarks[54] - landmarks[48])))
+    if lip_gap(landmarks) < MOUTH_PARTED * width:
+        return None
+    area = np.zeros(shape, np.uint8)
+    cv2.fillPoly(area, [np.round(landmarks[60:68]).astype(np.int32)], 255)
+    inset = max(1, int(round(MOUTH_INSET * width)))
+    area = cv2.erode(area, np.ones((2 * inset + 1,) * 2, np.uint8))
+    return cv2.GaussianBlur(area.astype(np.float32) / 255, (0, 0), inset)

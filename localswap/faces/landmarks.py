@@ -167,3 +167,13 @@ def expression_map(landmarks: np.ndarray, size: int, filled: bool = True) -> np.
                         (LEFT_BROW, False), (MOUTH[:12], True), (MOUTH[12:], True)):
         cv2.polylines(m, [pts[idx].reshape(-1, 1, 2)], closed, 255, thick, cv2.LINE_AA, 4)
     return m
+
+
+def lip_gap(lm: np.ndarray) -> float:
+    """How far the inner lips part (68-point landmarks), in the landmarks' pixels."""
+    return float(np.linalg.norm(lm[[61, 62, 63]] - lm[[67, 66, 65]], axis=1).mean())
+
+
+def eye_gap(lm: np.ndarray) -> float:
+    """How far the eyelids part, both eyes (68-point landmarks), in the landmarks' pixels."""
+    return float(np.linalg.norm(lm[[37, 38, 43, 44]] - lm[[41, 40, 47, 46]], axis=1).mean())

@@ -20,7 +20,7 @@ from localswap.ui.context import Context, human_error
 from localswap.workspace import check_name
 
 _PREVIEW = FramePreview()
-KEYS = ("color", "blend", "mask", "erode", "blur", "smooth", "faces", "detail")
+KEYS = ("color", "blend", "mask", "erode", "blur", "smooth", "faces", "detail", "mouth")
 
 
 def previewer() -> FramePreview:
@@ -92,6 +92,9 @@ def render(ctx: Context, prefix: str) -> PreviewPanel:
             detail = gr.Slider(0, 1.5, value=d.detail, step=0.1,
                                label="Source detail (lashes, nostrils, lip lines; 0 = off)",
                                elem_id=f"{prefix}-detail")
+            mouth = gr.Slider(0, 1, value=d.mouth, step=0.1,
+                              label="Target's open mouth (teeth, tongue; 0 = the model's)",
+                              elem_id=f"{prefix}-mouth")
         with gr.Row():
             original = gr.Image(label="Original", type="numpy", interactive=False,
                                 elem_id=f"{prefix}-original")
@@ -100,7 +103,7 @@ def render(ctx: Context, prefix: str) -> PreviewPanel:
         with gr.Row():
             show_button = gr.Button("Preview this frame", elem_id=f"{prefix}-show")
             render_button = gr.Button("Render with these settings", elem_id=f"{prefix}-render")
-    return PreviewPanel(frame, [color, blend, mask, erode, blur, smooth, faces, detail],
+    return PreviewPanel(frame, [color, blend, mask, erode, blur, smooth, faces, detail, mouth],
                         original, swapped, render_button, show_button)
 
 
