@@ -98,9 +98,9 @@ def _pack_target(frames: dict[int, _TargetFrame]) -> dict[str, np.ndarray]:
 
 
 def _unpack_target(data: dict | None, indices: list[int]) -> dict[int, _TargetFrame] | None:
-    """_pack_target's frames back, or None when `data` is not a whole record of `indices`."""
+    """_pack_target's frames back, or None unless `data` was read for exactly `indices`."""
     try:
-        if data is None or data["index"].tolist() != sorted(indices) \
+        if data is None or data["wanted"].tolist() != list(indices) \
                 or not data["has_face"].any():
             return None
 
@@ -193,8 +193,8 @@ class Judge:
                                                max_frames, detector) + ".npz")
         kept = _unpack_target(load_arrays(path), self.indices)
         if kept is None:
-            kept = self._read_target()
-            save_arrays(path, **_pack_target(kept))
+            kept = self._read_target()      # may lack frames past a short file's real end
+            save_arrays(path, wanted=np.array(self.indices, np.int64), **_pack_target(kept))
         faces = [f.face.embedding for f in kept.values() if f.face is not None]
         self.target_centroid = np.mean(faces, 0)
         return kept
