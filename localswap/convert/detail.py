@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from localswap.faces.landmarks import eye_gap, lip_gap
+from localswap.faces.landmarks import eye_gap, lip_gap, mouth_width
 
 BANK_DIR = "detail"
 BANK_FILE = "bank.json"
@@ -186,7 +186,7 @@ class DetailBank:
         crop's lips part by more or less than the face's (over MOUTH_OK of the mouth's
         width): the photo's teeth and lip lines would be drawn across the model's mouth as
         cracks (check4: a wide-open mouth the source never made)."""
-        width = max(1.0, float(np.linalg.norm(lm_hi[54] - lm_hi[48])))
+        width = mouth_width(lm_hi)
         off = abs(lip_gap(lm_hi) - self.gaps[j]) / width
         return MOUTH_KEEP * float(np.clip((MOUTH_OFF - off) / (MOUTH_OFF - MOUTH_OK), 0, 1))
 
@@ -207,7 +207,7 @@ class DetailBank:
 
 def mouth_area(lm_hi: np.ndarray) -> np.ndarray:
     """(HI, HI) float: 1 on the lips and a little around them, fading out."""
-    width = max(1.0, float(np.linalg.norm(lm_hi[54] - lm_hi[48])))
+    width = mouth_width(lm_hi)
     area = np.zeros((HI, HI), np.float32)
     cv2.fillPoly(area, [np.round(lm_hi[48:60]).astype(np.int32)], 1.0)
     grow = max(1, int(round(0.15 * width)))

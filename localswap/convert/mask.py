@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from localswap.faces.landmarks import face_hull, lip_gap
+from localswap.faces.landmarks import face_hull, lip_gap, mouth_width
 
 MASKS = ("hull", "learned", "both")
 # the target's own open mouth: from a lip gap of this share of the mouth's width, kept this
@@ -59,7 +59,7 @@ def mouth_interior(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray 
     """(h, w) float: 1 well inside the parted lips (teeth, tongue, the dark gap), fading to
     0 short of the inner lip line; None while the lips hardly part (68-point `landmarks` in
     the region's pixels)."""
-    width = max(1.0, float(np.linalg.norm(landmarks[54] - landmarks[48])))
+    width = mouth_width(landmarks)
     if lip_gap(landmarks) < MOUTH_PARTED * width:
         return None
     area = np.zeros(shape, np.uint8)

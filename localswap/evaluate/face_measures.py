@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 # eye_opening is a face measure too; it lives beside eye_ratio, which training also uses
-from localswap.faces.landmarks import estimate_pose, eye_opening, face_width  # noqa: F401
+from localswap.faces.landmarks import (  # noqa: F401
+    estimate_pose, eye_opening, face_width, lip_gap)
 
 # Below these standard deviations a series is flat (a still face, or a face the detector
 # could not read): a correlation with it would be noise, so none is reported.
@@ -19,9 +20,8 @@ def mouth_opening(landmarks: np.ndarray) -> float:
     """Inner-lip gap (mean of the three inner pairs) over the jaw's width, so it does not
     change with the face's size in the frame."""
     pts = np.asarray(landmarks, np.float64)
-    gap = np.mean([np.linalg.norm(pts[a] - pts[b]) for a, b in ((61, 67), (62, 66), (63, 65))])
     width = face_width(pts)
-    return float(gap / width) if width > 0 else 0.0
+    return lip_gap(pts) / width if width > 0 else 0.0
 
 
 def pose(landmarks: np.ndarray, width: int, height: int) -> np.ndarray:

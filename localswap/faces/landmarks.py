@@ -169,6 +169,11 @@ def expression_map(landmarks: np.ndarray, size: int, filled: bool = True) -> np.
     return m
 
 
+def mouth_width(lm: np.ndarray) -> float:
+    """Corner to corner of the mouth (68-point landmarks), at least 1, in the landmarks' pixels."""
+    return max(1.0, float(np.linalg.norm(lm[54] - lm[48])))
+
+
 def lip_gap(lm: np.ndarray) -> float:
     """How far the inner lips part (68-point landmarks), in the landmarks' pixels."""
     return float(np.linalg.norm(lm[[61, 62, 63]] - lm[[67, 66, 65]], axis=1).mean())
