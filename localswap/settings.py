@@ -25,6 +25,7 @@ from localswap.train.archs import ARCHS, RESOLUTIONS
 FACE_TYPES = tuple(FACE_TYPE_BOX)
 DETECTORS = tuple(DETECTOR_REGISTRY)
 DEVICES = ("auto", "cpu", "cuda")
+ROLES = ("source", "target")
 
 
 def option(default: Any, help: str, *, choices: tuple | None = None, low: float | None = None,
@@ -105,12 +106,18 @@ class ExtractSettings(SettingsBase):
                            label="Face detector")
     every: int = option(1, "use every Nth video frame", low=1, high=10_000,
                         label="Use every Nth frame")
-    min_face: int = option(48, "reject faces smaller than this many pixels across", low=8,
-                           high=4096, label="Smallest face (px)")
-    blur_threshold: float = option(
-        30.0, "reject faces whose sharpness (Laplacian variance of a 128 px crop: sharp faces "
-        "score 150-600, a Gaussian blur of 3 px about 20) is below this; 0 keeps all",
-        low=0.0, high=100_000.0, label="Blur threshold (0 = keep all)")
+    role: str = option("source", "whose faces these are: source (the identity to put in: "
+                       "faces much softer than the clip's sharpest, blurred or smaller than "
+                       "--min-face are left out) or target (every face the render will swap "
+                       "is kept)", choices=ROLES, label="Faces for")
+    min_face: int = option(48, "leave out source faces smaller than this many pixels across "
+                           "(a target keeps every face the render can swap)", low=8,
+                           high=4096, label="Smallest source face (px)")
+    soft_share: float = option(
+        0.25, "leave out source faces less sharp than this share of the clip's sharpest "
+        "faces (motion blur, a focus pull), and blurred ones; at least the 48 sharpest of a "
+        "clip stay; 0 keeps every face", low=0.0, high=1.0,
+        label="Leave out soft source faces (share of the sharpest; 0 keeps all)")
     min_confidence: float = option(0.5, "detector confidence needed to accept a face",
                                    low=0.05, high=0.99, label="Detector confidence")
     max_frames: int = option(0, "stop after this many frames per video (0 = all)", low=0,

@@ -109,7 +109,9 @@ def test_cli_no_face_video_exit_2(video_no_face, tmp_path):
     r = run_cli("extract", video_no_face, "--out", tmp_path / "fs")
     assert r.returncode == 2
     last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: no usable face found") and "upload" in last
+    # One sentence naming the file, what was found and what to do.
+    assert last.startswith("error: coffee.mp4: no usable face found in 24 frames")
+    assert "no face 24" in last and "use a video or photos where one face" in last
     assert not (tmp_path / "fs").exists()
 
 

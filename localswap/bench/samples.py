@@ -62,18 +62,31 @@ def moving_frames(photo: np.ndarray, centre: tuple[float, float], n: int, size=(
     return frames
 
 
-def encode(path: Path, frames: list[np.ndarray], fps: float = 24, audio: bool = True) -> Path:
+def encode(path: Path, frames: list[np.ndarray], fps: float = 24, audio: bool = True,
+           kbits: int = 0) -> Path:
+    """H.264 (+ AAC tone): near-lossless, or at `kbits` kbit/s like a webcam call."""
     h, w = frames[0].shape[:2]
     cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps), "-i", "-"]
     if audio:
         cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration="
                 f"{len(frames) / fps:.3f}", "-c:a", "aac", "-b:a", "64k"]
-    cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p",
+    rate = ["-b:v", f"{kbits}k", "-maxrate", f"{kbits * 6 // 5}k", "-bufsize", f"{kbits * 2}k"] \
+        if kbits else ["-crf", "18"]
+    cmd += ["-c:v", "libx264", "-preset", "veryfast", *rate, "-pix_fmt", "yuv420p",
             "-shortest", str(path)]
     subprocess.run(cmd, input=b"".join(np.ascontiguousarray(f).tobytes() for f in frames),
                    check=True)
     return path
+
+
+def webcam_frames(photo: np.ndarray, centre: tuple[float, float], n: int, face: float,
+                  soften: float, size=(400, 300), seed: int = 0) -> list[np.ndarray]:
+    """A soft webcam: `photo` moving with its face about `face` px across (from a face
+    ~130 px wide in the photo, as the astronaut's and Grace Hopper's are), softened by a
+    Gaussian of `soften` px, as cheap optics and a small sensor give."""
+    frames = moving_frames(photo, centre, n, size=size, zoom=face / 130.0, seed=seed)
+    return [cv2.GaussianBlur(f, (0, 0), soften) if soften else f for f in frames]
 
 
 def two_faces_frames(n: int, size=(480, 360)) -> list[np.ndarray]:

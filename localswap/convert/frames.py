@@ -14,10 +14,9 @@ from localswap.convert.blend import Look, draw_label, paste
 from localswap.convert.swapper import Swapper
 from localswap.errors import UserError
 from localswap.faces.align import transform_matrix, transform_points, warp_face
-from localswap.faces.landmarks import face_width
+from localswap.faces.landmarks import SWAPPABLE_FACE as MIN_FACE, face_width
 from localswap.progress import plural
 
-MIN_FACE = 12          # px across; smaller detections are left alone
 # The converter's steps, each with its busy seconds in ConvertResult.stages.
 STEPS = ("decode", "detect", "align", "model", "compose", "encode")
 

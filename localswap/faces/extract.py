@@ -1,8 +1,14 @@
 """Extraction: videos and photos in, a faceset of aligned faces out.
 
 detect -> 68 landmarks -> similarity transform to the mean face -> aligned crop -> filters
-(size, sharpness, one person per frame) -> PNG + faceset.json entry. Re-running on the same
-folder skips frames already extracted.
+-> PNG + faceset.json entry. Re-running on the same folder skips frames already extracted.
+
+The filters depend on whose faces these are (`role`). A target keeps every face the render
+can swap (SWAPPABLE_FACE px and up, one person per frame): every target frame is rendered,
+so a soft or small face is still the user's face; the summary counts them. A source is the
+identity the model learns, so it leaves out faces under --min-face, blurred faces and faces
+much softer than its own clip's sharpest (localswap.faces.sharpness), keeping at least its
+sharpest KEEP_AT_LEAST.
 """
 from __future__ import annotations
 
@@ -25,7 +31,8 @@ from localswap.faces.align import transform_matrix, transform_points, warp_face
 from localswap.faces.detect import make_backend
 from localswap.faces.detection import Detection
 from localswap.faces.faceset import Faceset, FaceEntry, yaw_bin
-from localswap.faces.landmarks import estimate_pose, face_hull, face_width
+from localswap.faces import sharpness
+from localswap.faces.landmarks import SWAPPABLE_FACE, estimate_pose, face_width
 from localswap.faces.tracking import Tracks
 from localswap.progress import Progress, no_progress, plural
 from localswap.settings import ExtractSettings
@@ -41,6 +48,8 @@ class ExtractSummary:
     faces_total: int = 0                   # in the faceset after this run
     frames_skipped: int = 0                # already extracted on an earlier run
     multi_face_frames: int = 0
+    soft: int = 0                          # kept though soft (a target keeps them all)
+    small: int = 0                         # target faces kept though under --min-face
     rejected: dict = field(default_factory=dict)
     yaw: dict = field(default_factory=lambda: {"frontal": 0, "three_quarter": 0, "profile": 0})
     seconds: float = 0.0
@@ -52,46 +61,32 @@ class ExtractSummary:
     def to_dict(self) -> dict:
         return {**asdict(self), "fps": round(self.fps, 2)}
 
+    def kept_though(self) -> str:
+        """'12 soft, 3 small', for the faces kept though soft or small."""
+        return ", ".join(f"{n} {what}" for n, what in ((self.soft, "soft"),
+                                                       (self.small, "small")) if n)
+
+    def rejected_text(self) -> str:
+        return self.rejected_text_of(self.rejected)
+
+    @staticmethod
+    def rejected_text_of(counts: dict) -> str:
+        """'blurry 3, too small 2' (faces; 'no face' counts frames)."""
+        return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(counts.items())
+                         if v) or "none"
+
     def report(self) -> str:
-        rej = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(self.rejected.items())
-                        if v) or "none"
+        rej = self.rejected_text()
         yaw = ", ".join(f"{k.replace('_', '-')} {v}" for k, v in self.yaw.items())
         return (f"faceset {self.out}: kept {plural(self.faces_kept, 'face')} from "
                 f"{plural(self.frames_read, 'frame')} ({self.faces_total} in the faceset)\n"
-                f"rejected: {rej}\n"
+                + (f"kept though {self.kept_though()}\n" if self.soft or self.small else "")
+                + f"rejected: {rej}\n"
                 f"frames with several faces: {self.multi_face_frames} (kept the main person)\n"
                 f"poses: {yaw}\n"
                 f"time: {self.seconds:.1f} s, {self.fps:.1f} frames/s"
                 + (f"\nskipped {plural(self.frames_skipped, 'frame')} extracted earlier"
                    if self.frames_skipped else ""))
-
-
-SHARPNESS_SIZE = 128  # sharpness is measured on a crop of this size, whatever --size is
-
-
-def sharpness(frame: np.ndarray, mat: np.ndarray, size: int, landmarks: np.ndarray,
-              crop: np.ndarray | None = None) -> float:
-    """Variance of the Laplacian inside the face hull of a 128 px aligned crop, or of a crop
-    at the face's own resolution where the face covers fewer frame pixels than that:
-    upscaling a small sharp face would smear it and reject it as blurry.
-
-    `mat`, `size` and `landmarks` describe the real crop; rescaling them keeps the score
-    independent of the crop size the user picked. Measured on H.264 video: a sharp 100 px
-    face scores 400-600, a 50 px face 140-280; blurred by a Gaussian of sigma 2 about 50,
-    of sigma 3 about 20.
-    """
-    native = size / math.sqrt(abs(np.linalg.det(mat[:2, :2])))   # frame pixels across the crop
-    side = int(max(32, min(SHARPNESS_SIZE, round(native))))
-    k = side / size
-    if crop is not None and size >= side:
-        small = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
-    else:
-        small = warp_face(frame, mat * k, side)
-    gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-    mask = np.zeros(gray.shape, np.uint8)
-    cv2.fillConvexPoly(mask, np.round(face_hull(landmarks * k)).astype(np.int32), 1)
-    sel = cv2.Laplacian(gray, cv2.CV_32F)[mask > 0]
-    return float(sel.var()) if sel.size > 16 else 0.0
 
 
 def _written(path: Path) -> bool:
@@ -132,13 +127,20 @@ def collect_inputs(inputs: list[str | Path]) -> list[tuple[Path, media.MediaInfo
 
 
 class _Extractor:
-    def __init__(self, faceset: Faceset, settings: ExtractSettings, summary: ExtractSummary):
+    def __init__(self, faceset: Faceset, settings: ExtractSettings, summary: ExtractSummary,
+                 names: dict[str, str] | None = None):
         self.fs, self.s, self.summary = faceset, settings, summary
+        self.names = names or {}
         self.rejected: Counter = Counter()
         self.writer = ThreadPoolExecutor(max_workers=2)  # PNG encoding overlaps detection
         self.pending = []
         self.last_save = time.monotonic()
         self.people = None          # (reference descriptors, the row wanted) for --person
+        self.added: list[FaceEntry] = []    # this run's faces, for the sharpness rule
+
+    def name(self, path: Path) -> str:
+        """The file's name as the user knows it (an upload is stored under another)."""
+        return self.names.get(str(path)) or self.names.get(path.name) or path.name
 
     def choose_person(self, items: list[tuple[Path, media.MediaInfo | None]]) -> None:
         """--person N (numbered in the first video's listing) or --person-photo FILE: only
@@ -169,16 +171,16 @@ class _Extractor:
                    timestamp: float, track: int, k: int) -> tuple[FaceEntry, np.ndarray] | None:
         s = self.s
         width = face_width(det.landmarks)
-        if width < s.min_face:
+        target = s.role == "target"
+        if width < (SWAPPABLE_FACE if target else s.min_face):
             self.rejected["too_small"] += 1
             return None
         mat = transform_matrix(det.landmarks, s.size, s.face_type)
         crop = warp_face(frame, mat, s.size)
         lm = transform_points(det.landmarks, mat)
-        blur = sharpness(frame, mat, s.size, lm, crop)
-        if blur < s.blur_threshold:
-            self.rejected["blurry"] += 1
-            return None
+        blur, fine = sharpness.scores(frame, mat, s.size, lm, crop)
+        if target and width < s.min_face:
+            self.summary.small += 1
         h, w = frame.shape[:2]
         yaw, pitch, roll = estimate_pose(det.landmarks, w, h)
         name = f"{_source_tag(source)}_{index:06d}_{k}.png"
@@ -187,12 +189,13 @@ class _Extractor:
             bbox=[round(float(v), 2) for v in det.bbox], landmarks=np.round(lm, 2).tolist(),
             yaw=round(yaw, 2), pitch=round(pitch, 2), roll=round(roll, 2), blur=round(blur, 2),
             face_size=round(width, 2), transform=np.round(mat, 6).tolist(),
-            score=round(det.score, 4), track=track)
+            score=round(det.score, 4), track=track, fine=round(fine, 4))
         return entry, crop
 
     def keep(self, entry: FaceEntry, crop: np.ndarray) -> None:
         self.pending.append(self.writer.submit(media.write_image, self.fs.image_path(entry), crop))
         self.fs.add(entry)
+        self.added.append(entry)
         self.summary.faces_kept += 1
         if time.monotonic() - self.last_save > SAVE_SECONDS:
             self.flush()
@@ -241,7 +244,8 @@ class _Extractor:
                 if len(kept) > 1:
                     multi.append(kept)
             if done % 5 == 0 or done == total:
-                progress(done, total, f"{path.name}: {plural(self.summary.faces_kept, 'face')}")
+                progress(done, total, f"{self.name(path)}: "
+                         f"{plural(self.summary.faces_kept, 'face')}")
         self.one_person(multi, tracks)
         return done
 
@@ -290,9 +294,44 @@ class _Extractor:
             self.keep(*made)
 
 
+    def judge_sharpness(self) -> None:
+        """Count the target's soft faces; leave the source's soft and blurred faces out,
+        clip by clip (photos as one group), keeping at least the sharpest KEEP_AT_LEAST of
+        each (localswap.faces.sharpness)."""
+        present = {id(f) for f in self.fs.faces}
+        groups: dict[str, list[FaceEntry]] = {}
+        for f in self.added:
+            if id(f) in present:
+                key = "photos" if f.frame == 0 and media.is_image(Path(f.source)) else f.source
+                groups.setdefault(key, []).append(f)
+        drop: list[FaceEntry] = []
+        for key, faces in groups.items():
+            faces.sort(key=lambda f: f.frame)
+            blurs = [f.blur for f in faces]
+            if self.s.role == "target":
+                line = sharpness.soft_line(blurs, self.s.soft_share)
+                self.summary.soft += sum(b < line for b in blurs)
+                continue
+            labels = sharpness.judge_source(blurs, [f.fine for f in faces], self.s.soft_share,
+                                            window=1 if key == "photos" else 7)
+            for f, label in zip(faces, labels):
+                if label != "keep":
+                    drop.append(f)
+                    self.rejected["blurry" if label == "blurred" else "soft"] += 1
+            fair = [b for b, label in zip(blurs, labels) if label != "blurred"]
+            line = sharpness.soft_line(fair, self.s.soft_share)
+            self.summary.soft += sum(b < line for b, label in zip(blurs, labels)
+                                     if label == "keep")
+        if drop:
+            self.flush()
+            self.fs.remove_many(drop)
+            self.summary.faces_kept -= len(drop)
+
 def extract(inputs: list[str | Path], out: str | Path, settings: ExtractSettings | None = None,
-            progress: Progress = no_progress) -> ExtractSummary:
-    """Extract faces from `inputs` into the faceset folder `out`; see module doc."""
+            progress: Progress = no_progress,
+            names: dict[str, str] | None = None) -> ExtractSummary:
+    """Extract faces from `inputs` into the faceset folder `out`; see module doc. `names`
+    maps an input's path or file name to the name the user knows it by, for messages."""
     settings = (settings or ExtractSettings()).validate()
     started = time.perf_counter()
     items = collect_inputs(inputs)
@@ -300,7 +339,7 @@ def extract(inputs: list[str | Path], out: str | Path, settings: ExtractSettings
     created = not out.exists()
     fs = Faceset.open_or_create(out, settings.face_type, settings.size)
     summary = ExtractSummary(out=str(out))
-    ex = _Extractor(fs, settings, summary)
+    ex = _Extractor(fs, settings, summary, names)
     if settings.person or settings.person_photo:
         ex.choose_person(items)
     total = 0
@@ -322,7 +361,8 @@ def extract(inputs: list[str | Path], out: str | Path, settings: ExtractSettings
                     device=settings.device)
                 ex.image(p, image_backend)
                 done += 1
-                progress(done, total, f"{p.name}: {plural(summary.faces_kept, 'face')}")
+                progress(done, total, f"{ex.name(p)}: {plural(summary.faces_kept, 'face')}")
+        ex.judge_sharpness()
         ex.flush()
     except BaseException as exc:
         ex.writer.shutdown(wait=True)
@@ -352,8 +392,26 @@ def extract(inputs: list[str | Path], out: str | Path, settings: ExtractSettings
     if not fs.faces:
         if created:
             shutil.rmtree(out, ignore_errors=True)
-        raise NoFacesError(
-            f"no usable face found in {summary.frames_read} frames ({summary.report().splitlines()[1]}): "
-            "upload a video or photos where one face is clearly visible, lit and at least "
-            f"{settings.min_face} px wide")
+        raise NoFacesError(no_faces_sentence([ex.name(p) for p, _ in items], summary, settings))
     return summary
+
+
+def no_faces_sentence(names: list[str], summary: ExtractSummary,
+                      settings: ExtractSettings) -> str:
+    """One sentence: which files, what was found and what to do about it."""
+    named = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    rej = summary.rejected
+    cause = max(("no_face", "too_small", "blurry", "soft", "other_person", "unreadable"),
+                key=lambda k: rej.get(k, 0))
+    advice = {
+        "no_face": "use a video or photos where one face is clearly visible and lit",
+        "too_small": f"the faces are under {settings.min_face} px across: use a closer shot, "
+                     "or lower 'Smallest source face (px)' (--min-face)",
+        "blurry": "the faces are blurred: use a sharper video or photos, or set 'Leave out "
+                  "soft source faces' to 0 (--soft-share 0) to learn from them anyway",
+        "soft": "use a sharper video or photos, or set --soft-share 0 to keep every face",
+        "other_person": "the chosen person was not found: pick another person",
+        "unreadable": "the files could not be read: export them again as mp4, jpg or png",
+    }[cause if rej.get(cause) else "no_face"]
+    return (f"{named}: no usable face found in {plural(summary.frames_read, 'frame')} "
+            f"(rejected: {summary.rejected_text()}): {advice}")

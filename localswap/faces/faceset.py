@@ -35,6 +35,7 @@ class FaceEntry:
     transform: list[list[float]]    # 2x3 affine, source frame -> crop
     score: float = 1.0              # detector confidence
     track: int = 0                  # track id within its source video
+    fine: float = 0.0               # fine-detail ratio (faces.sharpness; 0 = not measured)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -109,6 +110,12 @@ class Faceset:
     def remove(self, entry: FaceEntry) -> None:
         self.faces = [f for f in self.faces if f is not entry]
         (self.path / entry.image).unlink(missing_ok=True)
+
+    def remove_many(self, entries: list[FaceEntry]) -> None:
+        gone = {id(e) for e in entries}
+        self.faces = [f for f in self.faces if id(f) not in gone]
+        for e in entries:
+            (self.path / e.image).unlink(missing_ok=True)
 
     def save(self) -> None:
         # Compact JSON: the C encoder is ~10x faster than indented output on big facesets.

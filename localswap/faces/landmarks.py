@@ -143,6 +143,11 @@ def eye_opening(landmarks: np.ndarray) -> float:
     return (eye_ratio(pts[RIGHT_EYE]) + eye_ratio(pts[LEFT_EYE])) / 2
 
 
+# The smallest face the render swaps (px across): the target's floor, so a target faceset
+# keeps every face that will be rendered (smaller detections are left alone there too).
+SWAPPABLE_FACE = 12
+
+
 def face_width(landmarks: np.ndarray) -> float:
     """Face size in pixels from 68 iBUG landmarks: the jaw's ear-to-ear span (points 0 and
     16), steadier than a box under rotation."""

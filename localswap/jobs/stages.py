@@ -165,16 +165,39 @@ def output_path(ctx: StageContext, iteration: int | None = None) -> Path:
     raise UserError(f"too many renders of {name} in outputs/: move some elsewhere")
 
 
+def user_names(ctx: StageContext) -> dict[str, str]:
+    """Stored file name -> the name the user gave it, for every upload of the job (and the
+    downscaled copies prepare made), so messages never show the stored names."""
+    p, r = ctx.job.params, ctx.job.result
+    out = {}
+    for rel in (p.get("target"), r.get("target")):
+        if rel and p.get("target_name"):
+            out[Path(rel).name] = p["target_name"]
+    for stored in (p.get("sources") or [], r.get("sources") or []):
+        for rel, name in zip(stored, p.get("source_names") or []):
+            out[Path(rel).name] = name
+    return out
+
+
 def _extract(ctx: StageContext, stage: str, side: str, who: str) -> dict:
     from localswap.swap.pipeline import run_stage
     job = swap_job(ctx)
     try:
-        summary = run_stage(job, stage, ctx.workspace, ctx.progress)
+        summary = run_stage(job, stage, ctx.workspace, ctx.progress, names=user_names(ctx))
     except NoFacesError as exc:
         raise NoFacesError(f"{who}: {exc}") from exc
-    ctx.progress.log(f"{who}: kept {plural(summary.faces_kept, 'face')} from "
-                     f"{plural(summary.frames_read, 'frame')} ({summary.faces_total} in the "
-                     "faceset).")
+    line = (f"{who}: kept {plural(summary.faces_kept, 'face')} from "
+            f"{plural(summary.frames_read, 'frame')} ({summary.faces_total} in the faceset)")
+    if side == "target" and (summary.soft or summary.small):
+        line += f"; {summary.kept_though()} faces kept too, as every frame is rendered"
+    elif summary.soft:
+        line += f"; {summary.soft} of them soft, kept as the clip has few sharper faces"
+    left_out = {k: v for k, v in summary.rejected.items() if k != "no_face" and v}
+    if left_out:
+        line += f"; left out: {summary.rejected_text_of(left_out)}"
+    if summary.rejected.get("no_face"):
+        line += f"; no face in {plural(summary.rejected['no_face'], 'frame')}"
+    ctx.progress.log(line + ".")
     ctx.progress.info[f"faces_{side}"] = summary.faces_total
     folder = job.faceset_target if side == "target" else job.faceset_source
     return {f"faceset_{side}": ctx.rel(folder)}

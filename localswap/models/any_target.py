@@ -79,6 +79,7 @@ def as_facesets(items: list[str | Path], work: str | Path, source: str | Path) -
         if not path.exists():
             raise UserError(f"{path}: not found (a target is a faceset or a folder of photos)")
         dest = Path(work) / path.stem
-        extract([path], dest, ExtractSettings(face_type=like.face_type, size=like.size))
+        extract([path], dest, ExtractSettings(face_type=like.face_type, size=like.size,
+                                                 role="target"))
         out.append(dest)
     return out

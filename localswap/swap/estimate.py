@@ -25,9 +25,7 @@ from localswap.swap.plan import SwapJob, iterations_left
 from localswap.train.budget import train_seconds
 from localswap.workspace import Workspace
 
-# First guesses before anything was measured here (frames/s, it/s), by device kind.
-GUESS = {"cpu": {"extract": 15.0, "train": 2.0, "convert": 4.0},
-         "cuda": {"extract": 60.0, "train": 20.0, "convert": 30.0}}
+GUESS = speeds.GUESS
 
 
 @dataclass

@@ -22,8 +22,9 @@ from localswap.workspace import Workspace
 
 
 def run_stage(job: SwapJob, stage: str, ws: Workspace, progress: Progress = no_progress,
-              cancel: threading.Event | None = None):
-    """Run one stage; its result is also kept in job.results and its speed in speeds.json."""
+              cancel: threading.Event | None = None, names: dict[str, str] | None = None):
+    """Run one stage; its result is also kept in job.results and its speed in speeds.json.
+    `names`: the user's names of the input files, where they are stored under others."""
     from localswap.convert.render import convert
     from localswap.faces.extract import extract
     from localswap.train.trainer import train
@@ -32,10 +33,12 @@ def run_stage(job: SwapJob, stage: str, ws: Workspace, progress: Progress = no_p
         # The target's chosen person (--person / the app's pick) is the one converted.
         result = extract([job.target], job.faceset_target,
                          replace(job.extract, person=job.convert.person,
-                                 person_photo=job.convert.person_photo), progress)
+                                 person_photo=job.convert.person_photo, role="target"),
+                         progress, names)
         speeds.record(ws, "extract", result.fps, job)
     elif stage == "extract_source":
-        result = extract(job.sources, job.faceset_source, job.extract, progress)
+        result = extract(job.sources, job.faceset_source, replace(job.extract, role="source"),
+                         progress, names)
     elif stage == "train":
         left = iterations_left(job)
         result = train(job.faceset_source, job.faceset_target, job.model_dir, job.train,

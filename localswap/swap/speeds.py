@@ -90,7 +90,7 @@ def for_job(job: SwapJob, ws: Workspace) -> Speeds:
                       "convert": "convert_fps"}[kind], max(value, 1e-3))
         setattr(out, f"{kind}_basis", basis)
     for kind in ("extract", "train", "convert"):
-        if not got[kind]:
+        if not got[kind] and measured[f"{kind}_basis"].startswith("measured"):
             record(ws, kind, measured[kind], job, quick=True)
     return out
 
@@ -103,43 +103,89 @@ def _rate(small: tuple[int, float], large: tuple[int, float]) -> float:
     return n2 / max(t2, 1e-6)
 
 
+# First guesses before anything was measured here (frames/s, it/s), by device kind.
+GUESS = {"cpu": {"extract": 15.0, "train": 2.0, "convert": 4.0},
+         "cuda": {"extract": 60.0, "train": 20.0, "convert": 30.0}}
+
+
 def measure(job: SwapJob) -> dict:
-    """Quick measurements on the job's own target video, in a temp folder."""
+    """Quick measurements on the job's own target video, in a temp folder. Never raises for
+    what the video holds: a speed that cannot be measured (no face in the frames looked at,
+    a stage that fails) is a first guess, and its basis says so."""
+    from localswap.errors import is_disk_full
+    guess = GUESS[_device(job.train.device)]
+    found = {"extract": None, "train": None, "convert": None}
+    why = ""
+    with tempfile.TemporaryDirectory(prefix="localswap-speed-") as tmp:
+        try:
+            _measure(job, Path(tmp), found)
+        except Exception as exc:            # the job itself will say what is wrong, if anything
+            if is_disk_full(exc):
+                raise
+            why = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else \
+                type(exc).__name__
+    out = {}
+    for kind in found:
+        if found[kind]:
+            out[kind], out[f"{kind}_basis"] = found[kind], \
+                "measured just now on a few frames and iterations"
+        else:
+            out[kind] = guess[kind]
+            out[f"{kind}_basis"] = ("a first guess: " + (why or "no face in the frames "
+                                    "measured") + "; it gets exact after the first job here")
+    return out
+
+
+def _measure(job: SwapJob, tmp: Path, found: dict) -> None:
+    """Fill `found` with extract (frames/s), train (it/s), convert (frames/s), as far as the
+    video allows: training needs faces, the render a trained model."""
     from localswap.convert.render import convert
+    from localswap.errors import NoFacesError
     from localswap.faces.extract import extract
+    from localswap.faces.faceset import Faceset
     from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
     from localswap.train.trainer import train
 
-    with tempfile.TemporaryDirectory(prefix="localswap-speed-") as tmp:
-        tmp = Path(tmp)
-        runs = []
-        for n in (3, 11):
-            s = ExtractSettings(**{**job.extract.to_dict(), "max_frames": n, "every": 1})
-            t = time.perf_counter()
-            summary = extract([job.target], tmp / f"fs{n}", s)
-            runs.append((summary.frames_read, time.perf_counter() - t))
-        extract_fps = _rate(*runs)
-        faces = tmp / "fs11"
-        runs = []
-        # The first run in a process builds the kernels (oneDNN, cuDNN) and later runs reuse
-        # them: an untimed run first, or the 4-iteration run pays for what the 16 one does
-        # not and their difference reads far too fast (70 it/s "measured" against 8.4 real).
-        for n in (4, 4, 16):
-            s = TrainSettings(**{**job.train.to_dict(), "iterations": n, "save_every": 10 ** 6,
-                                 "preview_every": 10 ** 6, "save_minutes": 0.0,
-                                 "max_minutes": 0.0, "plateau": 0.0})
-            t = time.perf_counter()
-            train(faces, faces, tmp / f"model{n}-{len(runs)}", s)
-            runs.append((n, time.perf_counter() - t))
-        train_its = _rate(*runs[1:])
-        info = media.probe(job.target)
-        runs = []
-        for span in (0.5, 2.0):     # long enough that start-up noise does not dominate
-            end = min(info.duration, span)
-            s = ConvertSettings(**{**job.convert.to_dict(), "start": None, "end": end})
-            result = convert(job.target, tmp / "model4-0", tmp / f"c{span}.mp4", s)
-            runs.append((result.frames, result.seconds))
-        convert_fps = _rate(*runs)
-    basis = "measured just now on a few frames and iterations"
-    return {"extract": extract_fps, "train": train_its, "convert": convert_fps,
-            "extract_basis": basis, "train_basis": basis, "convert_basis": basis}
+    info = media.probe(job.target)
+    base = {**job.extract.to_dict(), "every": 1, "role": "target", "person": 0,
+            "person_photo": ""}
+    runs = []
+    for n in (3, 11):
+        t = time.perf_counter()
+        try:
+            extract([job.target], tmp / f"fs{n}", ExtractSettings(**{**base, "max_frames": n}))
+        except NoFacesError:
+            pass                    # the time still counts; faces are looked for below
+        runs.append((min(n, info.frames), time.perf_counter() - t))
+    found["extract"] = _rate(*runs)
+    faces = tmp / "fs11"
+    if not (faces / "faceset.json").is_file():
+        # No face in the first frames: look across the whole clip for some.
+        spread = max(1, info.frames // 12)
+        try:
+            extract([job.target], tmp / "fs-spread",
+                    ExtractSettings(**{**base, "every": spread, "max_frames": 12}))
+        except NoFacesError:
+            return
+        faces = tmp / "fs-spread"
+    if len(Faceset.load(faces)) < 1:
+        return
+    runs = []
+    # The first run in a process builds the kernels (oneDNN, cuDNN) and later runs reuse
+    # them: an untimed run first, or the 4-iteration run pays for what the 16 one does
+    # not and their difference reads far too fast (70 it/s "measured" against 8.4 real).
+    for n in (4, 4, 16):
+        s = TrainSettings(**{**job.train.to_dict(), "iterations": n, "save_every": 10 ** 6,
+                             "preview_every": 10 ** 6, "save_minutes": 0.0,
+                             "max_minutes": 0.0, "plateau": 0.0})
+        t = time.perf_counter()
+        train(faces, faces, tmp / f"model{n}-{len(runs)}", s)
+        runs.append((n, time.perf_counter() - t))
+    found["train"] = _rate(*runs[1:])
+    runs = []
+    for span in (0.5, 2.0):     # long enough that start-up noise does not dominate
+        end = min(info.duration, span)
+        s = ConvertSettings(**{**job.convert.to_dict(), "start": None, "end": end})
+        result = convert(job.target, tmp / "model4-0", tmp / f"c{span}.mp4", s)
+        runs.append((result.frames, result.seconds))
+    found["convert"] = _rate(*runs)

@@ -25,7 +25,7 @@ TRAIN_MAIN = ["iterations", "max_minutes", "arch", "resolution", "width", "batch
 TRAIN_MORE_FIRST = ["precision", "plateau", "preview_every", "save_every", "save_minutes"]
 CONVERT_FIRST = ["color", "blend", "mask", "erode", "blur", "detail", "mouth", "smooth",
                  "faces", "label"]
-EXTRACT_FIELDS = ["face_type", "every", "size", "min_face", "blur_threshold", "detector",
+EXTRACT_FIELDS = ["face_type", "every", "size", "min_face", "soft_share", "detector",
                   "max_frames"]
 NEW_MODEL = "(new model)"
 FRESH = "(fresh)"
