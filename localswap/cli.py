@@ -407,9 +407,15 @@ def _args_bench(p: argparse.ArgumentParser) -> None:
                    "2-core CPU); noisier figures")
     p.add_argument("--json", dest="json_file", metavar="FILE", help="also write the figures here")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--only", nargs="+", metavar="SECTION",
-                   help="run only these sections (machine always runs): extraction training "
-                   "baseline conversion quality sharing")
+    p.add_argument("--only", nargs="+", metavar="SECTION", choices=(
+                   "machine", "extraction", "training", "baseline", "conversion", "quality",
+                   "sharing", "corpus"),
+                   help="run only these sections (machine runs too, but for corpus alone): "
+                   "extraction training baseline conversion quality sharing corpus")
+    p.add_argument("--clips", nargs="+", metavar="CLIP",
+                   help="corpus section: only these clips (default: all)")
+    p.add_argument("--minutes", type=float, default=2.0,
+                   help="corpus section: minutes of training per pair (default 2)")
     p.add_argument("--pair", default="tune",
                    choices=("tune", "tune2", "check", "check2", "check3", "check4"),
                    help="quality section: the pair of videos (tune = the recipe was chosen on "
@@ -432,12 +438,29 @@ def cmd_bench(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     # Contact sheets and renders of the quality section go next to the JSON.
     out_dir = Path(args.json_file).resolve().parent if args.json_file else None
+    corpus = {"minutes": args.minutes}
+    if args.clips:
+        from localswap.bench.corpus import CLIPS
+        unknown = sorted(set(args.clips) - set(CLIPS))
+        if unknown:
+            raise UserError(f"unknown corpus clip {', '.join(unknown)}: choose from "
+                            f"{', '.join(CLIPS)}")
+        corpus["clips"] = args.clips
+        corpus["pairs"] = [(s, t) for s, t in _corpus_pairs() if {s, t} <= set(args.clips)]
     results = bench.run(quick=args.quick, device=args.device, only=args.only, tiny=args.tiny,
-                        out_dir=out_dir, pair=args.pair, recipe=args.recipe)
+                        out_dir=out_dir, pair=args.pair, recipe=args.recipe, corpus=corpus)
     print(bench.table(results))
+    if results.get("corpus"):
+        from localswap.bench.corpus import matrix
+        print("\n" + matrix(results["corpus"]))
     if args.json_file:
         bench.write_json(results, args.json_file)
     return 0
+
+
+def _corpus_pairs() -> list:
+    from localswap.bench.corpus import PAIRS
+    return PAIRS
 
 
 def _args_evaluate(p: argparse.ArgumentParser) -> None:

@@ -110,9 +110,10 @@ class ExtractSettings(SettingsBase):
                        "faces much softer than the clip's sharpest, blurred or smaller than "
                        "--min-face are left out) or target (every face the render will swap "
                        "is kept)", choices=ROLES, label="Faces for")
-    min_face: int = option(48, "leave out source faces smaller than this many pixels across "
-                           "(a target keeps every face the render can swap)", low=8,
-                           high=4096, label="Smallest source face (px)")
+    min_face: int = option(0, "leave out source faces smaller than this many pixels across; "
+                           "0 = auto: under 48 px only while the clip keeps its 48 largest "
+                           "(a target keeps every face the render can swap)", low=0,
+                           high=4096, label="Smallest source face (px)", auto="auto")
     soft_share: float = option(
         0.25, "leave out source faces less sharp than this share of the clip's sharpest "
         "faces (motion blur, a focus pull), and blurred ones; at least the 48 sharpest of a "

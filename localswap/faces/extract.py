@@ -172,14 +172,14 @@ class _Extractor:
         s = self.s
         width = face_width(det.landmarks)
         target = s.role == "target"
-        if width < (SWAPPABLE_FACE if target else s.min_face):
+        if width < (SWAPPABLE_FACE if target else s.min_face or SWAPPABLE_FACE):
             self.rejected["too_small"] += 1
             return None
         mat = transform_matrix(det.landmarks, s.size, s.face_type)
         crop = warp_face(frame, mat, s.size)
         lm = transform_points(det.landmarks, mat)
         blur, fine = sharpness.scores(frame, mat, s.size, lm, crop)
-        if target and width < s.min_face:
+        if target and width < (s.min_face or sharpness.SMALL_FACE):
             self.summary.small += 1
         h, w = frame.shape[:2]
         yaw, pitch, roll = estimate_pose(det.landmarks, w, h)
@@ -312,20 +312,23 @@ class _Extractor:
                 line = sharpness.soft_line(blurs, self.s.soft_share)
                 self.summary.soft += sum(b < line for b in blurs)
                 continue
-            labels = sharpness.judge_source(blurs, [f.fine for f in faces], self.s.soft_share,
-                                            window=1 if key == "photos" else 7)
+            widths = [f.face_size for f in faces]
+            labels = sharpness.judge_source(
+                blurs, [f.fine for f in faces], widths, self.s.soft_share,
+                0.0 if self.s.min_face else sharpness.SMALL_FACE,
+                window=1 if key == "photos" else 7)
             for f, label in zip(faces, labels):
-                if label != "keep":
+                if label in ("soft", "small", "blurred"):
                     drop.append(f)
-                    self.rejected["blurry" if label == "blurred" else "soft"] += 1
-            fair = [b for b, label in zip(blurs, labels) if label != "blurred"]
-            line = sharpness.soft_line(fair, self.s.soft_share)
-            self.summary.soft += sum(b < line for b, label in zip(blurs, labels)
-                                     if label == "keep")
+                    self.rejected[{"blurred": "blurry", "small": "too_small"}.get(
+                        label, label)] += 1
+            self.summary.soft += labels.count("kept soft")
+            self.summary.small += labels.count("kept small")
         if drop:
             self.flush()
             self.fs.remove_many(drop)
             self.summary.faces_kept -= len(drop)
+
 
 def extract(inputs: list[str | Path], out: str | Path, settings: ExtractSettings | None = None,
             progress: Progress = no_progress,
@@ -405,8 +408,8 @@ def no_faces_sentence(names: list[str], summary: ExtractSummary,
                 key=lambda k: rej.get(k, 0))
     advice = {
         "no_face": "use a video or photos where one face is clearly visible and lit",
-        "too_small": f"the faces are under {settings.min_face} px across: use a closer shot, "
-                     "or lower 'Smallest source face (px)' (--min-face)",
+        "too_small": f"the faces are under {settings.min_face or SWAPPABLE_FACE} px across: "
+                     "use a closer shot, or lower 'Smallest source face (px)' (--min-face)",
         "blurry": "the faces are blurred: use a sharper video or photos, or set 'Leave out "
                   "soft source faces' to 0 (--soft-share 0) to learn from them anyway",
         "soft": "use a sharper video or photos, or set --soft-share 0 to keep every face",

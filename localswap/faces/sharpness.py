@@ -38,6 +38,7 @@ MEASURE_SIZE = 128      # the scores are taken on a crop of at most this size, w
 DETAIL_FLOOR = 0.3      # fine * sqrt(blur) under it: blurred, whatever its clip (module doc)
 UPPER = 90              # a clip's sharp faces: its upper decile of `blur`
 KEEP_AT_LEAST = 48      # a source clip keeps at least this many faces when it has them
+SMALL_FACE = 48         # px across: a source face under it is the first left out (after soft)
 
 
 def scores(frame: np.ndarray, mat: np.ndarray, size: int, landmarks: np.ndarray,
@@ -75,28 +76,34 @@ def soft_line(blurs: list[float], share: float) -> float:
     return share * float(np.percentile(blurs, UPPER)) if blurs else 0.0
 
 
-def judge_source(blurs: list[float], fines: list[float], share: float, window: int = 7,
+def judge_source(blurs: list[float], fines: list[float], widths: list[float], share: float,
+                 small_under: float = 0.0, window: int = 7,
                  keep_at_least: int = KEEP_AT_LEAST) -> list[str]:
-    """'keep', 'soft' or 'blurred' for each face of one group (a clip's faces in frame
-    order, or the photos): the soft and blurred ones are left out. A face is blurred where
-    the running median of `detail` over `window` neighbouring faces is under DETAIL_FLOOR
-    (one frame's score wavers by +-30% with light and motion; a clip's sharpness moves
-    slowly, but for motion blur, which the soft rule catches). Soft: under `soft_line` of
-    the faces not blurred, unless that leaves fewer than `keep_at_least`; then the sharpest
-    soft faces stay. share 0 keeps every face."""
+    """'keep', 'soft', 'small' or 'blurred' for each face of one group (a clip's faces in
+    frame order, or the photos), or 'kept soft' / 'kept small' for a soft or small face
+    kept to make up the number: 'soft', 'small' and 'blurred' are left out.
+
+    Blurred: the running median of `detail` over `window` neighbouring faces is under
+    DETAIL_FLOOR (one frame's score wavers by +-30% with light and motion; a clip's
+    sharpness moves slowly, but for motion blur, which the soft rule catches). Never kept.
+    Small: narrower than `small_under` px. Soft: under `soft_line` of the large faces.
+    Where that leaves fewer than `keep_at_least`, the sharpest soft faces come back, then
+    the largest small ones. share 0 leaves out none for sharpness."""
     n = len(blurs)
-    if share <= 0 or not n:
-        return ["keep"] * n
-    d = np.array([detail(b, f) for b, f in zip(blurs, fines)])
-    half = window // 2
-    smooth = np.array([np.median(d[max(0, i - half):i + half + 1]) for i in range(n)])
-    label = np.where(smooth < DETAIL_FLOOR, "blurred", "keep").astype(object)
-    fair = [i for i in range(n) if label[i] == "keep"]
-    if not fair:
-        return list(label)
-    line = soft_line([blurs[i] for i in fair], share)
-    soft = sorted((i for i in fair if blurs[i] < line), key=lambda i: -blurs[i])
-    back = max(0, min(keep_at_least, len(fair)) - (len(fair) - len(soft)))
-    for i in soft[back:]:
-        label[i] = "soft"
+    label = np.array(["keep"] * n, dtype=object)
+    if share > 0 and n:
+        d = np.array([detail(b, f) for b, f in zip(blurs, fines)])
+        half = window // 2
+        smooth = np.array([np.median(d[max(0, i - half):i + half + 1]) for i in range(n)])
+        label[smooth < DETAIL_FLOOR] = "blurred"
+    fair = [i for i in range(n) if label[i] != "blurred"]
+    small = [i for i in fair if widths[i] < small_under]
+    large = [i for i in fair if widths[i] >= small_under]
+    line = soft_line([blurs[i] for i in large], share) if share > 0 else 0.0
+    soft = [i for i in large if blurs[i] < line]
+    back = max(0, min(keep_at_least, len(fair)) - (len(large) - len(soft)))
+    order = sorted(soft, key=lambda i: -blurs[i]) + sorted(small, key=lambda i: -widths[i])
+    for k, i in enumerate(order):
+        what = "small" if widths[i] < small_under else "soft"
+        label[i] = f"kept {what}" if k < back else what
     return list(label)

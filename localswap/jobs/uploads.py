@@ -95,7 +95,8 @@ def photos_without_face(photos: list[tuple[str | os.PathLike, str]],
 
 
 def no_face_sentence(name: str, settings: ExtractSettings | None = None) -> str:
-    min_face = (settings or ExtractSettings()).min_face
+    from localswap.faces.sharpness import SMALL_FACE
+    min_face = (settings or ExtractSettings()).min_face or SMALL_FACE
     return (f"{name}: no usable face in this photo, so it would teach the model nothing. Use "
             f"a photo where one face is clearly visible, lit and at least {min_face} px wide, "
             "or leave it out.")
