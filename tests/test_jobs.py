@@ -88,6 +88,8 @@ def test_queue_order_failure_sentence_and_cancel_queued(ws_with_model, video_a,
     assert jobs[j3].started is None
     # The failure is a sentence with something to try, not a traceback.
     assert "no usable face" in jobs[j2].error and "Traceback" not in jobs[j2].error
+    # ... naming the video by the name the user gave it, not the name it is stored under.
+    assert "Target video: coffee.mp4: no usable face found" in jobs[j2].error, jobs[j2].error
     assert jobs[j2].hint.startswith("Not enough faces")
     for j in (j1, j4):
         out = ws.root / jobs[j].result["output"]

@@ -13,7 +13,6 @@ sharpest KEEP_AT_LEAST.
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 import shutil
 import time
@@ -22,7 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from localswap import media
@@ -179,8 +177,6 @@ class _Extractor:
         crop = warp_face(frame, mat, s.size)
         lm = transform_points(det.landmarks, mat)
         blur, fine = sharpness.scores(frame, mat, s.size, lm, crop)
-        if target and width < (s.min_face or sharpness.SMALL_FACE):
-            self.summary.small += 1
         h, w = frame.shape[:2]
         yaw, pitch, roll = estimate_pose(det.landmarks, w, h)
         name = f"{_source_tag(source)}_{index:06d}_{k}.png"
@@ -311,6 +307,8 @@ class _Extractor:
             if self.s.role == "target":
                 line = sharpness.soft_line(blurs, self.s.soft_share)
                 self.summary.soft += sum(b < line for b in blurs)
+                small = self.s.min_face or sharpness.SMALL_FACE
+                self.summary.small += sum(f.face_size < small for f in faces)
                 continue
             widths = [f.face_size for f in faces]
             labels = sharpness.judge_source(
