@@ -415,7 +415,10 @@ def _args_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clips", nargs="+", metavar="CLIP",
                    help="corpus section: only these clips (default: all)")
     p.add_argument("--minutes", type=float, default=2.0,
-                   help="corpus section: minutes of training per pair (default 2)")
+                   help="corpus section: minutes of training per pair (default 2; 0 = Basic, "
+                   "what a user who sets nothing gets)")
+    p.add_argument("--pairs", nargs="+", metavar="SOURCE:TARGET",
+                   help="corpus section: swap these pairs of corpus clips instead")
     p.add_argument("--pair", default="tune",
                    choices=("tune", "tune2", "check", "check2", "check3", "check4"),
                    help="quality section: the pair of videos (tune = the recipe was chosen on "
@@ -447,6 +450,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
                             f"{', '.join(CLIPS)}")
         corpus["clips"] = args.clips
         corpus["pairs"] = [(s, t) for s, t in _corpus_pairs() if {s, t} <= set(args.clips)]
+    if args.pairs:
+        pairs = [tuple(p.split(":", 1)) for p in args.pairs]
+        from localswap.bench.corpus import CLIPS
+        bad = [p for p, pair in zip(args.pairs, pairs) if len(pair) != 2
+               or not set(pair) <= set(CLIPS)]
+        if bad:
+            raise UserError(f"--pairs {' '.join(bad)}: give SOURCE:TARGET, both corpus clips "
+                            f"({', '.join(CLIPS)})")
+        corpus["pairs"] = pairs
+        corpus.setdefault("clips", sorted({c for pair in pairs for c in pair}))
     results = bench.run(quick=args.quick, device=args.device, only=args.only, tiny=args.tiny,
                         out_dir=out_dir, pair=args.pair, recipe=args.recipe, corpus=corpus)
     print(bench.table(results))

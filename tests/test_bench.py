@@ -148,3 +148,34 @@ def _spinning_child(proc, spin: str) -> bool:
         return ppid == os.getpid() and spin in (proc / "cmdline").read_bytes().decode()
     except (OSError, ValueError, IndexError):
         return False
+
+
+def test_corpus_section_matrix_on_real_clips(tmp_path, video_a, video_b, video_no_face):
+    """The corpus machinery end to end on the test's own clips (the registry clips are
+    fetched by `bench --only corpus`, not in the test run): extraction as target and source,
+    one swap judged with a contact sheet, a faceless clip refused with a sentence (not a
+    failure), and the matrix."""
+    from localswap.bench import corpus, suite
+    from model_fixtures import one_torch_thread
+    given = {"astronaut": video_a, "hopper": video_b, "coffee": video_no_face}
+    with one_torch_thread():
+        res = suite.run(only=["corpus"], device="cpu", out_dir=tmp_path, progress=lambda _: None,
+                        corpus={"clip_paths": given, "pairs": [("hopper", "astronaut")],
+                                "minutes": 0.05})
+    assert "machine" not in res                  # corpus alone needs no machine section
+    out = res["corpus"]
+    rows = {r["clip"]: r for r in out["clips"]}
+    assert set(rows) == set(given)
+    a = rows["astronaut"]
+    assert a["target"] == a["source"] == "ok" and a["frames"] == 48
+    assert a["face_frames"] == a["target_faces"] == 48 and a["source_faces"] >= 46
+    c = rows["coffee"]
+    assert c["face_frames"] == 0 and c["target"].startswith("refused: coffee.mp4: no usable")
+    assert out["failures"] == []                 # a clip without a face may be refused
+    [pair] = out["pairs"]
+    assert pair["swap"] == "ok" and pair["evaluate"] == "ok" and pair["sheet"] == "ok"
+    assert pair["iterations"] > 0 and 0 <= pair["closer_to_source"] <= 1
+    assert (tmp_path / "corpus" / "hopper-on-astronaut-sheet.png").is_file()
+    table = corpus.matrix(out)
+    assert "| astronaut |" in table and "| hopper -> astronaut | ok |" in table
+    assert "failures: 0" in table

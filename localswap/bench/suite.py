@@ -151,7 +151,8 @@ def run(quick: bool = False, device: str = "auto", only: list[str] | None = None
     with tempfile.TemporaryDirectory(prefix="localswap-bench-") as tmp:
         ctx = {"device": dev, "quick": quick, "tiny": tiny, "tmp": Path(tmp), "results": results,
                "out_dir": out_dir, "pair": pair, "recipe": recipe, **(corpus or {})}
-        ctx["clip"] = samples.clip_720p(Path(tmp), 12 if tiny else 48 if quick else 120)
+        if only != ["corpus"]:          # the corpus brings its own clips
+            ctx["clip"] = samples.clip_720p(Path(tmp), 12 if tiny else 48 if quick else 120)
         for name, fn in SECTIONS.items():
             if only and name not in only and (name != "machine" or only == ["corpus"]):
                 continue
