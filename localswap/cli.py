@@ -418,7 +418,8 @@ def _args_bench(p: argparse.ArgumentParser) -> None:
                    help="corpus section: minutes of training per pair (default 2; 0 = Basic, "
                    "what a user who sets nothing gets)")
     p.add_argument("--pairs", nargs="+", metavar="SOURCE:TARGET",
-                   help="corpus section: swap these pairs of corpus clips instead")
+                   help="corpus section: swap these pairs of corpus clips instead (and extract "
+                   "no clip but those --clips names)")
     p.add_argument("--pair", default="tune",
                    choices=("tune", "tune2", "check", "check2", "check3", "check4"),
                    help="quality section: the pair of videos (tune = the recipe was chosen on "
@@ -459,7 +460,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise UserError(f"--pairs {' '.join(bad)}: give SOURCE:TARGET, both corpus clips "
                             f"({', '.join(CLIPS)})")
         corpus["pairs"] = pairs
-        corpus.setdefault("clips", sorted({c for pair in pairs for c in pair}))
+        corpus.setdefault("clips", [])      # the pairs alone, unless --clips names some
     results = bench.run(quick=args.quick, device=args.device, only=args.only, tiny=args.tiny,
                         out_dir=out_dir, pair=args.pair, recipe=args.recipe, corpus=corpus)
     print(bench.table(results))

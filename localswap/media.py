@@ -230,8 +230,8 @@ class VideoWriter:
 
     Writes to a hidden temp file beside `path` and renames on `close()`; `abort()` (or an
     exception inside a `with` block) removes it, so a failed render leaves no half file.
-    Audio is taken from `audio_from` (copied if AAC, else re-encoded), trimmed by
-    `audio_start`/`audio_end` seconds.
+    Audio is taken from `audio_from` (re-encoded as AAC), trimmed by `audio_start`/
+    `audio_end` seconds, padded with silence to the picture's length where it is shorter.
     """
 
     def __init__(self, path: str | os.PathLike, width: int, height: int, fps: float,
@@ -261,8 +261,11 @@ class VideoWriter:
                 cmd += ["-i", str(audio_from)]
         cmd += ["-map", "0:v:0"]
         if audio is not None:
-            copy = audio.audio_codec == "aac" and not audio_start and audio_end is None
-            cmd += ["-map", "1:a:0", "-c:a", "copy" if copy else "aac", "-shortest"]
+            # Padded with silence, then cut where the picture ends: with -shortest alone a
+            # track shorter than the picture (an edited phone clip's: 3.9 s of sound in a
+            # 6.4 s .mov) ended the output early and ffmpeg stopped reading the frames.
+            cmd += ["-map", "1:a:0", "-af", "apad", "-c:a", "aac", "-b:a", "192k",
+                    "-shortest"]
         cmd += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
                 "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-movflags", "+faststart"]
         for key, value in (metadata or {}).items():

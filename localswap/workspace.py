@@ -135,4 +135,6 @@ class Workspace:
 
 def slug(text: str, length: int = 24) -> str:
     """`text` as letters, digits, '-' and '_' only, for a file or model name."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_")[:length] or "media"
+    # no '-' or '_' first: a name must start with a letter or digit (check_name), and a
+    # file named '-x.mp4' (a YouTube id) is read as an option by ffmpeg and shells
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_-")[:length].strip("_-") or "media"

@@ -90,6 +90,13 @@ def clips(tmp_path_factory) -> dict[str, Path]:
             "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
             "-c:a", "aac", str(out["vfr"]), stdin=b"".join(f.tobytes() for f in frames))
     out["silent"] = mb.encode(d / "silent.mp4", _astronaut(12, (320, 240)), 12, audio=False)
+    # Sound shorter than the picture (an edited clip): 0.5 s of tone under 2 s of video.
+    out["short_audio"] = d / "short_audio.mp4"
+    _ffmpeg("-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "320x240", "-r", "12", "-i", "-",
+            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=0.5",
+            "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac",
+            str(out["short_audio"]),
+            stdin=b"".join(f.tobytes() for f in _astronaut(24, (320, 240))))
     # Over the limits used below: 4 s (limit 0.05 minutes = 3 s), and 13 MB (limit 0.01 GB):
     # lossless noisy frames make a large file quickly.
     out["long"] = mb.encode(d / "long.mp4", _astronaut(32, (160, 120)), 8)
@@ -214,6 +221,18 @@ def test_video_without_audio_converts_without_audio(clips, tiny_model, tmp_path,
     got = media.probe(out)
     assert (got.frames, got.has_audio) == (12, False)
     assert "Audio:" not in _header(out)
+
+
+def test_sound_shorter_than_the_picture_keeps_every_frame(clips, tiny_model, tmp_path,
+                                                            capsys):
+    """An edited clip whose sound ends first: the render kept the sound's length, and the
+    encoder stopped reading frames (a broken pipe on the corpus's iPhone .mov)."""
+    out = tmp_path / "short_audio_swapped.mp4"
+    code = cli.main(["convert", str(clips["short_audio"]), "--model", str(tiny_model),
+                     "--out", str(out), "--mask", "hull", "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    got = media.probe(out)
+    assert got.frames == 24 and got.has_audio and got.duration == pytest.approx(2.0, abs=0.1)
 
 
 # One sentence each, the same on the command line and through the API.

@@ -165,3 +165,15 @@ def test_the_speed_probe_never_raises_on_a_faceless_video(video_no_face, video_b
     # Guesses are not stored as this machine's speeds.
     speeds.for_job(job, ws)
     assert set(speeds.load(ws)) == {"extract"}
+
+
+def test_files_named_like_youtube_ids_get_a_model_and_an_output(tmp_path):
+    """A clip named '-UacrmKiTn4_10.mp4' (the corpus's) was refused: the model named after
+    it, '-UacrmKiTn4_10-on-100499_3', is not a valid name."""
+    from localswap.swap.plan import plan_swap
+    from localswap.workspace import Workspace
+    clip = webcam(tmp_path, "-UacrmKiTn4_10.mp4", 6, 100, 0, size=(160, 120))
+    target = webcam(tmp_path, "100499_3.mp4", 6, 100, 0, size=(160, 120))
+    job = plan_swap([clip], target, tmp_path / "o.mp4", Workspace(tmp_path / "ws"))
+    assert job.model_dir.name == "UacrmKiTn4_10-on-100499_3"
+    assert job.faceset_source.name == "UacrmKiTn4_10-on-100499_3-source"

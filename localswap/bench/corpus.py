@@ -238,7 +238,8 @@ def section_corpus(ctx: dict) -> dict:
     work = Path(ctx["tmp"]) / "corpus"
     work.mkdir(parents=True, exist_ok=True)
     given = ctx.get("clip_paths")
-    names = list(ctx.get("clips") or given or CLIPS)
+    names = ctx.get("clips")
+    names = list(given or CLIPS) if names is None else list(names)
     clips = [extract_row(n, work, 4 if quick else 1, given) for n in names]
     result: dict = {"clips": clips}
     result["failures"] = [f"{r['clip']}: {r.get(k)}" for r in clips
