@@ -206,10 +206,12 @@ def prepare(pair: dict, face_type: str | None = None, size: int = 256) -> dict:
     for side, inputs in (("source", sources), ("target", [target])):
         # "-lm2": landmarks from the refined FaceMesh (its lids close on a blink; the plain
         # mesh's barely move), so facesets extracted before it are not reused
-        name = "+".join(p.stem for p in inputs) + f"-{face_type}-{size}-lm2"
+        # "-target": a target keeps every face (issue 26), as the swap's own extraction does
+        name = "+".join(p.stem for p in inputs) + f"-{face_type}-{size}-lm2" + \
+            ("-target" if side == "target" else "")
         path = cache / name
         if not (path / "faceset.json").is_file():
-            extract(inputs, path, ExtractSettings(face_type=face_type, size=size))
+            extract(inputs, path, ExtractSettings(face_type=face_type, size=size, role=side))
         out[f"faceset_{side}"] = path
     return out
 
@@ -284,7 +286,7 @@ def _tiny_pair(tmp: Path, face_type: str | None = None) -> dict:
     for side, video in (("source", source), ("target", target)):
         out[f"faceset_{side}"] = tmp / f"fs-{side}"
         extract([video], out[f"faceset_{side}"], ExtractSettings(
-            size=64, **({"face_type": face_type} if face_type else {})))
+            size=64, role=side, **({"face_type": face_type} if face_type else {})))
     return out
 
 
