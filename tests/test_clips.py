@@ -165,6 +165,14 @@ def test_the_speed_probe_never_raises_on_a_faceless_video(video_no_face, video_b
     # Guesses are not stored as this machine's speeds.
     speeds.for_job(job, ws)
     assert set(speeds.load(ws)) == {"extract"}
+    # Basic's estimate (what `swap` prints before it starts) comes out whole.
+    from localswap.swap.estimate import estimate
+    from localswap.train import budget
+    assert job.basic
+    with one_torch_thread():
+        est = estimate(job, ws)
+    assert est.seconds("train") == budget.BASIC_MINUTES * 60      # 2 it/s: the time limit
+    assert "a first guess" in est.lines()[2]
 
 
 def test_files_named_like_youtube_ids_get_a_model_and_an_output(tmp_path):
