@@ -75,6 +75,9 @@ def test_source_leaves_out_only_frames_much_softer_than_its_own_clip(tmp_path):
     assert len(kept & shaken) <= 4
     assert len(kept - shaken) >= 0.95 * (72 - len(shaken))
     assert len(list((tmp_path / "fs").glob("*.png"))) == len(kept)
+    # A re-run (a resumed job) reads the frames left out again, and leaves them out again.
+    again = extract([video], tmp_path / "fs", ExtractSettings(size=64))
+    assert again.faces_kept == 0 and again.faces_total == len(kept)
     # With few faces the clip keeps at least KEEP_AT_LEAST, the sharpest of the soft ones.
     few = extract([video], tmp_path / "few", ExtractSettings(size=64, max_frames=50))
     assert few.faces_kept >= sharpness.KEEP_AT_LEAST - 2 and few.soft >= 8

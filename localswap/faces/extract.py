@@ -294,21 +294,27 @@ class _Extractor:
         """Count the target's soft faces; leave the source's soft and blurred faces out,
         clip by clip (photos as one group), keeping at least the sharpest KEEP_AT_LEAST of
         each (localswap.faces.sharpness)."""
-        present = {id(f) for f in self.fs.faces}
+        def group(f: FaceEntry) -> str:
+            return "photos" if f.frame == 0 and media.is_image(Path(f.source)) else f.source
+        # A group is judged whole, with the faces an earlier run kept (a resumed job, a
+        # re-run), but only this run's faces may go: else a re-run, which reads again the
+        # frames an earlier run left out, would judge them among themselves and keep them.
+        added = {id(f) for f in self.added}
+        wanted = {group(f) for f in self.added}
         groups: dict[str, list[FaceEntry]] = {}
-        for f in self.added:
-            if id(f) in present:
-                key = "photos" if f.frame == 0 and media.is_image(Path(f.source)) else f.source
-                groups.setdefault(key, []).append(f)
+        for f in self.fs.faces:
+            if group(f) in wanted:
+                groups.setdefault(group(f), []).append(f)
         drop: list[FaceEntry] = []
         for key, faces in groups.items():
             faces.sort(key=lambda f: f.frame)
             blurs = [f.blur for f in faces]
             if self.s.role == "target":
                 line = sharpness.soft_line(blurs, self.s.soft_share)
-                self.summary.soft += sum(b < line for b in blurs)
                 small = self.s.min_face or sharpness.SMALL_FACE
-                self.summary.small += sum(f.face_size < small for f in faces)
+                mine = [f for f in faces if id(f) in added]
+                self.summary.soft += sum(f.blur < line for f in mine)
+                self.summary.small += sum(f.face_size < small for f in mine)
                 continue
             widths = [f.face_size for f in faces]
             labels = sharpness.judge_source(
@@ -316,12 +322,15 @@ class _Extractor:
                 0.0 if self.s.min_face else sharpness.SMALL_FACE,
                 window=1 if key == "photos" else 7)
             for f, label in zip(faces, labels):
+                if id(f) not in added:
+                    continue
                 if label in ("soft", "small", "blurred"):
                     drop.append(f)
                     self.rejected[{"blurred": "blurry", "small": "too_small"}.get(
                         label, label)] += 1
-            self.summary.soft += labels.count("kept soft")
-            self.summary.small += labels.count("kept small")
+                elif label != "keep":
+                    self.summary.soft += label == "kept soft"
+                    self.summary.small += label == "kept small"
         if drop:
             self.flush()
             self.fs.remove_many(drop)
