@@ -100,6 +100,18 @@ def probe(path: str | os.PathLike) -> MediaInfo:
                      str(meta.get("codec", "")), _variable_rate(path, fps))
 
 
+def audio_seconds(path: str | os.PathLike) -> float:
+    """How long the first audio track lasts (its packets read, not decoded); 0 if none."""
+    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map",
+                          "0:a:0", "-c", "copy", "-f", "null", "-"], capture_output=True,
+                         text=True, errors="replace").stderr
+    found = re.findall(r"time=(\d+):(\d+):(\d+(?:\.\d+)?)", out)
+    if not found:
+        return 0.0
+    h, m, sec = found[-1]
+    return int(h) * 3600 + int(m) * 60 + float(sec)
+
+
 def _variable_rate(path: Path, fps: float) -> bool:
     """True when the stream's average rate (`fps`, what the frame count and the output use)
     differs from its base rate (ffmpeg's `tbr`): frames are not evenly spaced. Decoding such a
@@ -230,8 +242,9 @@ class VideoWriter:
 
     Writes to a hidden temp file beside `path` and renames on `close()`; `abort()` (or an
     exception inside a `with` block) removes it, so a failed render leaves no half file.
-    Audio is taken from `audio_from` (re-encoded as AAC), trimmed by `audio_start`/
-    `audio_end` seconds, padded with silence to the picture's length where it is shorter.
+    Audio is taken from `audio_from` (copied if AAC, else re-encoded), trimmed by
+    `audio_start`/`audio_end` seconds, and padded with silence where it ends before the
+    picture.
     """
 
     def __init__(self, path: str | os.PathLike, width: int, height: int, fps: float,
@@ -261,11 +274,15 @@ class VideoWriter:
                 cmd += ["-i", str(audio_from)]
         cmd += ["-map", "0:v:0"]
         if audio is not None:
-            # Padded with silence, then cut where the picture ends: with -shortest alone a
-            # track shorter than the picture (an edited phone clip's: 3.9 s of sound in a
-            # 6.4 s .mov) ended the output early and ffmpeg stopped reading the frames.
-            cmd += ["-map", "1:a:0", "-af", "apad", "-c:a", "aac", "-b:a", "192k",
-                    "-shortest"]
+            span = (audio.duration if audio_end is None else audio_end) - (audio_start or 0)
+            if audio_seconds(audio_from) + 0.02 < (audio_start or 0) + span:
+                # A track shorter than the picture (an edited phone clip's: 3.9 s of sound
+                # in a 6.4 s .mov) ended the output under -shortest, and ffmpeg stopped
+                # reading frames: padded with silence to the picture's length instead.
+                cmd += ["-map", "1:a:0", "-af", f"apad=whole_dur={span:.6f}", "-c:a", "aac"]
+            else:
+                copy = audio.audio_codec == "aac" and not audio_start and audio_end is None
+                cmd += ["-map", "1:a:0", "-c:a", "copy" if copy else "aac", "-shortest"]
         cmd += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
                 "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-movflags", "+faststart"]
         for key, value in (metadata or {}).items():
