@@ -100,7 +100,7 @@ PAIRS: list[tuple[str, str]] = [
     ("man_webcam", "bearded_test"), ("older_woman", "side_light"),
     ("curly_vlog", "glasses_selfie"), ("lowres_woman", "dvd_woman"),
     ("interview_cut", "grey_beard_small"), ("webcam_240p", "backlit"),
-    ("presenter", "phone_portrait"), ("side_light", "video_call"),
+    ("backlit", "phone_portrait"), ("side_light", "video_call"),
     ("blonde", "mov_face_late"), ("vlogger", "fps60"),
 ]
 
