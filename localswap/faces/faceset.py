@@ -108,8 +108,7 @@ class Faceset:
         self._keys.add(entry.key)
 
     def remove(self, entry: FaceEntry) -> None:
-        self.faces = [f for f in self.faces if f is not entry]
-        (self.path / entry.image).unlink(missing_ok=True)
+        self.remove_many([entry])
 
     def remove_many(self, entries: list[FaceEntry]) -> None:
         gone = {id(e) for e in entries}
