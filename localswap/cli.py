@@ -409,14 +409,15 @@ def _args_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--only", nargs="+", metavar="SECTION", choices=(
                    "machine", "extraction", "training", "baseline", "conversion", "quality",
-                   "sharing", "corpus"),
-                   help="run only these sections (machine runs too, but for corpus alone): "
-                   "extraction training baseline conversion quality sharing corpus")
+                   "sharing", "corpus", "occlusion"),
+                   help="run only these sections (machine runs too, but for corpus or "
+                   "occlusion alone): extraction training baseline conversion quality sharing "
+                   "corpus occlusion (hands in front of the face; only when named)")
     p.add_argument("--clips", nargs="+", metavar="CLIP",
                    help="corpus section: only these clips (default: all)")
     p.add_argument("--minutes", type=float, default=2.0,
-                   help="corpus section: minutes of training per pair (default 2; 0 = Basic, "
-                   "what a user who sets nothing gets)")
+                   help="corpus and occlusion sections: minutes of training per pair "
+                   "(default 2; 0 = Basic, what a user who sets nothing gets)")
     p.add_argument("--pairs", nargs="+", metavar="SOURCE:TARGET",
                    help="corpus section: swap these pairs of corpus clips instead (and extract "
                    "no clip but those --clips names)")

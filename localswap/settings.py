@@ -14,6 +14,7 @@ from typing import Any
 from localswap.convert.blend import BLENDS
 from localswap.convert.color import METHODS as COLOR_METHODS
 from localswap.convert.mask import MASKS
+from localswap.convert.occlusion import OCCLUSION
 from localswap.errors import UserError
 from localswap.faces.align import FACE_TYPE_BOX
 from localswap.faces.detect import DETECTORS as DETECTOR_REGISTRY
@@ -156,6 +157,9 @@ class ConvertSettings(SettingsBase):
                           "them (teeth, tongue; the lips stay swapped): 0 (off, the model's) "
                           "to 1",
                           low=0.0, high=1.0, label="Target's open mouth (teeth)")
+    occlusion: str = option("hands", "keep what stands in front of the face in front: hands "
+                            "(MediaPipe's hand landmarker) or off", choices=OCCLUSION,
+                            label="Keep in front of the face")
     smooth: float = option(0.5, "temporal landmark smoothing, 0 (off) to 1 (steadiest)",
                            low=0.0, high=1.0, label="Temporal smoothing")
     fill_gap: int = option(6, "fill a face missed for up to this many frames from its track",

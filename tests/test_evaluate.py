@@ -87,6 +87,17 @@ def _blur_face(frame, lm):
     return _in_face(frame, lm, cv2.GaussianBlur(frame, (0, 0), 3).astype(np.float32))
 
 
+def _paint(frame, lm):
+    """Painted lips and pink eye rims, as a badly trained swap draws them: a red layer over
+    the lips and the skin around the eyes, half opaque."""
+    from localswap.evaluate.colours import region_masks
+    regions = region_masks(lm, frame.shape)
+    paint = ((regions["lips"] > 0) | (regions["eyes"] > 0)).astype(np.float32)
+    paint = cv2.GaussianBlur(paint, (0, 0), 1.0)[..., None] * 0.55
+    return np.clip(frame * (1 - paint) + np.float32([215, 40, 70]) * paint, 0, 255
+                   ).astype(np.uint8)
+
+
 def _flicker(frame, lm, rng):
     """The face pumps in brightness and jitters a pixel or two from frame to frame."""
     shift = np.float32([[1, 0, rng.uniform(-1.5, 1.5)], [0, 1, rng.uniform(-1.5, 1.5)]])
@@ -119,6 +130,7 @@ def clips(tmp_path_factory):
         backend.close()
     rng = np.random.default_rng(0)
     frames["blurred"] = [_blur_face(f, m) for f, m in zip(frames["target"], marks)]
+    frames["painted"] = [_paint(f, m) for f, m in zip(frames["swap"], marks)]
     frames["flicker"] = [_flicker(f, m, rng) for f, m in zip(frames["swap"], marks)]
     return {k: mb.encode(d / f"{k}.mp4", v, FPS, audio=False) for k, v in frames.items()}
 
@@ -132,7 +144,8 @@ def judge(clips, video_b):
 
 @pytest.fixture(scope="module")
 def reports(judge, clips) -> dict[str, Report]:
-    out = {k: judge.score(clips[k]) for k in ("swap", "target", "blurred", "flicker", "noface")}
+    out = {k: judge.score(clips[k])
+           for k in ("swap", "target", "blurred", "flicker", "noface", "painted")}
     for k, r in out.items():
         print(k, json.dumps(r.to_dict()))
     return out
@@ -201,6 +214,25 @@ def test_sentence_and_table(reports):
     assert "blurred" not in swap.sentence() and "blurred" not in target.sentence()
     table = swap.table()
     assert "closer to source" in table and "eye opening corr." in table
+
+
+def test_painted_lips_and_eye_rims_are_named(reports):
+    from localswap.evaluate.report import REDDER
+    painted = reports["painted"]
+    assert painted.red_lips > REDDER and painted.red_eyes > REDDER
+    assert "painted red: the lips and the skin around the eyes" in painted.sentence()
+    assert any(r[0].startswith("redder") for r in painted.rows())
+    # the honest swap and the target itself are no redder than one of the two people
+    for name in ("swap", "target"):
+        r = reports[name]
+        assert max(r.red_lips, r.red_eyes, r.red_cheeks, r.red_face) < REDDER / 2, name
+        assert "painted" not in r.sentence()
+    # the benchmark's bar fails it for the paint alone
+    from localswap.bench.quality import BAR, meets_bar
+    passing = painted.to_dict() | dict(BAR) | {"missing_faces": 0}
+    assert not meets_bar(passing)
+    assert meets_bar(passing | {k: 0.0 for k in ("red_lips", "red_eyes", "red_cheeks",
+                                                 "red_face")})
 
 
 def test_correlation_is_none_for_a_flat_series():

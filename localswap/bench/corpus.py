@@ -220,6 +220,8 @@ def swap_row(source: str, target: str, work: Path, out_dir: Path, minutes: float
             row.update({k: scores.get(k) for k in BAR})
             row["missing_faces"] = scores.get("missing_faces")
             row["detail"] = scores.get("detail")
+            row["red"] = [scores.get(k) for k in ("red_lips", "red_eyes", "red_cheeks",
+                                                  "red_face")]
             row["meets_bar"] = meets_bar(scores)
             row["sentence"] = scores.get("sentence")
         _, sheet = _outcome(lambda: contact_sheet(tgt, out, out_dir / f"{label}-sheet.png"))
@@ -283,13 +285,15 @@ def matrix(result: dict) -> str:
             r.get("source_left_out"), r.get("wall_s"))) + " |")
     if result.get("pairs"):
         lines += ["", "| source -> target | swap | iterations | closer | distance | eyes | "
-                  "mouth | stability | detail | bar | wall s |", "|" + "---|" * 11]
+                  "mouth | stability | detail | redder lips/eyes/cheeks/face | bar | wall s |",
+                  "|" + "---|" * 12]
         for r in result["pairs"]:
             lines.append("| " + " | ".join(_cell(v) for v in (
                 r["pair"].replace("-on-", " -> "), r.get("swap"), r.get("iterations"),
                 r.get("closer_to_source"), r.get("distance_to_source"),
                 r.get("eye_correlation"), r.get("mouth_correlation"), r.get("stability"),
-                r.get("detail"), "met" if r.get("meets_bar") else "not met",
+                r.get("detail"), "/".join(_cell(v) for v in r.get("red") or ()) or "-",
+                "met" if r.get("meets_bar") else "not met",
                 r.get("wall_s"))) + " |")
     lines.append(f"\nfailures: {len(result.get('failures', []))}"
                  + "".join(f"\n- {f}" for f in result.get("failures", [])))

@@ -108,3 +108,41 @@ def clip_720p(folder: Path, frames: int) -> Path:
         encode(path, moving_frames(astronaut(), FACE_CENTRES["astronaut"], frames,
                                    size=(1280, 720), zoom=1.8), fps=24)
     return path
+
+
+def fist() -> np.ndarray:
+    """(h, w, 4) RGBA: a real photo of a fist and wrist (npm fingerpose 0.1.0, MIT) cut out
+    of its plain off-white wall by colour; fetched into the media cache once."""
+    from localswap.bench.quality import fetch
+    bgr = cv2.imread(str(fetch("hand_fist")), cv2.IMREAD_COLOR)
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    red = cv2.cvtColor(cv2.GaussianBlur(bgr, (0, 0), 1.5), cv2.COLOR_BGR2LAB)[..., 1]
+    # 8-bit Lab a*: the wall and its shadows are 128-131, the skin 136 and up
+    hand = (red > 134).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(hand)
+    hand = (labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
+    hand = cv2.morphologyEx(hand, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
+    ys, xs = np.nonzero(hand)
+    box = slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1)
+    return np.dstack([rgb[box], hand[box] * 255])
+
+
+def with_hand(photo: np.ndarray, hand: np.ndarray, bottom_centre: tuple[int, int],
+              height: int) -> tuple[np.ndarray, np.ndarray]:
+    """(photo with `hand` (RGBA) pasted in front, scaled to `height` px with its bottom
+    centre at `bottom_centre`; uint8 0/255 mask of the hand's pixels in the photo)."""
+    scale = height / hand.shape[0]
+    hand = cv2.resize(hand, (max(1, round(hand.shape[1] * scale)), height),
+                      interpolation=cv2.INTER_AREA)
+    h, w = hand.shape[:2]
+    x0, y0 = bottom_centre[0] - w // 2, bottom_centre[1] - h
+    H, W = photo.shape[:2]
+    cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(W, x0 + w), min(H, y0 + h)
+    part = hand[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
+    alpha = part[..., 3:].astype(np.float32) / 255
+    out = photo.copy()
+    out[cy0:cy1, cx0:cx1] = (part[..., :3] * alpha + out[cy0:cy1, cx0:cx1] * (1 - alpha)
+                             ).astype(np.uint8)
+    mask = np.zeros((H, W), np.uint8)
+    mask[cy0:cy1, cx0:cx1] = (part[..., 3] > 127) * 255
+    return out, mask

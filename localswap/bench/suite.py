@@ -15,6 +15,9 @@ Sections (each a function returning a flat-ish dict with stable keys):
               goes, as a share of its speed alone (sharing.py)
   corpus      every kind of clip a user brings, extracted as target and source with the
               defaults, and pairs swapped with a short budget and judged (corpus.py)
+  occlusion   clips with a hand in front of the face, rendered with and without keeping it
+              in front: hand pixels kept, steadiness, the judge's numbers (occlusion.py;
+              only when named: it trains a model per clip)
 Every timing is a median of repeats after a warm-up.
 """
 from __future__ import annotations
@@ -132,7 +135,9 @@ SECTIONS: dict[str, Callable[[dict], dict]] = {
     "quality": _lazy("localswap.bench.quality", "section_quality"),
     "sharing": _lazy("localswap.bench.sharing", "section_sharing"),
     "corpus": _lazy("localswap.bench.corpus", "section_corpus"),
+    "occlusion": _lazy("localswap.bench.occlusion", "section_occlusion"),
 }
+OWN_CLIPS = {"corpus", "occlusion"}     # sections that bring their own real clips
 
 
 def run(quick: bool = False, device: str = "auto", only: list[str] | None = None,
@@ -151,11 +156,14 @@ def run(quick: bool = False, device: str = "auto", only: list[str] | None = None
     with tempfile.TemporaryDirectory(prefix="localswap-bench-") as tmp:
         ctx = {"device": dev, "quick": quick, "tiny": tiny, "tmp": Path(tmp), "results": results,
                "out_dir": out_dir, "pair": pair, "recipe": recipe, **(corpus or {})}
-        if only != ["corpus"]:          # the corpus brings its own clips
+        own = bool(only) and set(only) <= OWN_CLIPS
+        if not own:
             ctx["clip"] = samples.clip_720p(Path(tmp), 12 if tiny else 48 if quick else 120)
         for name, fn in SECTIONS.items():
-            if only and name not in only and (name != "machine" or only == ["corpus"]):
+            if only and name not in only and (name != "machine" or own):
                 continue
+            if not only and name == "occlusion":
+                continue            # minutes of training per clip: asked for by name only
             progress(f"bench: {name} ...")
             t = time.perf_counter()
             results[name] = fn(ctx)

@@ -6,7 +6,8 @@ A small model's face pasted into a larger one first takes the source's fine deta
 part its own mouth (teeth, tongue) stays inside them. `feather` is a straight alpha blend with
 the feathered mask. `poisson` first runs OpenCV's seamless cloning (gradient-domain: the face
 takes the frame's tones along the seam), then feathers that result in; it is slower and falls
-back to `feather` where OpenCV refuses.
+back to `feather` where OpenCV refuses. Hands in front of the face (convert.occlusion) are
+left out of the mask, and out of the colour statistics.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import cv2
 import numpy as np
 
 from localswap.convert import color, mask as masks
+from localswap.convert.occlusion import hand_mask
 from localswap.convert.detail import DetailBank, upscaled_warp
 from localswap.faces.align import invert, transform_points
 from localswap.faces.landmarks import face_hull, face_width
@@ -54,18 +56,24 @@ def _roi(inv: np.ndarray, size: int, frame_shape, margin: int,
 
 def paste(frame: np.ndarray, crop: np.ndarray, swapped: np.ndarray,
           learned: np.ndarray | None, landmarks: np.ndarray, mat: np.ndarray,
-          look: Look, bank: DetailBank | None = None) -> tuple[int, int, np.ndarray] | None:
+          look: Look, bank: DetailBank | None = None,
+          hands: list[np.ndarray] | None = None) -> tuple[int, int, np.ndarray] | None:
     """Blend `swapped` (the model's RGB uint8 crop for aligned `crop`) into `frame` in place.
 
     `landmarks` are in frame pixels, `mat` takes the frame to the crop, `learned` is the
-    model's mask for the crop (float 0..1) or None; `bank` the model's detail bank or None.
+    model's mask for the crop (float 0..1) or None; `bank` the model's detail bank or None;
+    `hands` (frame pixels) stay in front: the swap's mask leaves them out.
     Returns (x0, y0, alpha): the blend mask of the region pasted at x0, y0; None if the face
     lies outside the frame.
     """
     size = crop.shape[0]
     lm_crop = transform_points(landmarks, mat)
     if look.color != "none":
-        swapped = color.transfer(look.color, swapped, crop, masks.hull_mask(lm_crop, size, size))
+        stats = masks.hull_mask(lm_crop, size, size)
+        if hands:       # a hand's colours are not the face's
+            stats = stats * (1 - hand_mask([transform_points(h, mat) for h in hands], (0, 0),
+                                           (size, size)))
+        swapped = color.transfer(look.color, swapped, crop, stats)
     fw = face_width(landmarks)
     erode, blur = masks.auto_sizes(fw)
     erode = erode if look.erode is None else look.erode
@@ -99,6 +107,8 @@ def paste(frame: np.ndarray, crop: np.ndarray, swapped: np.ndarray,
         inside = masks.mouth_interior(landmarks - np.float32([x0, y0]), (h, w))
         if inside is not None:
             alpha = alpha * (1.0 - look.mouth * inside)
+    if hands:
+        alpha = alpha * (1.0 - hand_mask(hands, (x0, y0), (h, w)))
     region = frame[y0:y1, x0:x1]
     if look.blend == "poisson":
         face = _seamless(face, region, alpha)

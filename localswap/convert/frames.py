@@ -7,10 +7,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from localswap import __version__, media
 from localswap.convert.blend import Look, draw_label, paste
+from localswap.convert.occlusion import hand_mask
 from localswap.convert.swapper import Swapper
 from localswap.errors import UserError
 from localswap.faces.align import transform_matrix, transform_points, warp_face
@@ -76,6 +78,7 @@ class Frame:
     index: int
     image: np.ndarray           # read-only decoded frame
     faces: list[Face]
+    hands: list[np.ndarray] = field(default_factory=list)   # in front of the faces (occlusion)
 
 
 def synthetic_tag(swapper: Swapper) -> str:
@@ -136,19 +139,40 @@ def run_model(swapper: Swapper, faces: list[Face], batch: int) -> None:
 
 
 def compose(frame: Frame, look: Look, label: bool,
-            swapper: Swapper | None = None) -> np.ndarray:
+            swapper: Swapper | None = None, masks: list | None = None) -> np.ndarray:
     """The frame with its swapped faces pasted; `swapper` lends its detail bank (a mapped
-    face uses its own model's)."""
+    face uses its own model's). Each face's blend mask, (x0, y0, alpha), is appended to
+    `masks` when one is given."""
     if not frame.faces and not label:
         return frame.image
     image = frame.image.copy()
     for f in frame.faces:
         model = f.swapper or swapper
-        paste(image, f.crop, f.swapped, f.learned, f.landmarks, f.mat, look,
-              getattr(model, "detail", None))
+        placed = paste(image, f.crop, f.swapped, f.learned, f.landmarks, f.mat, look,
+                       getattr(model, "detail", None), frame.hands)
+        if masks is not None and placed is not None:
+            masks.append(placed)
     if label:
         draw_label(image)
     return image
+
+
+def mask_view(image: np.ndarray, masks: list, hands: list[np.ndarray]) -> np.ndarray:
+    """`image` with where the swap goes tinted green (as strongly as it replaces the frame)
+    and each hand kept in front outlined in orange: the frame preview's mask view."""
+    out = image.astype(np.float32)
+    green = np.float32([40, 220, 90])
+    for x0, y0, alpha in masks:
+        h, w = alpha.shape
+        a = 0.5 * alpha[..., None]
+        out[y0:y0 + h, x0:x0 + w] = out[y0:y0 + h, x0:x0 + w] * (1 - a) + green * a
+    out = np.clip(out, 0, 255).astype(np.uint8)
+    if hands:
+        edge = (hand_mask(hands, (0, 0), image.shape) > 0.5).astype(np.uint8)
+        contours, _ = cv2.findContours(edge, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(out, contours, -1, (255, 150, 0),
+                         max(2, round(min(image.shape[:2]) / 240)), cv2.LINE_AA)
+    return out
 
 
 def check_paths(inp: Path, out: Path, video: bool) -> None:

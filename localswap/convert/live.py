@@ -14,6 +14,7 @@ import torch
 
 from localswap.convert.blend import Look
 from localswap.convert.frames import Frame, align_faces, compose, pick_faces, run_model
+from localswap.convert.occlusion import find_hands, tracker_for
 from localswap.settings import ConvertSettings
 from localswap.system.threads import free_cores
 
@@ -33,6 +34,7 @@ class LiveSwap:
         self.backend = make_backend(self.s.detector, video=True,
                                     min_confidence=self.s.min_confidence, device="cpu")
         self.look = Look.of(self.s)
+        self.hands = tracker_for(self.s.occlusion)      # a webcam's frames come in order
         # On a CPU, torch threads left spinning after the model fight the frame's other work
         # (the source detail's warp: 42 ms a frame with 1 of 2 threads, 133 with 2): half the
         # free cores, as the video render takes.
@@ -54,8 +56,9 @@ class LiveSwap:
                 faces = align_faces(image, found, self.swapper)
                 if faces:
                     run_model(self.swapper, faces, self.s.batch)
-                out = compose(Frame(self.index, image, faces), self.look, self.s.label,
-                              self.swapper)
+                out = compose(Frame(self.index, image, faces,
+                                    find_hands(self.hands, image, faces)),
+                              self.look, self.s.label, self.swapper)
             finally:
                 torch.set_num_threads(before)
             self.index += 1
@@ -73,3 +76,5 @@ class LiveSwap:
 
     def close(self) -> None:
         self.backend.close()
+        if self.hands is not None:
+            self.hands.close()

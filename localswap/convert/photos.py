@@ -19,6 +19,7 @@ from localswap.convert.frames import (STEPS, Cancelled, ConvertResult, Frame, al
                                       check_paths, compose, pick_faces, run_model,
                                       synthetic_tag)
 from localswap.convert.blend import Look
+from localswap.convert.occlusion import find_hands, tracker_for
 from localswap.convert.smooth import TrackedFace
 from localswap.convert.swapper import Swapper
 from localswap.errors import UserError
@@ -85,6 +86,7 @@ def convert_photos(input: Path, swapper: Swapper, out: Path, s: ConvertSettings,
     note = synthetic_tag(swapper)
     backend = make_backend(s.detector, video=False, min_confidence=s.min_confidence,
                            device=s.device)
+    hands = tracker_for(s.occlusion, still=True)
     busy = result.stages
     try:
         for n, (src, dst) in enumerate(zip(items, targets)):
@@ -99,6 +101,7 @@ def convert_photos(input: Path, swapper: Swapper, out: Path, s: ConvertSettings,
                 found, _ = cast(image, n, [TrackedFace(None, lm) for lm in found])
             t2 = time.perf_counter()
             frame = Frame(n, image, align_faces(image, found, swapper))
+            frame.hands = find_hands(hands, image, frame.faces)
             t3 = time.perf_counter()
             if frame.faces:
                 run_model(swapper, frame.faces, s.batch)
@@ -116,5 +119,7 @@ def convert_photos(input: Path, swapper: Swapper, out: Path, s: ConvertSettings,
             progress(n + 1, len(items), src.name)
     finally:
         backend.close()
+        if hands is not None:
+            hands.close()
     result.seconds = time.perf_counter() - started
     return result

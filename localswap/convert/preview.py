@@ -8,6 +8,10 @@ Three caches make a settings change cheap: the decoded frame per (video, index),
 detected landmarks per (frame, detector), and the model's output per (frame, model,
 faces choice). Changing the colour transfer, blend, mask, erode or blur re-runs only the
 compose step (mask, colour, blend) on the cached faces.
+
+Hands in front of the face are found as the render finds them: the hand landmarker tracks
+them through the WARM frames before the one shown (one frame alone, it loses fingers that
+cover the face; convert.occlusion). `show_mask` draws the blend mask over the frame instead.
 """
 from __future__ import annotations
 
@@ -20,9 +24,14 @@ import numpy as np
 
 from localswap import media
 from localswap.convert.blend import Look
-from localswap.convert.frames import Frame, align_faces, compose, pick_faces, run_model
+from localswap.convert.frames import (Frame, align_faces, compose, mask_view, pick_faces,
+                                      run_model)
+from localswap.convert.occlusion import HandTracker
 from localswap.errors import UserError
 from localswap.settings import ConvertSettings
+
+
+WARM = 8     # frames the hand landmarker tracks before the one shown
 
 
 class _Lru(OrderedDict):
@@ -79,6 +88,7 @@ class FramePreview:
         self.swappers = _Lru(2)
         self.infos = _Lru(8)
         self.casts = _Lru(2)
+        self.hands = _Lru(frames * 2)
 
     def info(self, video: Path) -> media.MediaInfo:
         return self.infos.get_or(_content(video), lambda: media.probe(video))
@@ -118,8 +128,33 @@ class FramePreview:
         cpu = replace(s, device="cpu", person_photo="")
         return self.casts.get_or(key, lambda: make_cast(video, model, cpu))
 
+    def find_hands(self, video: Path, index: int, image: np.ndarray, faces: list,
+                   s: ConvertSettings) -> list[np.ndarray]:
+        """The hands in front of `faces` in frame `index`, tracked from WARM frames before."""
+        tracker = HandTracker(still=media.is_image(video))
+        try:
+            if media.is_video(video) and index > 0:
+                from localswap.faces.detect import make_backend
+                info = self.info(video)
+                first = max(0, index - WARM)
+                backend = make_backend(s.detector, video=True, min_confidence=s.min_confidence,
+                                       device="cpu")
+                frames = media.read_frames(video, start=first / info.fps, info=info)
+                try:
+                    for _, (_, _, img) in zip(range(index - first), frames):
+                        lms = pick_faces([d.landmarks for d in backend.detect(img)], s.faces)
+                        if lms:
+                            tracker(img, lms)
+                finally:
+                    frames.close()
+                    backend.close()
+            return tracker(image, [f.landmarks for f in faces])
+        finally:
+            tracker.close()
+
     def __call__(self, video: str | Path, model_dir: str | Path | dict, index: int,
-                 settings: ConvertSettings | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 settings: ConvertSettings | None = None, show_mask: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray]:
         """`model_dir` may be a {person number: model dir} map, as convert() takes."""
         s = (settings or ConvertSettings()).validate()
         video = Path(video)
@@ -163,8 +198,16 @@ class FramePreview:
                 return faces
             faces = self.faces.get_or((key, s.detector, s.min_confidence, s.faces, s.person,
                                        weights, s.precision), swap)
+            hands = []
+            if s.occlusion != "off" and faces:
+                hands = self.hands.get_or(
+                    (key, s.detector, s.min_confidence, s.faces, s.person, s.occlusion),
+                    lambda: self.find_hands(video, index, image, faces, s))
             look = Look.of(s)
-            out = compose(Frame(index, image, faces), look, s.label, swapper)
+            placed: list = []
+            out = compose(Frame(index, image, faces, hands), look, s.label, swapper, placed)
+            if show_mask:
+                out = mask_view(image, placed, hands)
         return image, out
 
 

@@ -25,6 +25,7 @@ from localswap.convert.cast import Cast, make_cast
 from localswap.convert.frames import (STEPS, Cancelled, ConvertResult, Frame, Largest,
                                       align_faces, check_paths, compose, pick_faces,
                                       run_model, synthetic_tag)
+from localswap.convert.occlusion import FillBack, find_hands, tracker_for
 from localswap.convert.smooth import FaceTracker
 from localswap.convert.swapper import Swapper, open_swapper
 from localswap.errors import DiskFullError, UserError, is_disk_full
@@ -115,6 +116,8 @@ def _analyse(p: _Pipeline, s: ConvertSettings, swapper: Swapper, inp: queue.Queu
     backend = make_backend(s.detector, video=True, min_confidence=s.min_confidence,
                            device=s.device)
     choose = Largest() if s.faces == "largest" else list
+    hands = tracker_for(s.occlusion)
+    late = FillBack() if hands is not None else None
     try:
         while True:
             item = p.get(inp)
@@ -131,13 +134,22 @@ def _analyse(p: _Pipeline, s: ConvertSettings, swapper: Swapper, inp: queue.Queu
                     faces = align_faces(image, *cast(image, index, tracked))
                 else:
                     faces = align_faces(image, [f.landmarks for f in choose(tracked)], swapper)
-                p.busy["align"] += time.perf_counter() - t0
-                p.put(out, Frame(index, image, faces))
+                t1 = time.perf_counter()
+                p.busy["align"] += t1 - t0
+                in_front = find_hands(hands, image, faces)
+                p.busy["detect"] += time.perf_counter() - t1
+                frame = Frame(index, image, faces, in_front)
+                for ready_frame in (late.push(frame) if late else [frame]):
+                    p.put(out, ready_frame)
             if item is _END:
+                for ready_frame in (late.finish() if late else []):
+                    p.put(out, ready_frame)
                 p.put(out, _END)
                 return
     finally:
         backend.close()
+        if hands is not None:
+            hands.close()
 
 
 def _model(p: _Pipeline, swapper: Swapper, batch: int, inp: queue.Queue,

@@ -10,6 +10,7 @@ It is a judge, not a trainer: never use it as a loss, or it stops being an hones
 from __future__ import annotations
 
 import time
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +19,15 @@ from typing import Iterator
 import numpy as np
 
 from localswap.errors import UserError
+from localswap.evaluate import colours, frames, pixels
 from localswap.evaluate import face_measures as fm
-from localswap.evaluate import frames, pixels
 from localswap.evaluate.embedder import Embedder, distance
 from localswap.evaluate.report import Report
 from localswap.faces.detect import make_backend
 from localswap.progress import Progress, no_progress
 from localswap.system.cache import file_key, load_arrays, save_arrays, user_cache
 
-CACHE_VERSION = 1      # bump when what is read from a source or target changes
+CACHE_VERSION = 2      # bump when what is read from a source or target changes
 
 
 @dataclass
@@ -38,6 +39,7 @@ class _Face:
     eye: float
     mouth: float
     pose: np.ndarray
+    redness: np.ndarray     # lips, eyes' ring, cheeks, face (evaluate.colours)
 
 
 @dataclass
@@ -93,7 +95,7 @@ def _pack_target(frames: dict[int, _TargetFrame]) -> dict[str, np.ndarray]:
     return {"index": np.array([i for i, _ in items], np.int64),
             "has_face": np.array([f is not None for f in faces]),
             **{name: stack(name, getattr(some, name)) for name in
-               ("landmarks", "bbox", "embedding", "eye", "mouth", "pose")},
+               ("landmarks", "bbox", "embedding", "eye", "mouth", "pose", "redness")},
             "change": num("change"), "texture": num("texture"), "seam": num("seam")}
 
 
@@ -111,7 +113,8 @@ def _unpack_target(data: dict | None, indices: list[int]) -> dict[int, _TargetFr
         for i, index in enumerate(data["index"].tolist()):
             face = _Face(data["landmarks"][i].astype(np.float32), data["bbox"][i],
                          data["embedding"][i].astype(np.float32), float(data["eye"][i]),
-                         float(data["mouth"][i]), data["pose"][i]) \
+                         float(data["mouth"][i]), data["pose"][i],
+                         data["redness"][i].astype(np.float32)) \
                 if data["has_face"][i] else None
             out[index] = _TargetFrame(face, opt("change", i), opt("texture", i),
                                       opt("seam", i))
@@ -176,17 +179,22 @@ class Judge:
         h, w = rgb.shape[:2]
         lm = det.landmarks
         return _Face(lm, det.bbox, self.embedder.embed(rgb, det.bbox), fm.eye_opening(lm),
-                     fm.mouth_opening(lm), fm.pose(lm, w, h))
+                     fm.mouth_opening(lm), fm.pose(lm, w, h), colours.redness(rgb, lm))
 
     def _cached_sources(self, most: int, detector: str) -> np.ndarray:
+        """The source faces' descriptors; their median redness goes to self.source_red."""
         path = user_cache("judge") / (file_key(self.sources, CACHE_VERSION, "sources", most,
                                                detector) + ".npz")
         kept = load_arrays(path)
-        if kept is not None and kept.get("source") is not None and len(kept["source"]):
-            return kept["source"]
-        source = self._read_sources(most)
-        save_arrays(path, source=source)
-        return source
+        if kept is None or kept.get("source") is None or not len(kept["source"]) \
+                or kept.get("redness") is None:
+            source, red = self._read_sources(most)
+            kept = {"source": source, "redness": red}
+            save_arrays(path, **kept)
+        with warnings.catch_warnings():     # a region no source face showed stays NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.source_red = np.nanmedian(kept["redness"], 0)
+        return kept["source"]
 
     def _cached_target(self, max_frames: int, detector: str) -> dict[int, _TargetFrame]:
         path = user_cache("judge") / (file_key([self.target], CACHE_VERSION, "target",
@@ -199,17 +207,18 @@ class Judge:
         self.target_centroid = np.mean(faces, 0)
         return kept
 
-    def _read_sources(self, most: int) -> np.ndarray:
-        found = []
+    def _read_sources(self, most: int) -> tuple[np.ndarray, np.ndarray]:
+        found, red = [], []
         for n, rgb in enumerate(frames.source_frames(self.sources, most)):
             det = frames.main_face(self.backend.detect(rgb))
             if det is not None:
                 found.append(self.embedder.embed(rgb, det.bbox))
+                red.append(colours.redness(rgb, det.landmarks))
             self._progress(n + 1, self._total, "source faces")
         if not found:
             raise UserError("no face found in the source videos or photos: evaluate needs "
                             "to see the source person")
-        return np.stack(found)
+        return np.stack(found), np.stack(red)
 
     def _read_target(self) -> dict[int, _TargetFrame]:
         out = {}
@@ -286,6 +295,12 @@ class Judge:
                                                  [o.mouth for _, o in pairs], fm.FLAT_MOUTH)
             err = fm.pose_error([t.pose for t, _ in pairs], [o.pose for _, o in pairs])
             r.yaw_error, r.pitch_error, r.roll_error = (float(v) for v in err)
+            redder = np.stack([colours.redder(o.redness, t.redness, self.source_red)
+                               for t, o in pairs])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                r.red_lips, r.red_eyes, r.red_cheeks, r.red_face = (
+                    None if np.isnan(v) else float(v) for v in np.nanmedian(redder, 0))
         elif r.target_faces:
             r.closer_to_source = 0.0
 

@@ -13,6 +13,9 @@ STEADY = 1.2
 FLICKERS = 1.5       # above this, "flickers" rather than "slight flicker"
 SEAM_SHOWS = 1.5     # border gradient energy over the target's: an edge the original lacks
 BLURRED = 0.6        # texture in the face over the target's: below this, a smudge
+# how much redder (Lab a*, the reddest tenth) a region is than both people's: painted lips,
+# pink eye rims, red blotches (evaluate.colours: honest corpus renders <= 2.9, blotched 4.1+)
+REDDER = 3.5
 
 
 @dataclass
@@ -38,6 +41,10 @@ class Report:
     detail: float | None = None              # texture in the face, output / target
     stability: float | None = None           # frame-to-frame change per texture, out / target
     seam: float | None = None                # border gradient energy, output / target
+    red_lips: float | None = None            # redder than both people's lips (Lab a*)
+    red_eyes: float | None = None            # ... the skin around the eyes
+    red_cheeks: float | None = None
+    red_face: float | None = None            # ... the whole face
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -71,6 +78,10 @@ class Report:
             ("stability", f(self.stability), f"1.0 = as steady as the target; "
                                               f"> {STEADY} flickers"),
             ("seam", f(self.seam), f"1.0 = like the target; > {SEAM_SHOWS} an edge shows"),
+            ("redder lips/eyes/cheeks/face",
+             "/".join(f(v, "{:.1f}") for v in (self.red_lips, self.red_eyes, self.red_cheeks,
+                                              self.red_face)),
+             f"<= 0 no redder than one of the two people; > {REDDER:g} painted"),
         ]
 
     def table(self) -> str:
@@ -105,7 +116,19 @@ class Report:
                 parts.append("steady")
         if self.seam is not None and self.seam > SEAM_SHOWS:
             parts.append("a seam shows at the face's edge")
+        painted = self.painted()
+        if painted:
+            parts.append(f"painted red: {' and '.join(painted)} (redder than either person's)")
         return "; ".join(parts) + "."
+
+    def painted(self) -> list[str]:
+        """The regions redder than both people's by more than REDDER (painted lips, rims)."""
+        named = (("the lips", self.red_lips), ("the skin around the eyes", self.red_eyes),
+                 ("the cheeks", self.red_cheeks))
+        out = [name for name, v in named if v is not None and v > REDDER]
+        if not out and self.red_face is not None and self.red_face > REDDER:
+            out.append("the face")
+        return out
 
     def _expression(self) -> str:
         eye, mouth = self.eye_correlation, self.mouth_correlation

@@ -134,17 +134,18 @@ def register_preview(ctx: Context) -> None:
 
     @_guard
     def preview_frame(job_or_model: str, frame: int = 0, settings: dict | None = None,
-                      video: FileData | None = None) -> FileData:
+                      video: FileData | None = None, show_mask: bool = False) -> FileData:
         """One frame rendered with `settings` (ConvertSettings names: color, blend, mask,
-        erode, blur, smooth, faces...): a job id (its target and model, its settings as the
-        base), or a library model name with an uploaded `video`. Returns the swapped frame."""
+        erode, blur, smooth, faces, occlusion...): a job id (its target and model, its
+        settings as the base), or a library model name with an uploaded `video`. Returns the
+        swapped frame, or with `show_mask` the frame with the blend mask drawn over it."""
         key = str(job_or_model).strip().lstrip("#")
         if key.isdigit() and video is None:
             src, model, base = preview_panel.job_source(ctx, int(key))
         else:
             src, model, base = preview_panel.model_source(ctx, key, _upload(video)[0])
         _, out = preview_panel.preview(src, model, int(frame or 0),
-                                       settings_from(settings, base))
+                                       settings_from(settings, base), bool(show_mask))
         folder = Path(get_upload_folder()) / "preview"
         folder.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(suffix=".png", dir=folder)

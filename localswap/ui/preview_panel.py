@@ -20,7 +20,8 @@ from localswap.ui.context import Context, human_error
 from localswap.workspace import check_name
 
 _PREVIEW = FramePreview()
-KEYS = ("color", "blend", "mask", "erode", "blur", "smooth", "faces", "detail", "mouth")
+KEYS = ("color", "blend", "mask", "erode", "blur", "smooth", "faces", "detail", "mouth",
+        "occlusion")
 
 
 def previewer() -> FramePreview:
@@ -53,8 +54,9 @@ def model_source(ctx: Context, name: str, video: str | None) -> tuple[Path, Path
     return Path(video), model, {}
 
 
-def preview(video: Path, model: Path, index: int, settings: ConvertSettings):
-    return _PREVIEW(video, model, int(index or 0), settings)
+def preview(video: Path, model: Path, index: int, settings: ConvertSettings,
+            show_mask: bool = False):
+    return _PREVIEW(video, model, int(index or 0), settings, show_mask)
 
 
 @dataclass
@@ -65,6 +67,7 @@ class PreviewPanel:
     swapped: gr.Image
     render_button: gr.Button
     show_button: gr.Button
+    show_mask: gr.Checkbox
 
 
 def render(ctx: Context, prefix: str) -> PreviewPanel:
@@ -80,6 +83,11 @@ def render(ctx: Context, prefix: str) -> PreviewPanel:
                                elem_id=f"{prefix}-mask")
             faces = gr.Dropdown(["all", "largest"], value=d.faces, label="Faces",
                                 elem_id=f"{prefix}-faces")
+            occlusion = gr.Dropdown(["hands", "off"], value=d.occlusion,
+                                    label="Keep hands in front of the face",
+                                    elem_id=f"{prefix}-occlusion")
+            show_mask = gr.Checkbox(False, label="Show the mask (green: swapped; orange: kept "
+                                    "in front)", elem_id=f"{prefix}-show-mask")
         with gr.Row():
             # Text boxes: an empty gr.Number shows (and sends) 0, and 0 is not "auto".
             erode = gr.Textbox("", label="Erode px (empty = auto)", placeholder="auto",
@@ -103,8 +111,9 @@ def render(ctx: Context, prefix: str) -> PreviewPanel:
         with gr.Row():
             show_button = gr.Button("Preview this frame", elem_id=f"{prefix}-show")
             render_button = gr.Button("Render with these settings", elem_id=f"{prefix}-render")
-    return PreviewPanel(frame, [color, blend, mask, erode, blur, smooth, faces, detail, mouth],
-                        original, swapped, render_button, show_button)
+    return PreviewPanel(frame, [color, blend, mask, erode, blur, smooth, faces, detail, mouth,
+                                occlusion], original, swapped, render_button, show_button,
+                        show_mask)
 
 
 def values(*widgets) -> dict:
@@ -122,27 +131,28 @@ def listen(ctx: Context, p: PreviewPanel, source: list, resolve, submit, after=N
     """Wire the panel: `source` components feed resolve(*source) -> (video, model, base);
     submit(*source, settings dict) queues the render and returns a job id."""
     def show(*args):
-        src, (index, *widgets) = args[:len(source)], args[len(source):]
+        src, (index, *widgets, show_mask) = args[:len(source)], args[len(source):]
         try:
             video, model, base = resolve(*src)
             s = settings_from(values(*widgets), base)
             frames = max(1, _PREVIEW.info(video).frames - 1) if media.is_video(video) else 0
-            original, out = preview(video, model, min(int(index or 0), frames), s)
+            original, out = preview(video, model, min(int(index or 0), frames), s,
+                                    bool(show_mask))
         except Exception as exc:
             gr.Warning(human_error(exc))
             return gr.skip(), gr.skip(), gr.skip()
         return gr.update(maximum=max(1, frames)), original, out
 
-    inputs = [*source, p.frame, *p.widgets]
+    inputs = [*source, p.frame, *p.widgets, p.show_mask]
     outputs = [p.frame, p.original, p.swapped]
-    for w in [p.frame, *p.widgets]:
+    for w in [p.frame, *p.widgets, p.show_mask]:
         w.change(show, inputs, outputs, api_visibility="private", show_progress="hidden",
                  trigger_mode="always_last", concurrency_id="frame-preview")
     p.show_button.click(show, inputs, outputs, api_visibility="private",
                         concurrency_id="frame-preview")
 
     def do_render(*args):
-        src, widgets = args[:len(source)], args[len(source) + 1:]
+        src, widgets = args[:len(source)], args[len(source) + 1:-1]
         try:
             job_id = submit(*src, values(*widgets))
         except Exception as exc:

@@ -1,0 +1,170 @@
+"""What stands in front of the face: hands, cut out of the swap mask so they stay in front.
+
+MediaPipe's palm detector and hand landmarker ship inside the mediapipe wheel. They look at
+a square around each face (twice the face's width: a hand over the face is partly outside
+it), scaled to 256 px, in tracking mode: once a palm is found the landmarker follows the hand
+from frame to frame, and it keeps it while the fingers cover the nose and mouth, where the
+palm detector alone finds it in a quarter of the frames (the "woman" corpus clip: 71 of 90
+frames tracked, 20 detected frame by frame; docs/benchmarks.md, "Occlusion").
+
+A hand's mask is the hull of its 21 landmarks and of the forearm's start, grown by a finger's
+half-width (the landmarks lie on the fingers' centre lines) and feathered outwards only, so
+every hand pixel stays the target's. A hand the landmarker drops for a frame or two is held,
+so the mask's edge does not flicker; in a render (FillBack) also the frames just before the
+landmarker locks on take the hand it then finds.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+import cv2
+import numpy as np
+
+from localswap.faces.landmarks import face_width
+
+OCCLUSION = ("off", "hands")
+REGION = 2.2          # the square looked at, in face widths
+SIDE = 256            # ... scaled to this many pixels
+GROW = 0.2            # the hull grows by this share of the palm's length (wrist to middle knuckle)
+FEATHER = 0.25        # and fades out over this share more, outside it
+HOLD = 2              # frames a lost hand is kept
+MIN_SCORE = 0.5
+
+
+def palm_length(hand: np.ndarray) -> float:
+    """Wrist (0) to the middle finger's knuckle (9): the hand's size, whatever its pose."""
+    return float(np.hypot(*(hand[9] - hand[0])))
+
+
+def outline(hand: np.ndarray) -> np.ndarray:
+    """The hand's 21 points and two at the forearm's start (below the wrist, either side)."""
+    size = palm_length(hand)
+    down = hand[0] - hand[9]
+    down = down / (np.hypot(*down) or 1.0)
+    side = np.float32([-down[1], down[0]])
+    wrist = hand[0] + down * 0.5 * size
+    arm = np.stack([wrist + side * 0.35 * size, wrist - side * 0.35 * size])
+    return np.concatenate([hand, arm]).astype(np.float32)
+
+
+def hand_mask(hands: list[np.ndarray], origin: tuple[float, float], shape: tuple[int, int],
+              scale: float = 1.0) -> np.ndarray:
+    """(h, w) float32: 1 on the hands (grown), fading to 0 just outside them. `hands` in frame
+    pixels; the mask covers the region whose top-left frame pixel is `origin`, at `scale`
+    region pixels per frame pixel (a crop)."""
+    out = np.zeros(shape[:2], np.float32)
+    for hand in hands:
+        pts = (outline(hand) - np.float32(origin)) * scale
+        size = palm_length(hand) * scale
+        grow = max(1, int(round(GROW * size)))
+        feather = max(1, int(round(FEATHER * size)))
+        hard = np.zeros(shape[:2], np.uint8)
+        cv2.fillConvexPoly(hard, np.round(cv2.convexHull(pts)).astype(np.int32), 255)
+        hard = cv2.dilate(hard, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
+                                                          (2 * grow + 1,) * 2))
+        soft = cv2.dilate(hard, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
+                                                          (feather + 1,) * 2))
+        soft = cv2.GaussianBlur(soft.astype(np.float32) / 255, (0, 0), feather / 4)
+        out = np.maximum(out, np.maximum(soft, hard.astype(np.float32) / 255))
+    return out
+
+
+def region(face: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The square around a face (68 points) the hand landmarker looks at, clipped."""
+    centre = face.mean(0)
+    half = REGION * face_width(face) / 2
+    h, w = shape[:2]
+    x0, y0 = np.maximum(np.floor(centre - half).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(centre + half).astype(int), (w, h))
+    return int(x0), int(y0), int(x1), int(y1)
+
+
+class HandTracker:
+    """tracker(frame, faces) -> the hands (21 points each, frame pixels) near those faces.
+    Frames of one video in order (`still=True`: unrelated photos, no tracking)."""
+
+    def __init__(self, still: bool = False):
+        self.still = still
+        self._graphs: dict[int, object] = {}
+        self._held: dict[int, tuple[list[np.ndarray], int]] = {}
+
+    def _graph(self, slot: int):
+        if slot not in self._graphs:
+            import mediapipe as mp
+            from localswap.faces.mediapipe_backend import _SILENCE
+            _SILENCE.enter()
+            try:
+                self._graphs[slot] = mp.solutions.hands.Hands(
+                    static_image_mode=self.still, max_num_hands=2, model_complexity=0,
+                    min_detection_confidence=MIN_SCORE, min_tracking_confidence=MIN_SCORE)
+            finally:
+                _SILENCE.leave()
+        return self._graphs[slot]
+
+    def __call__(self, image: np.ndarray, faces: list[np.ndarray]) -> list[np.ndarray]:
+        hands: list[np.ndarray] = []
+        for slot, face in enumerate(faces):
+            x0, y0, x1, y1 = region(np.asarray(face, np.float32), image.shape)
+            if x1 - x0 < 16 or y1 - y0 < 16:
+                continue
+            crop = cv2.resize(np.ascontiguousarray(image[y0:y1, x0:x1]), (SIDE, SIDE),
+                              interpolation=cv2.INTER_AREA)
+            found = self._graph(slot).process(crop).multi_hand_landmarks or []
+            now = [np.array([(p.x * (x1 - x0) + x0, p.y * (y1 - y0) + y0)
+                             for p in hand.landmark], np.float32) for hand in found]
+            if now or self.still:
+                self._held[slot] = (now, 0)
+            else:
+                last, age = self._held.get(slot, ([], HOLD))
+                now = last if age < HOLD else []
+                self._held[slot] = (last, age + 1)
+            hands += [h for h in now if not any(_same(h, k) for k in hands)]
+        return hands
+
+    def close(self) -> None:
+        for graph in self._graphs.values():
+            graph.close()
+        self._graphs.clear()
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """One hand seen from two faces' regions (two people side by side)."""
+    return float(np.abs(a - b).mean()) < 0.2 * max(palm_length(a), 1.0)
+
+
+def tracker_for(occlusion: str, still: bool = False) -> HandTracker | None:
+    """The hand tracker a render with this `--occlusion` setting needs, or None (off)."""
+    return HandTracker(still) if occlusion == "hands" else None
+
+
+def find_hands(tracker: HandTracker | None, image: np.ndarray, faces: list) -> list[np.ndarray]:
+    """The hands in front of `faces` (aligned Face objects), [] without a tracker or faces."""
+    if tracker is None or not faces:
+        return []
+    return tracker(image, [f.landmarks for f in faces])
+
+
+class FillBack:
+    """A render's frames, out in order HOLD frames late, so a frame where the landmarker had
+    not found the hand yet (it needs a frame or two to lock on: the hand entering, the clip's
+    first frames) takes the hands found within HOLD frames after it."""
+
+    def __init__(self):
+        self.waiting: deque = deque()
+
+    def push(self, frame) -> list:
+        """`frame` (with .index and .hands) in; the frames ready to go out."""
+        if frame.hands:
+            for earlier in self.waiting:
+                if not earlier.hands and earlier.faces and frame.index - earlier.index <= HOLD:
+                    earlier.hands = frame.hands
+        self.waiting.append(frame)
+        out = []
+        while len(self.waiting) > HOLD:
+            out.append(self.waiting.popleft())
+        return out
+
+    def finish(self) -> list:
+        out = list(self.waiting)
+        self.waiting.clear()
+        return out
