@@ -270,7 +270,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 SWAP_TRAIN_FLAGS = ("iterations", "arch", "resolution", "width", "batch", "max_minutes",
-                    "init_from")
+                    "init_from", "color_match")
 
 
 def _args_swap(p: argparse.ArgumentParser) -> None:

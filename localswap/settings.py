@@ -241,6 +241,11 @@ class TrainSettings(SettingsBase):
                          "with the target (localswap architecture; fixed once the model "
                          "exists; --no-guide for a model that can be exported to .dfm)",
                          label="Expression guide")
+    color_match: str = option("none", "train the source's faces in the target's colours and "
+                              "light (rct: Lab mean and deviation of a random target face, "
+                              "DeepFaceLab's colour transfer mode) or in their own (none)",
+                              choices=("none", "rct"),
+                              label="Train the source in the target's colours")
     warp: bool = option(True, "randomly warp the input faces (what teaches the swap)",
                         label="Random warp")
     sharpen: float = option(0.0, "final share of the run trained without random warp, which "

@@ -64,6 +64,32 @@ def test_rct_takes_a_flat_lit_faces_colour_but_keeps_the_swapped_faces_features(
     assert np.abs(lab(out).mean(0) - lab(flat).mean(0)).max() < 1.5
 
 
+def test_rct_never_raises_the_swapped_faces_colour_contrast(astronaut_face):
+    """A model's face has softer colours than the target's (whose dark glasses frames, red
+    lips and warm cheeks spread a* and b* wider): matching the spread multiplied the model's
+    faint tints into red blotches and painted lips (issue 27). The mean still moves."""
+    import cv2
+    _, lm, mat, crop = astronaut_face
+    sel = _hull(lm, mat) > 0.5
+
+    def lab(img):
+        return cv2.cvtColor(img.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
+
+    def from_lab(v):
+        return np.clip(cv2.cvtColor(v, cv2.COLOR_LAB2RGB) * 255 + 0.5, 0, 255).astype(np.uint8)
+    base = lab(crop)
+    mean = base[sel].mean(0)
+    soft, vivid = base.copy(), base.copy()
+    soft[..., 1:] = (base[..., 1:] - mean[1:]) * 0.5 + mean[1:]            # the model's face
+    vivid[..., 1:] = (base[..., 1:] - mean[1:]) * 1.6 + mean[1:] + [6, 4]  # the target's
+    soft, vivid = from_lab(soft), from_lab(vivid)
+    out = color.transfer("rct", soft, vivid, sel)
+    spread = lambda img: lab(img)[sel][:, 1:].std(0)           # noqa: E731
+    assert (spread(vivid) > 2.5 * spread(soft)).all()
+    assert (spread(out) <= spread(soft) * 1.05 + 0.2).all(), (spread(out), spread(soft))
+    assert np.abs(lab(out)[sel][:, 1:].mean(0) - lab(vivid)[sel][:, 1:].mean(0)).max() < 1.5
+
+
 def test_colour_none_and_tiny_masks_leave_the_face_alone(astronaut_face):
     _, _, _, crop = astronaut_face
     other = crop[::-1].copy()

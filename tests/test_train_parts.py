@@ -41,6 +41,31 @@ def data_a(faces_a):
     return FaceData(faces_a, 64, CPU)
 
 
+def test_colour_match_gives_the_source_the_targets_colours(data_a, faceset_b):
+    """Grace Hopper's faces (grey-blue photo) take the astronaut's warm colours inside the
+    face mask, as the face at the same place in the other batch has them; the shapes stay."""
+    import cv2
+    from localswap.train.augment import match_colours
+    data_b = FaceData(faceset_b, 64, CPU)
+    a, b = data_a.faces[:4, :4], data_b.faces[:4, :4]
+    out = match_colours(b, a)
+    assert out.dtype == torch.uint8 and out.shape == b.shape
+    assert torch.equal(out[:, 3:], b[:, 3:])             # the masks are not touched
+
+    def lab_mean(batch, i):
+        rgb = batch[i, :3].permute(1, 2, 0).numpy()
+        lab = cv2.cvtColor(rgb.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
+        return lab[batch[i, 3].numpy() > 127].mean(0)
+    for i in range(4):
+        before = np.abs(lab_mean(b, i) - lab_mean(a, i)).max()
+        after = np.abs(lab_mean(out, i) - lab_mean(a, i)).max()
+        assert after < 1.5 and after < before / 3, (before, after)
+    # the face's own lightness pattern survives: it is a colour move, not a new face
+    grey = lambda t: t[:, :3].float().mean(1).flatten(1)           # noqa: E731
+    corr = [np.corrcoef(grey(out)[i], grey(b)[i])[0, 1] for i in range(4)]
+    assert min(corr) > 0.95
+
+
 # -- models -------------------------------------------------------------------------------
 def test_original_has_the_reference_layer_sizes():
     with torch.device("meta"):

@@ -4,7 +4,11 @@ Every method measures statistics inside the face mask only (background and hair 
 them) and then recolours the whole swapped crop. Inputs and output are RGB uint8 crops.
   rct  - Reinhard et al. 2001: per-channel mean and deviation matched in Lab, except that
          the lightness contrast is only ever raised: lowering it to a flatter-lit target's
-         washed out the eyes, brows and lips (session 9, docs/benchmarks.md)
+         washed out the eyes, brows and lips (session 9, docs/benchmarks.md); and the colour
+         contrast (a*, b*) is only ever lowered: raising it to a target whose colours vary
+         more (glasses frames, lips, a darker skin's red undertone) multiplied the model's
+         own colour noise into red blotches on the cheeks, painted lips and pink eye rims
+         (a* gain 1.4-1.7; session 13, issue 27)
   lct  - linear transfer: mean and full 3x3 colour covariance matched (PCA square roots)
   hist - per-channel histogram matching
   none - unchanged
@@ -36,9 +40,11 @@ def rct(swapped: np.ndarray, original: np.ndarray, sel: np.ndarray) -> np.ndarra
     mu_s, sd_s = s.mean(0), s.std(0)
     mu_r, sd_r = r.mean(0), r.std(0)
     # A flat channel (sd ~ 0) must not blow up into noise: clamp the gain. Lightness keeps
-    # at least its own contrast: it is where the eyes, brows, nostrils and lips are drawn.
+    # at least its own contrast: it is where the eyes, brows, nostrils and lips are drawn;
+    # colour at most its own: more turns the model's uncertain tints into painted patches.
     gain = np.clip(sd_r / np.maximum(sd_s, 1e-3), 0.2, 5.0)
     gain[0] = max(gain[0], 1.0)
+    gain[1:] = np.minimum(gain[1:], 1.0)
     out = (src - mu_s) * gain + mu_r
     out[..., 0] = np.clip(out[..., 0], 0, 100)
     rgb = cv2.cvtColor(out.astype(np.float32), cv2.COLOR_LAB2RGB)

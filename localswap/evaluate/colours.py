@@ -9,8 +9,9 @@ recoloured as a whole keeps it; the reddest tenth, because blotches and rims cov
 region and a median walks past them. The output's redness is compared with the larger of the
 target's (same frame) and the source's: a true colour is no redder than both people.
 
-Measured on the corpus renders (docs/quality.md): honest renders are at most 2.9 redder than
-both people in any region; the render with red blotches and rims, 4.1-6.0.
+Measured on 14 corpus renders (docs/benchmarks.md, "Colour: red neither person has"): honest
+renders are at most 2.9 redder than both people in any region; the one with red blotches and
+rims, 4.1-6.0.
 """
 from __future__ import annotations
 

@@ -117,3 +117,51 @@ def augment(batch: torch.Tensor, gen: torch.Generator, s: AugmentSettings | None
     inp = F.grid_sample(seen, warped, mode="bilinear", padding_mode="border",
                         align_corners=False)
     return inp, target_all[:, :3], target_all[:, 3:]
+
+
+# sRGB <-> CIE Lab (D65), for the colour match below: a face's colours are matched in Lab, as
+# the render's rct does, so lightness and the two colour axes move independently.
+_RGB2XYZ = torch.tensor([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
+                         [0.019334, 0.119193, 0.950227]])
+_WHITE = torch.tensor([0.950456, 1.0, 1.088754])
+
+
+def _to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    lin = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = torch.einsum("ij,njhw->nihw", _RGB2XYZ.to(rgb), lin) / _WHITE.to(rgb).view(1, 3, 1, 1)
+    f = torch.where(xyz > 0.008856, xyz.clamp_min(1e-6) ** (1 / 3), 7.787 * xyz + 16 / 116)
+    return torch.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]),
+                        200 * (f[:, 1] - f[:, 2])], 1)
+
+
+def _from_lab(lab: torch.Tensor) -> torch.Tensor:
+    fy = (lab[:, 0] + 16) / 116
+    f = torch.stack([fy + lab[:, 1] / 500, fy, fy - lab[:, 2] / 200], 1)
+    xyz = torch.where(f > 0.206893, f ** 3, (f - 16 / 116) / 7.787) \
+        * _WHITE.to(lab).view(1, 3, 1, 1)
+    lin = torch.einsum("ij,njhw->nihw", torch.linalg.inv(_RGB2XYZ).to(lab), xyz).clamp(0, 1)
+    return torch.where(lin > 0.0031308, 1.055 * lin.clamp_min(1e-8) ** (1 / 2.4) - 0.055,
+                       12.92 * lin).clamp(0, 1)
+
+
+def match_colours(faces: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, C, R, R) batches (RGB + the face mask in channel 3): `faces` with each face's
+    colours moved to those of the face at the same place in `like` (Lab mean and deviation
+    inside the face masks, DeepFaceLab's "rct" colour transfer mode), so the source's decoder
+    learns the source's face under the target's colours and light instead of its own."""
+    x = faces[:, :3].float() / 255
+    lab, ref = _to_lab(x), _to_lab(like[:, :3].float() / 255)
+    m = (faces[:, 3:4].float() > 127).float()
+    r = (like[:, 3:4].float() > 127).float()
+
+    def stats(v, w):
+        count = w.sum((2, 3), keepdim=True).clamp_min(1)
+        mean = (v * w).sum((2, 3), keepdim=True) / count
+        sd = (((v - mean) ** 2 * w).sum((2, 3), keepdim=True) / count).sqrt()
+        return mean, sd
+    mu, sd = stats(lab, m)
+    mu_r, sd_r = stats(ref, r)
+    gain = (sd_r / sd.clamp_min(1e-3)).clamp(0.5, 2.0)
+    out = faces.clone()
+    out[:, :3] = (_from_lab((lab - mu) * gain + mu_r) * 255 + 0.5).clamp(0, 255).to(torch.uint8)
+    return out

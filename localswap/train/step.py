@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 
 from localswap.errors import UserError, is_oom
-from localswap.train.augment import AugmentSettings, augment
+from localswap.train.augment import AugmentSettings, augment, match_colours
 from localswap.train.data import FaceData
 from localswap.train.losses import face_loss
 
@@ -62,8 +62,10 @@ class StepResult:
 class Step:
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  data_a: FaceData, data_b: FaceData, device: torch.device, precision: str,
-                 aug: AugmentSettings, eyes_mouth_weight: float = 3.0, clip_grad: float = 0.0):
+                 aug: AugmentSettings, eyes_mouth_weight: float = 3.0, clip_grad: float = 0.0,
+                 colour_match: bool = False):
         self.model, self.optimizer = model, optimizer
+        self.colour_match = colour_match
         self.data_a, self.data_b = data_a, data_b
         self.device, self.precision, self.aug = device, precision, aug
         self.eyes_mouth_weight, self.clip_grad = eyes_mouth_weight, clip_grad
@@ -86,10 +88,12 @@ class Step:
         """Forward pass on a fresh augmented batch: (loss_a, loss_b) as float32 tensors."""
         self.gen.manual_seed(seed)
         c = self.channels
-        in_a, tg_a, m_a = augment(self.data_a.sample(batch, self.gen)[:, :c], self.gen, self.aug,
-                                  self.hide)
-        in_b, tg_b, m_b = augment(self.data_b.sample(batch, self.gen)[:, :c], self.gen, self.aug,
-                                  self.hide)
+        faces_a = self.data_a.sample(batch, self.gen)[:, :c]
+        faces_b = self.data_b.sample(batch, self.gen)[:, :c]
+        if self.colour_match:
+            faces_b = match_colours(faces_b, faces_a)
+        in_a, tg_a, m_a = augment(faces_a, self.gen, self.aug, self.hide)
+        in_b, tg_b, m_b = augment(faces_b, self.gen, self.aug, self.hide)
         guides = (m_a[:, 3:4], m_b[:, 3:4]) if c == 7 else ()
         dtype = DTYPES[self.precision]
         with torch.autocast(self.device.type, dtype=dtype or torch.float32,

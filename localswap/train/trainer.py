@@ -215,7 +215,7 @@ class Trainer:
         self.sharp = dataclasses.replace(self.aug, warp=0.0)
         self.step = Step(train_model, self.optimizer, self.data_a, self.data_b, device,
                          plan.precision, self.aug, settings.eyes_mouth_weight,
-                         settings.clip_grad)
+                         settings.clip_grad, settings.color_match == "rct")
 
     def _fixing_manifest(self) -> dict | None:
         """The manifest that fixes the model's kind: its own, else the starting model's."""

@@ -23,8 +23,8 @@ MEDIA_TYPES = sorted(media.VIDEO_EXTS | media.IMAGE_EXTS)
 # The fields Advanced mode shows first, when the settings class has them.
 TRAIN_MAIN = ["iterations", "max_minutes", "arch", "resolution", "width", "batch"]
 TRAIN_MORE_FIRST = ["precision", "plateau", "preview_every", "save_every", "save_minutes"]
-CONVERT_FIRST = ["color", "blend", "mask", "erode", "blur", "detail", "mouth", "smooth",
-                 "faces", "label"]
+CONVERT_FIRST = ["color", "blend", "mask", "erode", "blur", "detail", "mouth", "occlusion",
+                 "smooth", "faces", "label"]
 EXTRACT_FIELDS = ["face_type", "every", "size", "min_face", "soft_share", "detector",
                   "max_frames"]
 NEW_MODEL = "(new model)"
