@@ -110,11 +110,10 @@ def clip_720p(folder: Path, frames: int) -> Path:
     return path
 
 
-def fist() -> np.ndarray:
-    """(h, w, 4) RGBA: a real photo of a fist and wrist (npm fingerpose 0.1.0, MIT) cut out
-    of its plain off-white wall by colour; fetched into the media cache once."""
-    from localswap.bench.quality import fetch
-    bgr = cv2.imread(str(fetch("hand_fist")), cv2.IMREAD_COLOR)
+def fist(photo: Path) -> np.ndarray:
+    """(h, w, 4) RGBA: the real photo of a fist and wrist against a plain off-white wall
+    (npm fingerpose 0.1.0, MIT: `bench.quality.fetch("hand_fist")`) cut out by colour."""
+    bgr = cv2.imread(str(photo), cv2.IMREAD_COLOR)
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     red = cv2.cvtColor(cv2.GaussianBlur(bgr, (0, 0), 1.5), cv2.COLOR_BGR2LAB)[..., 1]
     # 8-bit Lab a*: the wall and its shadows are 128-131, the skin 136 and up

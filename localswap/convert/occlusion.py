@@ -1,11 +1,16 @@
 """What stands in front of the face: hands, cut out of the swap mask so they stay in front.
 
 MediaPipe's palm detector and hand landmarker ship inside the mediapipe wheel. They look at
-a square around each face (twice the face's width: a hand over the face is partly outside
-it), scaled to 256 px, in tracking mode: once a palm is found the landmarker follows the hand
-from frame to frame, and it keeps it while the fingers cover the nose and mouth, where the
-palm detector alone finds it in a quarter of the frames (the "woman" corpus clip: 71 of 90
-frames tracked, 20 detected frame by frame; docs/benchmarks.md, "Occlusion").
+a square around each face (2.8 face widths: a fist at the chin reaches well below the face;
+at 2.2 the palm detector missed it in a photo, and glasses_selfie's hand at her cheek was
+found in 132 frames against 155), scaled to 256 px, in tracking mode: once a palm is found
+the landmarker follows the hand from frame to frame, and it keeps it while the fingers cover
+the nose and mouth, where the palm detector alone finds it in a quarter of the frames (the
+"woman" corpus clip: 71 of 90 frames tracked, 20 detected frame by frame; docs/benchmarks.md,
+"Hands in front of the face"). The full landmark model (complexity 1), not the lite one: the
+lite one took a woman's nose and mouth for a hand in 61 of 260 frames of a clip with no hand
+in it (side_light), which would have kept the target's nose in the swap; the full one in none,
+and it follows real hands in more frames.
 
 A hand's mask is the hull of its 21 landmarks and of the forearm's start, grown by a finger's
 half-width (the landmarks lie on the fingers' centre lines) and feathered outwards only, so
@@ -23,7 +28,7 @@ import numpy as np
 from localswap.faces.landmarks import face_width
 
 OCCLUSION = ("off", "hands")
-REGION = 2.2          # the square looked at, in face widths
+REGION = 2.8          # the square looked at, in face widths
 SIDE = 256            # ... scaled to this many pixels
 GROW = 0.2            # the hull grows by this share of the palm's length (wrist to middle knuckle)
 FEATHER = 0.25        # and fades out over this share more, outside it
@@ -93,33 +98,47 @@ class HandTracker:
         self._held: dict[int, tuple[list[np.ndarray], int]] = {}
         self._idle: dict[int, int] = {}
         self._frames = 0
+        self._starting: set[int] = set()      # graphs made, not yet run once
 
-    def _graph(self, slot: int):
+    def _process(self, slot: int, crop: np.ndarray) -> list:
+        """The slot's graph's hands in `crop`; stderr stays silenced from the graph's making to
+        its first result, when MediaPipe's C++ side writes its start-up lines (see
+        faces.mediapipe_backend._Silence)."""
+        from localswap.faces.mediapipe_backend import _SILENCE
         if slot not in self._graphs:
             import mediapipe as mp
-            from localswap.faces.mediapipe_backend import _SILENCE
             _SILENCE.enter()
             try:
                 self._graphs[slot] = mp.solutions.hands.Hands(
-                    static_image_mode=self.still, max_num_hands=2, model_complexity=0,
+                    static_image_mode=self.still, max_num_hands=2, model_complexity=1,
                     min_detection_confidence=MIN_SCORE, min_tracking_confidence=MIN_SCORE)
-            finally:
+            except BaseException:
                 _SILENCE.leave()
-        return self._graphs[slot]
+                raise
+            self._starting.add(slot)
+        try:
+            return self._graphs[slot].process(crop).multi_hand_landmarks or []
+        finally:
+            if slot in self._starting:
+                self._starting.discard(slot)
+                _SILENCE.leave()
 
-    def __call__(self, image: np.ndarray, faces: list[np.ndarray]) -> list[np.ndarray]:
+    def __call__(self, image: np.ndarray, faces: list[np.ndarray],
+                 look: bool = False) -> list[np.ndarray]:
+        """`look`: look at this frame even while idle (the one frame a preview shows)."""
         hands: list[np.ndarray] = []
         self._frames += 1
         for slot, face in enumerate(faces):
             x0, y0, x1, y1 = region(np.asarray(face, np.float32), image.shape)
             if x1 - x0 < 16 or y1 - y0 < 16:
                 continue
-            if not self.still and self._idle.get(slot, 0) >= IDLE and self._frames % 2:
+            if not (self.still or look) and self._idle.get(slot, 0) >= IDLE \
+                    and self._frames % 2:
                 self._idle[slot] += 1
                 continue
             crop = cv2.resize(np.ascontiguousarray(image[y0:y1, x0:x1]), (SIDE, SIDE),
                               interpolation=cv2.INTER_AREA)
-            found = self._graph(slot).process(crop).multi_hand_landmarks or []
+            found = self._process(slot, crop)
             now = [np.array([(p.x * (x1 - x0) + x0, p.y * (y1 - y0) + y0)
                              for p in hand.landmark], np.float32) for hand in found]
             self._idle[slot] = 0 if now else self._idle.get(slot, 0) + 1
@@ -133,9 +152,13 @@ class HandTracker:
         return hands
 
     def close(self) -> None:
+        from localswap.faces.mediapipe_backend import _SILENCE
         for graph in self._graphs.values():
             graph.close()
         self._graphs.clear()
+        for _ in self._starting:
+            _SILENCE.leave()
+        self._starting.clear()
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:

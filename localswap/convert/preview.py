@@ -148,7 +148,7 @@ class FramePreview:
                 finally:
                     frames.close()
                     backend.close()
-            return tracker(image, [f.landmarks for f in faces])
+            return tracker(image, [f.landmarks for f in faces], look=True)
         finally:
             tracker.close()
 
