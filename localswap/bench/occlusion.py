@@ -4,9 +4,10 @@ then rendered with `--occlusion hands` and with it off.
 For each clip: the share of the hand's pixels inside the face that come through unchanged
 (the hand: the hull of the hand landmarker's 21 points on the target, not grown; the face:
 the face hull; "unchanged": every channel within 12 levels of the target's, two H.264
-encodes apart), the face's steadiness in the frames with a hand (evaluate's stability, read
-in those frames only), the judge's numbers on the whole clip and the render's speed, both
-ways.
+encodes apart), the face's steadiness in the frames with a hand (as evaluate's stability
+reads it, change per unit of texture in the face hull, output over target, but averaged over
+those frame pairs' ratios), the judge's numbers on the whole clip and the render's speed,
+both ways.
 """
 from __future__ import annotations
 
@@ -60,8 +61,8 @@ def measure(target: Path, output: Path, truth: dict) -> dict:
     """Hand pixels kept (mean, worst tenth of frames) and stability in the hand frames."""
     kept, moved, target_moved = [], [], []
     prev = None
-    frames = media.read_frames(output)
-    for (index, _, tgt), (_, _, out) in zip(media.read_frames(target), frames):
+    for (index, _, tgt), (_, _, out) in zip(media.read_frames(target),
+                                            media.read_frames(output)):
         if index in truth:
             inside, hull = truth[index]
             diff = np.abs(out.astype(np.int16) - tgt.astype(np.int16)).max(-1)

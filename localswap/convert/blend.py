@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 
 from localswap.convert import color, mask as masks
-from localswap.convert.occlusion import hand_mask
 from localswap.convert.detail import DetailBank, upscaled_warp
+from localswap.convert.occlusion import hand_mask
 from localswap.faces.align import invert, transform_points
 from localswap.faces.landmarks import face_hull, face_width
 

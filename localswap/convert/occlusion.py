@@ -95,8 +95,8 @@ class HandTracker:
     def __init__(self, still: bool = False):
         self.still = still
         self._graphs: dict[int, object] = {}
-        self._held: dict[int, tuple[list[np.ndarray], int]] = {}
-        self._idle: dict[int, int] = {}
+        # per face slot: the hands last found, and the frames since they were found
+        self._seen: dict[int, tuple[list[np.ndarray], int]] = {}
         self._frames = 0
         self._starting: set[int] = set()      # graphs made, not yet run once
 
@@ -132,22 +132,20 @@ class HandTracker:
             x0, y0, x1, y1 = region(np.asarray(face, np.float32), image.shape)
             if x1 - x0 < 16 or y1 - y0 < 16:
                 continue
-            if not (self.still or look) and self._idle.get(slot, 0) >= IDLE \
-                    and self._frames % 2:
-                self._idle[slot] += 1
+            last, since = self._seen.get(slot, ([], 0))
+            if not (self.still or look) and since >= IDLE and self._frames % 2:
+                self._seen[slot] = (last, since + 1)
                 continue
             crop = cv2.resize(np.ascontiguousarray(image[y0:y1, x0:x1]), (SIDE, SIDE),
                               interpolation=cv2.INTER_AREA)
             found = self._process(slot, crop)
             now = [np.array([(p.x * (x1 - x0) + x0, p.y * (y1 - y0) + y0)
                              for p in hand.landmark], np.float32) for hand in found]
-            self._idle[slot] = 0 if now else self._idle.get(slot, 0) + 1
             if now or self.still:
-                self._held[slot] = (now, 0)
+                self._seen[slot] = (now, 0)
             else:
-                last, age = self._held.get(slot, ([], HOLD))
-                now = last if age < HOLD else []
-                self._held[slot] = (last, age + 1)
+                self._seen[slot] = (last, since + 1)
+                now = last if since < HOLD else []
             hands += [h for h in now if not any(_same(h, k) for k in hands)]
         return hands
 
