@@ -260,6 +260,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
             model[int(n)] = find(name.strip())
     else:
         model = find(args.model)
+        _tell_fit(model, args)
     bar = TqdmProgress("convert", unit="frame")
     try:
         result = convert(args.input, model, args.out, settings, progress=bar)
@@ -267,6 +268,24 @@ def cmd_convert(args: argparse.Namespace) -> int:
         bar.close()
     print(json.dumps(result.to_dict(), indent=1) if args.json else result.report())
     return 0
+
+
+def _tell_fit(model: Path, args: argparse.Namespace) -> None:
+    """Before rendering: whether the model was trained on this person; if not, a note and
+    the command that adapts it (the render goes on: the user may want it anyway)."""
+    import shlex
+
+    from localswap.models.fit import check
+    from localswap.workspace import Workspace
+    fit = check(model, args.input, Workspace(args.workspace))
+    if fit.verdict in ("other", "unknown"):
+        print(f"note: {fit.sentence()}", file=sys.stderr)
+    if fit.verdict == "other":
+        out = Path(args.out)
+        print("  to adapt it: python -m localswap swap --adapt "
+              f"{shlex.quote(str(model))} --target {shlex.quote(args.input)} --out "
+              f"{shlex.quote(str(out.with_name(out.stem + '-adapted' + out.suffix)))}",
+              file=sys.stderr)
 
 
 SWAP_TRAIN_FLAGS = ("iterations", "arch", "resolution", "width", "batch", "max_minutes",
@@ -277,9 +296,14 @@ def _args_swap(p: argparse.ArgumentParser) -> None:
     from dataclasses import fields
 
     from localswap.settings import ConvertSettings, TrainSettings
-    p.add_argument("--source", nargs="+", required=True,
-                   help="videos, photos or folders of photos of the person to put in (B)")
+    p.add_argument("--source", nargs="+", default=[],
+                   help="videos, photos or folders of photos of the person to put in (B); "
+                   "with --adapt it may be left out (the model's source faces are reused)")
     p.add_argument("--target", required=True, help="the video whose face is replaced (A)")
+    p.add_argument("--adapt", metavar="MODEL", default="",
+                   help="adapt a trained model to a new target person: start from MODEL, "
+                   "reuse its source faces and train briefly (Basic: the adapt budget, "
+                   "docs/benchmarks.md) on the new target")
     p.add_argument("--out", required=True, help="output .mp4")
     p.add_argument("--model", help="model folder or library name to continue (default: a new "
                    "model in the workspace named after the two people)")
@@ -308,11 +332,19 @@ def cmd_swap(args: argparse.Namespace) -> int:
             bars[-1].close()             # one bar per stage, each finished before the next
         bars.append(TqdmProgress(stage, unit="it" if stage == "train" else "frame"))
         return bars[-1]
-    if not args.init_from and not args.model:
+    if args.adapt and args.init_from and args.adapt != args.init_from:
+        raise UserError("give --adapt or --init-from, not both")
+    if not args.source and not args.adapt:
+        raise UserError("give at least one --source video, photo or folder of photos (or "
+                        "--adapt MODEL to reuse a trained model's source)")
+    train = TrainSettings.from_args(args)
+    if args.adapt:
+        train.init_from = args.adapt
+    if not train.init_from and not args.model:
         _propose_init_from(ws, args.source)
     try:
         job = pipeline.swap(args.source, args.target, args.out, ws, model=args.model,
-                            train=TrainSettings.from_args(args),
+                            train=train,
                             convert=ConvertSettings.from_args(args,
                                                               batch=ConvertSettings().batch),
                             # --person is the target's (it shares the convert flag)
@@ -409,12 +441,14 @@ def _args_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--only", nargs="+", metavar="SECTION", choices=(
                    "machine", "extraction", "training", "baseline", "conversion", "quality",
-                   "sharing", "corpus", "occlusion"),
-                   help="run only these sections (machine runs too, but for corpus or "
-                   "occlusion alone): extraction training baseline conversion quality sharing "
-                   "corpus occlusion (hands in front of the face; only when named)")
+                   "sharing", "corpus", "occlusion", "adapt"),
+                   help="run only these sections (machine runs too, but for corpus, occlusion "
+                   "or adapt alone): extraction training baseline conversion quality sharing "
+                   "corpus occlusion (hands in front of the face; only when named) adapt (a "
+                   "trained model on new people: as is, adapted, fresh; only when named)")
     p.add_argument("--clips", nargs="+", metavar="CLIP",
-                   help="corpus section: only these clips (default: all)")
+                   help="corpus section: only these clips (default: all); adapt section: the "
+                   "new target people")
     p.add_argument("--minutes", type=float, default=2.0,
                    help="corpus and occlusion sections: minutes of training per pair "
                    "(default 2; 0 = Basic, what a user who sets nothing gets)")
@@ -451,6 +485,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise UserError(f"unknown corpus clip {', '.join(unknown)}: choose from "
                             f"{', '.join(CLIPS)}")
         corpus["clips"] = args.clips
+        corpus["targets"] = args.clips          # the adapt section's new people
         corpus["pairs"] = [(s, t) for s, t in _corpus_pairs() if {s, t} <= set(args.clips)]
     if args.pairs:
         pairs = [tuple(p.split(":", 1)) for p in args.pairs]
@@ -468,6 +503,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if results.get("corpus"):
         from localswap.bench.corpus import matrix
         print("\n" + matrix(results["corpus"]))
+    if results.get("adapt"):
+        print("\n" + results["adapt"]["table"])
     if args.json_file:
         bench.write_json(results, args.json_file)
     return 0

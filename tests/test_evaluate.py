@@ -98,6 +98,28 @@ def _paint(frame, lm):
                    ).astype(np.uint8)
 
 
+def _glasses(frame, lm):
+    """Dark-framed glasses drawn over the face: a rim round each eye, the bridge over the
+    nose between them, an arm towards each ear."""
+    out = frame.copy()
+    width = np.linalg.norm(lm[16] - lm[0])
+    thick = max(2, int(round(width / 30)))
+    for eye in (lm[36:42], lm[42:48]):
+        c = eye.mean(0)
+        axes = (int(0.17 * width), int(0.11 * width))
+        cv2.ellipse(out, (int(c[0]), int(c[1])), axes, 0, 0, 360, (25, 20, 20), thick,
+                    cv2.LINE_AA)
+    y = int(min(lm[37, 1], lm[44, 1]))
+    left = (int(lm[36:42, 0].mean() + 0.17 * width), y)
+    right = (int(lm[42:48, 0].mean() - 0.17 * width), y)
+    cv2.line(out, left, right, (25, 20, 20), thick, cv2.LINE_AA)
+    for eye, ear in ((lm[36:42], lm[0]), (lm[42:48], lm[16])):
+        side = 1 if ear[0] > eye[:, 0].mean() else -1
+        start = (int(eye[:, 0].mean() + side * 0.17 * width), int(eye[:, 1].mean()))
+        cv2.line(out, start, (int(ear[0]), int(ear[1])), (25, 20, 20), thick, cv2.LINE_AA)
+    return out
+
+
 def _flicker(frame, lm, rng):
     """The face pumps in brightness and jitters a pixel or two from frame to frame."""
     shift = np.float32([[1, 0, rng.uniform(-1.5, 1.5)], [0, 1, rng.uniform(-1.5, 1.5)]])
@@ -132,6 +154,9 @@ def clips(tmp_path_factory):
     frames["blurred"] = [_blur_face(f, m) for f, m in zip(frames["target"], marks)]
     frames["painted"] = [_paint(f, m) for f, m in zip(frames["swap"], marks)]
     frames["flicker"] = [_flicker(f, m, rng) for f, m in zip(frames["swap"], marks)]
+    # a target in glasses: the swap keeps them (drawn in front, as they should be) or not
+    frames["glasses"] = [_glasses(f, m) for f, m in zip(frames["target"], marks)]
+    frames["glasses_kept"] = [_glasses(f, m) for f, m in zip(frames["swap"], marks)]
     return {k: mb.encode(d / f"{k}.mp4", v, FPS, audio=False) for k, v in frames.items()}
 
 
@@ -233,6 +258,22 @@ def test_painted_lips_and_eye_rims_are_named(reports):
     assert not meets_bar(passing)
     assert meets_bar(passing | {k: 0.0 for k in ("red_lips", "red_eyes", "red_cheeks",
                                                  "red_face")})
+
+
+def test_glasses_the_render_erased_are_named(clips, video_b, reports):
+    """Issue 29: a model that never saw glasses paints skin over them. The judge says so (and
+    the bar fails it); a render that keeps them, and a target without glasses, pass."""
+    from localswap.bench.quality import BAR, meets_bar
+    with Judge([video_b], clips["glasses"], max_frames=MAX_FRAMES,
+               source_faces=SOURCE_FACES) as judge:
+        erased, kept = judge.score(clips["swap"]), judge.score(clips["glasses_kept"])
+    assert erased.glasses_kept < 0.2 and erased.glasses_erased()
+    assert "the target's glasses are erased" in erased.sentence()
+    assert kept.glasses_kept > 0.8 and "glasses" not in kept.sentence()
+    assert reports["swap"].glasses_kept is None and not reports["swap"].glasses_erased()
+    passing = kept.to_dict() | dict(BAR) | {"missing_faces": 0}
+    assert meets_bar(passing)
+    assert not meets_bar(passing | {"glasses_kept": erased.glasses_kept})
 
 
 def test_correlation_is_none_for_a_flat_series():

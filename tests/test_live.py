@@ -112,3 +112,64 @@ def test_live_tab_streams_a_fake_webcam(tmp_path_factory, faceset_a, faceset_b):
     (OUTPUT / "live_latency.json").write_text(json.dumps(figures, indent=1))
     print(figures)
     assert fps > 2, figures          # loose: the targets (10 fps, 250 ms) are in the doc
+
+
+@needs_chromium()
+def test_live_offers_to_adapt_and_then_swaps_with_the_adapted_model(
+        tmp_path_factory, faceset_a, faceset_b, monkeypatch):
+    """The model learned the astronaut; Grace is in front of the camera: Live says so,
+    records a few seconds with consent, adapts the model in a job and swaps with it."""
+    from playwright.sync_api import sync_playwright
+
+    from localswap.ui import live_panel
+    from ui_helpers import wait_job
+    monkeypatch.setattr(live_panel, "RECORD_SECONDS", 2.0)
+    monkeypatch.setattr(live_panel, "ADAPT_OPTIONS", {"train": {"iterations": 2, "batch": 4},
+                                                      "extract": {"size": 64}})
+    import imageio_ffmpeg
+    base = tmp_path_factory.mktemp("live-adapt")
+    camera = base / "grace.y4m"
+    frames = mb.moving_frames(mb.grace_hopper(), mb.FACE_CENTRES["grace_hopper"], 48,
+                              size=(640, 480), zoom=0.8, seed=1)
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f",
+                    "rawvideo", "-pix_fmt", "rgb24", "-s", "640x480", "-r", str(FPS), "-i", "-",
+                    "-pix_fmt", "yuv420p", str(camera)], input=np.stack(frames).tobytes(),
+                   check=True)
+    app = InProcessApp(base / "ws")
+    try:
+        install_tiny_model(app.workspace.root / "models", tmp_path_factory.getbasetemp(),
+                           faceset_a, faceset_b)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={camera}"])
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.goto(app.url)
+            page.get_by_role("tab", name="Live").click()
+            page.locator("#live-model input").click()
+            page.get_by_role("option", name="tiny_model", exact=True).click()
+            page.get_by_text("Click to Access Webcam").click()
+            page.locator("#live-in video").wait_for(timeout=20_000)
+            page.locator("#live-in button", has_text="Record").or_(
+                page.locator("#live-in button[aria-label*='ecord']")).first.click()
+            fit = page.locator("#live-fit")
+            try:
+                fit.get_by_text("Adapt it to this person").wait_for(timeout=60_000)
+                page.locator("#live-adapt").click()
+                fit.get_by_text("Tick").wait_for(timeout=10_000)      # consent first
+                page.locator("#live-consent input[type=checkbox]").check()
+                page.locator("#live-adapt").click()
+                fit.get_by_text("is adapting tiny_model").wait_for(timeout=60_000)
+                job = app.runner.store.list(limit=1)[0]
+                assert job.params["adapt_from"] == "tiny_model" and not job.params["sources"]
+                assert wait_job(app.runner.store, job.id, timeout=240).status == "done"
+                fit.get_by_text("adapted to you").wait_for(timeout=60_000)
+            finally:
+                OUTPUT.mkdir(exist_ok=True)
+                page.screenshot(path=str(OUTPUT / "live-adapt.png"), full_page=True)
+            browser.close()
+    finally:
+        app.close()
+    adapted = job.params["model"]
+    assert (app.workspace.root / "models" / adapted / "manifest.json").is_file()

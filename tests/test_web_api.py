@@ -44,6 +44,29 @@ def test_quick_swap_round_trip(client, video_a):
     assert status["status"] == "done", status
     path = Path(client.predict(job_id, api_name="/result"))
     check_playable_mp4(path, frames=48)
+    # the model was trained on this person, and the job says so before it renders
+    assert any("the person tiny_model was trained on" in line for line in status["log"])
+
+
+def test_fit_then_adapt_through_the_api(client, video_a, video_b):
+    """The model learned the astronaut: her video fits; Grace's does not, and adapting makes
+    a new model (its source faces reused: no source stage) that fits Grace."""
+    same = client.predict(handle_file(str(video_a)), "tiny_model", api_name="/fit")
+    assert same["verdict"] == "same" and same["fits"], same
+    other = client.predict(handle_file(str(video_b)), "tiny_model", api_name="/fit")
+    assert other["verdict"] == "other" and not other["fits"], other
+    assert "Adapt it to this person" in other["sentence"] and other["adapt_seconds"] > 0
+    job_id = client.predict(handle_file(str(video_b)), "tiny_model", True,
+                            {"train": {"iterations": 2, "batch": 4}, "extract": FAST_EXTRACT},
+                            api_name="/adapt")
+    status = poll_done(client, job_id, timeout=240)
+    assert status["status"] == "done", (status["error"], status["log"])
+    assert list(status["timings"]) == ["extract_target", "train", "convert"]
+    adapted = Path(status["result"]["model"]).name
+    assert adapted.startswith("tiny_model-adapted-on-grace_hopper")
+    check_playable_mp4(Path(client.predict(job_id, api_name="/result")), frames=48)
+    again = client.predict(handle_file(str(video_b)), adapted, api_name="/fit")
+    assert again["verdict"] == "same", again
 
 
 def test_swap_end_to_end(client, video_a, video_b):

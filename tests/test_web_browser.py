@@ -79,8 +79,13 @@ def test_models_panel_quick_swap_rename_and_delete(launched, browser, video_a):
     page.locator("#quick-video input[type=file]").set_input_files(str(video_a))
     try:
         page.locator("#quick-video").get_by_text(video_a.name).wait_for(timeout=30_000)
+        # before any render: one swapped frame, and the model knows this person
+        page.locator("#quick-fit").get_by_text("renders with no training").wait_for(
+            timeout=60_000)
+        page.locator("#quick-look img").wait_for(timeout=30_000)
     finally:
         screenshot(page, "quick-upload.png")
+    assert not page.locator("#quick-adapt").is_visible()
     page.locator("#quick-start").click()
     page.locator("#model-notice").get_by_text("Tick").wait_for(timeout=10_000)  # consent first
     page.locator("#quick-consent input[type=checkbox]").check()
@@ -106,6 +111,35 @@ def test_models_panel_quick_swap_rename_and_delete(launched, browser, video_a):
     page.get_by_role("button", name="Yes, delete it").click()
     details.get_by_text("No models yet").wait_for(timeout=20_000)
     assert not (ws.root / "models" / "my model").exists()
+    page.close()
+
+
+def test_quick_swap_of_another_person_offers_to_adapt(launched, browser, video_b):
+    """Grace is not the person the model learned: the page says so before any render, next
+    to a swapped frame, and its button queues the adaptation (cancelled here: the adapt
+    budget is minutes)."""
+    app, ws = launched
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(app.url)
+    page.get_by_role("tab", name="Models").click()
+    page.locator("#model-details").get_by_text("tiny_model").wait_for(timeout=30_000)
+    page.locator("#quick-video input[type=file]").set_input_files(str(video_b))
+    fit = page.locator("#quick-fit")
+    try:
+        fit.get_by_text("Adapt it to this person").wait_for(timeout=60_000)
+        page.locator("#quick-look img").wait_for(timeout=30_000)
+    finally:
+        screenshot(page, "quick-fit-other.png")
+    assert "expect artifacts" in fit.inner_text()
+    button = page.locator("#quick-adapt")
+    assert button.is_visible() and "about" in button.inner_text()
+    button.click()
+    page.locator("#model-notice").get_by_text("Tick").wait_for(timeout=10_000)
+    page.locator("#quick-consent input[type=checkbox]").check()
+    button.click()
+    page.locator("#job-status").get_by_text("adapted to this person").wait_for(timeout=30_000)
+    page.locator("#job-cancel").click()
+    page.locator("#job-status").get_by_text("Cancel").first.wait_for(timeout=60_000)
     page.close()
 
 

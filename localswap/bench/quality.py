@@ -279,8 +279,10 @@ def meets_bar(scores: dict) -> bool:
             return False
         low = key in ("closer_to_source", "eye_correlation", "mouth_correlation")
         return value >= BAR[key] if low else value <= BAR[key]
-    painted = Report.from_dict(scores).painted()     # red neither person has (issue 27)
-    return all(ok(key) for key in BAR) and not scores.get("missing_faces") and not painted
+    report = Report.from_dict(scores)
+    # red neither person has (issue 27); the target's glasses erased (issue 29)
+    return all(ok(key) for key in BAR) and not scores.get("missing_faces") \
+        and not report.painted() and not report.glasses_erased()
 
 
 # -- `bench --only quality` ---------------------------------------------------------------

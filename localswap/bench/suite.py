@@ -18,6 +18,8 @@ Sections (each a function returning a flat-ish dict with stable keys):
   occlusion   clips with a hand in front of the face, rendered with and without keeping it
               in front: hand pixels kept, steadiness, the judge's numbers (occlusion.py;
               only when named: it trains a model per clip)
+  adapt       a trained model on new target people: as is, adapted for a few budgets, and
+              a fresh model, each judged (adapt.py; only when named: about an hour on a CPU)
 Every timing is a median of repeats after a warm-up.
 """
 from __future__ import annotations
@@ -136,8 +138,10 @@ SECTIONS: dict[str, Callable[[dict], dict]] = {
     "sharing": _lazy("localswap.bench.sharing", "section_sharing"),
     "corpus": _lazy("localswap.bench.corpus", "section_corpus"),
     "occlusion": _lazy("localswap.bench.occlusion", "section_occlusion"),
+    "adapt": _lazy("localswap.bench.adapt", "section_adapt"),
 }
-OWN_CLIPS = {"corpus", "occlusion"}     # sections that bring their own real clips
+OWN_CLIPS = {"corpus", "occlusion", "adapt"}     # sections that bring their own real clips
+BY_NAME_ONLY = {"occlusion", "adapt"}            # minutes of training each: asked for by name
 
 
 def run(quick: bool = False, device: str = "auto", only: list[str] | None = None,
@@ -162,8 +166,8 @@ def run(quick: bool = False, device: str = "auto", only: list[str] | None = None
         for name, fn in SECTIONS.items():
             if only and name not in only and (name != "machine" or own):
                 continue
-            if not only and name == "occlusion":
-                continue            # minutes of training per clip: asked for by name only
+            if not only and name in BY_NAME_ONLY:
+                continue
             progress(f"bench: {name} ...")
             t = time.perf_counter()
             results[name] = fn(ctx)

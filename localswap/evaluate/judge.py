@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from localswap.errors import UserError
-from localswap.evaluate import colours, frames, pixels
+from localswap.evaluate import colours, frames, glasses, pixels
 from localswap.evaluate import face_measures as fm
 from localswap.evaluate.embedder import Embedder, distance
 from localswap.evaluate.report import Report
@@ -27,7 +27,7 @@ from localswap.faces.detect import make_backend
 from localswap.progress import Progress, no_progress
 from localswap.system.cache import file_key, load_arrays, save_arrays, user_cache
 
-CACHE_VERSION = 2      # bump when what is read from a source or target changes
+CACHE_VERSION = 3      # bump when what is read from a source or target changes
 
 
 @dataclass
@@ -48,6 +48,7 @@ class _TargetFrame:
     change: float | None = None   # target's own change to the next frame, in its face hull
     texture: float | None = None  # target's gradient energy in its face hull
     seam: float | None = None     # target's gradient energy along its face hull's edge
+    glasses: float | None = None  # target's edge across the nose bridge (evaluate.glasses)
 
 
 def _walk(path: Path, info, wanted: list[int]
@@ -96,7 +97,8 @@ def _pack_target(frames: dict[int, _TargetFrame]) -> dict[str, np.ndarray]:
             "has_face": np.array([f is not None for f in faces]),
             **{name: stack(name, getattr(some, name)) for name in
                ("landmarks", "bbox", "embedding", "eye", "mouth", "pose", "redness")},
-            "change": num("change"), "texture": num("texture"), "seam": num("seam")}
+            "change": num("change"), "texture": num("texture"), "seam": num("seam"),
+            "glasses": num("glasses")}
 
 
 def _unpack_target(data: dict | None, indices: list[int]) -> dict[int, _TargetFrame] | None:
@@ -117,7 +119,7 @@ def _unpack_target(data: dict | None, indices: list[int]) -> dict[int, _TargetFr
                          data["redness"][i].astype(np.float32)) \
                 if data["has_face"][i] else None
             out[index] = _TargetFrame(face, opt("change", i), opt("texture", i),
-                                      opt("seam", i))
+                                      opt("seam", i), opt("glasses", i))
         return out
     except (KeyError, IndexError, ValueError):
         return None
@@ -229,6 +231,7 @@ class Judge:
                 mask = pixels.hull_mask(det.landmarks, rgb.shape)
                 tf.texture = pixels.gradient_energy(rgb, mask)
                 tf.seam = pixels.gradient_energy(rgb, pixels.border_band(mask, det.landmarks))
+                tf.glasses = glasses.bridge(rgb, det.landmarks)
                 if nxt is not None:
                     tf.change = pixels.change(rgb, nxt, mask)
             out[index] = tf
@@ -268,6 +271,7 @@ class Judge:
         tally["texture"].append((texture, tf.texture))
         tally["seam"].append((pixels.gradient_energy(rgb, pixels.border_band(mask, t.landmarks)),
                               tf.seam))
+        tally["glasses"].append((glasses.bridge(rgb, t.landmarks), tf.glasses))
         if nxt is not None and tf.change is not None:
             tally["change"].append((pixels.change(rgb, nxt, mask), tf.change))
             tally["moving_texture"].append((texture, tf.texture))
@@ -304,6 +308,7 @@ class Judge:
         elif r.target_faces:
             r.closer_to_source = 0.0
 
+        r.glasses_kept = glasses.kept(tally["glasses"])
         r.detail = _ratio(*zip(*tally["texture"])) if tally["texture"] else None
         r.seam = _ratio(*zip(*tally["seam"])) if tally["seam"] else None
         if tally["change"]:

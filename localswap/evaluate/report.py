@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
+from localswap.evaluate.glasses import ERASED     # glasses kept in fewer frames: erased
+
 # The quality bar (issue 16): dlib distance <= 0.6 reads as one person; expressions follow
 # when eye and mouth opening correlate with the target's; steady when the face changes from
 # frame to frame no more than 1.2x the original's.
@@ -45,6 +47,8 @@ class Report:
     red_eyes: float | None = None            # ... the skin around the eyes
     red_cheeks: float | None = None
     red_face: float | None = None            # ... the whole face
+    glasses_kept: float | None = None        # share of frames keeping the target's glasses
+    #                                          (None: the target wears none; evaluate.glasses)
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -82,6 +86,9 @@ class Report:
              "/".join(f(v, "{:.1f}") for v in (self.red_lips, self.red_eyes, self.red_cheeks,
                                               self.red_face)),
              f"<= 0 no redder than one of the two people; > {REDDER:g} painted"),
+            ("target's glasses kept", f(self.glasses_kept, "{:.0%}"),
+             "- = the target wears none; below "
+             f"{ERASED:.0%} erased"),
         ]
 
     def table(self) -> str:
@@ -119,7 +126,13 @@ class Report:
         painted = self.painted()
         if painted:
             parts.append(f"painted red: {' and '.join(painted)} (redder than either person's)")
+        if self.glasses_erased():
+            parts.append(f"the target's glasses are erased (kept in {self.glasses_kept:.0%} of "
+                         "frames): train on this person, or adapt the model to them")
         return "; ".join(parts) + "."
+
+    def glasses_erased(self) -> bool:
+        return self.glasses_kept is not None and self.glasses_kept < ERASED
 
     def painted(self) -> list[str]:
         """The regions redder than both people's by more than REDDER (painted lips, rims)."""

@@ -51,8 +51,10 @@ class StageContext:
 
 
 def swap_plan(job: Job) -> list[str]:
+    """An adaptation (no sources: the starting model's source faces) finds no source faces."""
     plan = ["prepare"] if job.params.get("downscale") else []
-    return plan + ["extract_target", "extract_source", "train", "convert"]
+    source = ["extract_source"] if job.params.get("sources") else []
+    return plan + ["extract_target", *source, "train", "convert"]
 
 
 def quick_plan(job: Job) -> list[str]:
@@ -142,7 +144,7 @@ def swap_job(ctx: StageContext):
     estimates, up to date."""
     from localswap.swap.plan import plan_swap
     from localswap.settings import ConvertSettings, TrainSettings
-    rels = ctx.job.result.get("sources") or ctx.job.params["sources"]
+    rels = ctx.job.result.get("sources") or ctx.job.params.get("sources") or []
     return plan_swap([ctx.path(r) for r in rels], target_path(ctx), output_path(ctx, 0),
                      ctx.workspace, model=str(model_dir(ctx)),
                      train=_settings(ctx, TrainSettings, "train"),
@@ -292,6 +294,11 @@ def quick_convert(ctx: StageContext) -> dict:
     if ctx.job.params.get("map"):                   # each chosen person their own model
         model = {int(n): ctx.workspace.path("models", m)
                  for n, m in ctx.job.params["map"].items()}
+    else:                    # the model fits this person, or the log says it may not
+        from localswap.models.fit import check
+        fit = check(model, target_path(ctx), ctx.workspace)
+        if fit.verdict in ("same", "other"):
+            ctx.progress.log(fit.sentence())
     try:
         result = run_convert(target_path(ctx), model, out,
                              _settings(ctx, ConvertSettings, "convert"), ctx.progress, ctx.stop)

@@ -116,3 +116,34 @@ def submit_render(runner: Runner, job_id: int, convert: dict | None) -> int:
         params["map"] = dict(job.params["map"])
     return runner.submit("quick_swap", params,
                          f"{params['target_name']} with model {model} (new settings)")
+
+
+def submit_adapt(runner: Runner, target: tuple[str, str], model: str, consent: bool,
+                 options: dict | None = None, limits: UploadSettings | None = None) -> int:
+    """Queue the adaptation of library model `model` to the person in `target`: a new model
+    starts from it, reuses its source faces, trains the adapt budget on the new target
+    (unless options' train says otherwise) and renders the target. The model is not changed."""
+    from localswap.models.manifest import is_dfm_dir
+    from localswap.swap.plan import source_of
+    options, limits = dict(options or {}), limits or UploadSettings()
+    _consent_and_target(consent, target, "Add the video of the new person.")
+    name = check_name(model or "")
+    folder = runner.workspace.path("models", name)
+    if not (folder / "manifest.json").is_file():
+        raise UserError(f"There is no model called {name!r} in the library.")
+    if is_dfm_dir(folder):
+        raise UserError(f"{name} is a DeepFaceLive model: it works on any person as it is and "
+                        "cannot be trained here.")
+    source_of(folder)      # its source faces must still be on disk: say so before the upload
+    train = checked(TrainSettings, {**(options.get("train") or {}), "init_from": name},
+                    "training")
+    convert = checked(ConvertSettings, options.get("convert"), "conversion")
+    extract = checked(ExtractSettings, options.get("extract"), "extraction")
+    ws = runner.workspace
+    tgt = store_upload(ws, target[0], target[1], limits)
+    params = {"target": tgt.rel, "target_name": tgt.name, "sources": [], "source_names": [],
+              "model": ws.new_model_name(f"{name}-adapted", tgt.name), "adapt_from": name,
+              "extract": extract, "train": train, "convert": convert,
+              "downscale": int(options.get("downscale") or limits.downscale or 0),
+              "frames": tgt.frames, "source_frames": 0}
+    return runner.submit("swap", params, f"{tgt.name} ← {name} (adapted to this person)")

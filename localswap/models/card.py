@@ -3,6 +3,8 @@ exported with the model (a `card.json` in the zip, metadata in a `.dfm`).
 
     source thumbnail   source.png in the model folder (the first source face of its newest
                        preview grid, kept once made, so it survives previews being cleared)
+    target thumbnail   target.png likewise: the person it was trained on (its descriptor is
+                       in identity.json; a quick swap checks new videos against it)
     targets            the target faceset it was trained against, and the video of its last
                        render
     arch, resolution, face type, iterations, training time, where it started (--init-from)
@@ -21,6 +23,7 @@ import numpy as np
 from localswap.progress import duration_text
 
 THUMB_FILE = "source.png"
+TARGET_THUMB_FILE = "target.png"     # the person it was trained on (a quick swap's fit)
 EVAL_FILE = "evaluation.json"
 CARD_FILE = "card.json"
 THUMB_PX = 96
@@ -40,7 +43,7 @@ def record_evaluation(model_dir: str | Path, evaluation: dict | None, target: st
         tmp.write_text(json.dumps(data, indent=1))
 
 
-def _from_preview(model_dir: Path) -> np.ndarray | None:
+def _from_preview(model_dir: Path, row_name: str = "B") -> np.ndarray | None:
     from localswap import media
     from localswap.train.preview import LABEL_W, ROWS
     found = sorted(model_dir.glob("previews/*.png"))
@@ -53,20 +56,21 @@ def _from_preview(model_dir: Path) -> np.ndarray | None:
     cell = grid.shape[0] // len(ROWS)
     if cell < 8 or grid.shape[1] < LABEL_W + cell:
         return None
-    row = ROWS.index("B")
+    row = ROWS.index(row_name)
     return np.ascontiguousarray(grid[row * cell:(row + 1) * cell, LABEL_W:LABEL_W + cell])
 
 
-def source_thumbnail(model_dir: str | Path) -> Path | None:
-    """source.png of the model (made from its previews the first time), None if it has none."""
+def source_thumbnail(model_dir: str | Path, side: str = "source") -> Path | None:
+    """source.png (or target.png, side "target") of the model, made from its previews the
+    first time; None if it has none."""
     import cv2
 
     from localswap.workspace import AtomicFile
     model_dir = Path(model_dir)
-    path = model_dir / THUMB_FILE
+    path = model_dir / (THUMB_FILE if side == "source" else TARGET_THUMB_FILE)
     if path.is_file():
         return path
-    face = _from_preview(model_dir)
+    face = _from_preview(model_dir, "B" if side == "source" else "A")
     if face is None:
         return None
     face = cv2.resize(face, (THUMB_PX, THUMB_PX), interpolation=cv2.INTER_AREA)
@@ -103,11 +107,23 @@ def model_card(model_dir: str | Path, thumbnail: bool = True) -> dict:
         "training_s": round(float(m.get("elapsed_s", 0.0) or 0.0), 1),
         "init_from": m.get("init_from"), "created": m.get("created", ""),
         "evaluation": evaluation}
+    from localswap.models.identity import IDENTITY_FILE
+    card["knows_target"] = card["any_target"] or _knows_target(model_dir / IDENTITY_FILE)
     if thumbnail:
-        thumb = source_thumbnail(model_dir)
-        card["source_thumbnail_png"] = base64.b64encode(thumb.read_bytes()).decode() \
-            if thumb else None
+        for side in ("source", "target"):
+            thumb = None if side == "target" and card["any_target"] else \
+                source_thumbnail(model_dir, side)
+            card[f"{side}_thumbnail_png"] = base64.b64encode(thumb.read_bytes()).decode() \
+                if thumb else None
     return card
+
+
+def _knows_target(identity_file: Path) -> bool:
+    try:
+        data = json.loads(identity_file.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("target"), list)
 
 
 def card_markdown(card: dict) -> str:
@@ -123,6 +139,12 @@ def card_markdown(card: dict) -> str:
                  f"{card['iterations']} iterations, trained {duration_text(card['training_s'])}"
                  + (f"; started from {card['init_from']['name']}" if card.get("init_from")
                     else ""))
+    if card.get("target_thumbnail_png"):
+        lines.append(f"![target face](data:image/png;base64,{card['target_thumbnail_png']}) "
+                     "Trained on this person: a quick swap of new footage of them needs no "
+                     "training; for anyone else it proposes adapting the model first.")
+    elif card["any_target"]:
+        lines.append("Works on any person.")
     ev = card.get("evaluation")
     if ev and isinstance(ev.get("report"), dict):
         r = ev["report"]

@@ -1,8 +1,10 @@
-"""Who a model's source person is, as a face descriptor (the `evaluate` judge's dlib
-embedder), so a new swap of the same person can start from that model (--init-from).
+"""Who a model's source and target people are, as face descriptors (the `evaluate` judge's
+dlib embedder): a new swap of the same source person can start from that model
+(--init-from), and a quick swap can tell whether a new video shows the person the model
+learned as its target (localswap.models.fit).
 
-A model's signature is the mean descriptor of up to SAMPLE faces of its source faceset,
-kept in `identity.json` beside the model once computed. Two people are "the same" when the
+A model's signature of a side is the mean descriptor of up to SAMPLE faces of that side's
+faceset, kept in `identity.json` beside the model once computed. Two people are "the same" when the
 signatures are within SAME (dlib's descriptors put one person's photos within 0.6 of each
 other; 0.5 leaves a margin).
 """
@@ -20,7 +22,7 @@ SAMPLE = 8
 SAME = 0.5
 
 
-def _embed_images(images) -> np.ndarray | None:
+def images_signature(images) -> np.ndarray | None:
     """Mean descriptor of the main face in each RGB image (None: no face in any)."""
     from localswap.evaluate.embedder import Embedder
     from localswap.evaluate.frames import main_face
@@ -40,45 +42,73 @@ def _embed_images(images) -> np.ndarray | None:
 def media_signature(paths: list[str | Path], most: int = SAMPLE) -> np.ndarray | None:
     """Signature of the person in these videos/photos (a few frames spread over them)."""
     from localswap.evaluate.frames import source_frames
-    return _embed_images(source_frames([Path(p) for p in paths], most))
+    return images_signature(source_frames([Path(p) for p in paths], most))
 
 
-def model_signature(model_dir: str | Path) -> np.ndarray | None:
-    """The model's source signature: cached, else from its source faceset (None when the
-    faceset is gone, the model is a .dfm, or dlib is missing)."""
-    from localswap import media
+def _stored(model_dir: Path) -> dict:
+    try:
+        data = json.loads((model_dir / IDENTITY_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _store(model_dir: Path, side: str, sig: np.ndarray) -> None:
+    from localswap.workspace import AtomicFile
+    data = {**_stored(model_dir), side: [round(float(v), 6) for v in sig]}
+    try:
+        with AtomicFile(model_dir / IDENTITY_FILE) as tmp:
+            tmp.write_text(json.dumps(data))
+    except OSError:         # a read-only library still answers, it only recomputes
+        pass
+
+
+def _faceset_folder(model_dir: Path, side: str) -> Path | None:
+    """The faceset the model was trained on for `side` (None: a .dfm, a target mix of many
+    people, or no manifest)."""
     from localswap.models.manifest import read_manifest
-    model_dir = Path(model_dir)
-    cached = model_dir / IDENTITY_FILE
-    if cached.is_file():
-        try:
-            return np.asarray(json.loads(cached.read_text())["source"], np.float32)
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
     try:
         manifest = read_manifest(model_dir)
     except UserError:
         return None
-    fs = (manifest.get("facesets") or {}).get("source") or {}
-    folder = Path(fs.get("path", "")) if isinstance(fs, dict) else None
-    if manifest["arch"] == "dfm" or not folder or not folder.is_dir():
+    if manifest["arch"] == "dfm" or (side == "target" and manifest.get("any_target")):
+        return None
+    fs = (manifest.get("facesets") or {}).get(side) or {}
+    return Path(fs["path"]) if isinstance(fs, dict) and fs.get("path") else None
+
+
+def model_signature(model_dir: str | Path, side: str = "source") -> np.ndarray | None:
+    """The model's `side` ("source" or "target") signature: kept in identity.json, else
+    computed from that faceset and kept (None when the faceset is gone, the model is a .dfm
+    or an any-target model, or dlib is missing)."""
+    from localswap import media
+    model_dir = Path(model_dir)
+    cached = _stored(model_dir).get(side)
+    if isinstance(cached, list) and len(cached) == 128:
+        try:
+            return np.asarray(cached, np.float32)
+        except (TypeError, ValueError):
+            pass
+    folder = _faceset_folder(model_dir, side)
+    if folder is None or not folder.is_dir():
         return None
     crops = sorted(folder.glob("*.png"))
     crops = [crops[int(i)] for i in np.linspace(0, len(crops) - 1, min(SAMPLE, len(crops)))] \
         if crops else []
     try:
-        sig = _embed_images(media.read_image(p) for p in crops)
+        sig = images_signature(media.read_image(p) for p in crops)
     except UserError:       # dlib missing: no proposals, nothing else changes
         return None
-    if sig is None:
-        return None
-    try:
-        from localswap.workspace import AtomicFile
-        with AtomicFile(cached) as tmp:
-            tmp.write_text(json.dumps({"source": [round(float(v), 6) for v in sig]}))
-    except OSError:
-        pass
+    if sig is not None:
+        _store(model_dir, side, sig)
     return sig
+
+
+def remember(model_dir: str | Path) -> None:
+    """Keep both people's signatures with the model while its facesets are on disk (after
+    training), so the model knows who it learned even once they are deleted."""
+    for side in ("source", "target"):
+        model_signature(model_dir, side)
 
 
 def propose(ws, sources: list[str | Path]) -> tuple[str, float] | None:

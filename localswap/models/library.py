@@ -7,6 +7,8 @@ An export is a zip (stored, not compressed: weights do not compress) holding
     model.safetensors    the weights
     optimizer.safetensors  (if the model has one, so training can continue after import)
     detail/bank.json, detail/NNN.png  the source's sharp crops (convert.detail), when present
+    evaluation.json, source.png, target.png, identity.json  the model card's files: its last
+                         report, both people's faces and descriptors (a quick swap's fit)
 Import reads only JSON and safetensors. Pickles (.pth, .ckpt, .pkl, torch zip files) are
 refused by content, whatever their name: unpickling runs arbitrary code.
 """
@@ -31,7 +33,7 @@ FORMAT = "localswap-model"
 VERSION = 1
 EXPORT_FILE = "export.json"
 # The model card's files (localswap.models.card) travel with the model when present.
-CARD_MEMBERS = ("evaluation.json", "source.png")
+CARD_MEMBERS = ("evaluation.json", "source.png", "target.png", "identity.json")
 MEMBERS = (MANIFEST_FILE, MODEL_FILE, OPTIMIZER_FILE, *CARD_MEMBERS)
 # the detail bank: these names only, so a member can never name a path outside the model
 DETAIL_MEMBER = re.compile(rf"{BANK_DIR}/(\d{{3}}\.png|{re.escape(BANK_FILE)})")
@@ -104,7 +106,9 @@ def export_model(ws: Workspace, name: str, file: str | Path) -> Path:
         raise UserError(f"{name} is a DeepFaceLive model: export it as a .dfm file")
     file = Path(file)
     from localswap.models.card import model_card
-    card = model_card(src)        # first, as it may make the source thumbnail
+    from localswap.models.identity import remember
+    remember(src)                 # who it learned travels with it (identity.json)
+    card = model_card(src)        # first, as it may make the thumbnails
     members = [m for m in MEMBERS if (src / m).is_file()]
     if (src / BANK_DIR).is_dir():
         members += sorted(f"{BANK_DIR}/{f.name}" for f in (src / BANK_DIR).iterdir()
@@ -237,13 +241,21 @@ def _check_detail_files(folder: Path, label: str) -> None:
 
 
 def _check_card_files(folder: Path, label: str) -> None:
-    """The card's files are what they claim: a JSON object and a PNG image."""
-    ev, png = folder / CARD_MEMBERS[0], folder / CARD_MEMBERS[1]
-    if ev.is_file():
+    """The card's files are what they claim: JSON objects (identity.json: lists of numbers)
+    and PNG images."""
+    for ev in (folder / "evaluation.json", folder / "identity.json"):
+        if not ev.is_file():
+            continue
         try:
-            if not isinstance(json.loads(ev.read_text()), dict):
+            data = json.loads(ev.read_text())
+            if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
+            if ev.name == "identity.json" and not all(
+                    isinstance(v, list) and all(isinstance(x, (int, float)) for x in v)
+                    for v in data.values()):
+                raise ValueError("not lists of numbers")
         except (ValueError, UnicodeDecodeError) as exc:
             raise UserError(f"{label}: damaged {ev.name} ({exc})") from exc
-    if png.is_file() and not png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n":
-        raise UserError(f"{label}: {png.name} is not a PNG image")
+    for png in (folder / "source.png", folder / "target.png"):
+        if png.is_file() and not png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n":
+            raise UserError(f"{label}: {png.name} is not a PNG image")

@@ -58,8 +58,10 @@ def estimate(job: SwapJob, ws: Workspace) -> Estimate:
         info = media.probe(job.target)
         span = (job.convert.end or info.duration) - (job.convert.start or 0)
         conv_frames = max(1, int(span * info.fps))
-    stages = [("extract_target", job.target_frames / found.extract_fps),
-              ("extract_source", job.source_frames / found.extract_fps),
+    stages = [("extract_target", job.target_frames / found.extract_fps)]
+    if not job.reuse_source:        # adapting reuses the model's source faces
+        stages.append(("extract_source", job.source_frames / found.extract_fps))
+    stages += [
               ("train", train_seconds(iterations_left(job), found.train_its,
                                       job.train.max_minutes)),
               ("convert", conv_frames / found.convert_fps)]

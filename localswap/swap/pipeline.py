@@ -16,7 +16,7 @@ from localswap.progress import Progress, duration_text, no_progress
 from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
 from localswap.swap import speeds
 from localswap.swap.estimate import estimate
-from localswap.swap.plan import STAGES, SwapJob, iterations_left, plan_swap
+from localswap.swap.plan import SwapJob, iterations_left, plan_swap
 from localswap.train import budget
 from localswap.workspace import Workspace
 
@@ -48,6 +48,7 @@ def run_stage(job: SwapJob, stage: str, ws: Workspace, progress: Progress = no_p
         # A cancelled run's speed is mostly start-up; a disturbed one is not this machine's.
         if result.stopped != "cancel" and not result.disturbed and elapsed >= 20:
             speeds.record(ws, "train", its, job)
+        _remember_people(job.model_dir)
     elif stage == "convert":
         result = convert(job.target, job.model_dir, job.out, job.convert, progress, cancel)
         speeds.record(ws, "convert", result.fps, job)
@@ -55,6 +56,15 @@ def run_stage(job: SwapJob, stage: str, ws: Workspace, progress: Progress = no_p
         raise ValueError(f"unknown stage {stage!r}")
     job.results[stage] = result
     return result
+
+
+def _remember_people(model_dir: Path) -> None:
+    """The model keeps who its source and target are (a quick swap checks the fit by it)."""
+    from localswap.models.identity import remember
+    try:
+        remember(model_dir)
+    except Exception:  # noqa: BLE001  (the model is trained; knowing its people is extra)
+        pass
 
 
 def swap(sources: list[str | Path], target: str | Path, out: str | Path, ws: Workspace,
@@ -71,8 +81,8 @@ def swap(sources: list[str | Path], target: str | Path, out: str | Path, ws: Wor
         report("  " + line)
     if job.basic:
         report("Basic: " + budget.describe(job.train.iterations, est.seconds("train"),
-                                           job.device_kind))
-    for stage in STAGES:
+                                           job.device_kind, adapt=job.adapt))
+    for stage in job.stages():
         t = time.perf_counter()
         run_stage(job, stage, ws, progress_for(stage), cancel)
         report(f"{stage}: done in {duration_text(time.perf_counter() - t)}")

@@ -33,6 +33,15 @@ class SwapJob:
     results: dict = field(default_factory=dict)   # per stage, once run
     basic: bool = False             # the iterations are Basic's: the quality bar's
     device_kind: str = "cpu"        # where training will run: cpu or cuda
+    reuse_source: bool = False      # adapting: the source faceset is the starting model's
+
+    @property
+    def adapt(self) -> bool:
+        """Starting from a trained model: Basic is the adapt budget."""
+        return bool(self.train.init_from) and not (self.model_dir / "manifest.json").is_file()
+
+    def stages(self) -> tuple[str, ...]:
+        return tuple(s for s in STAGES if not (s == "extract_source" and self.reuse_source))
 
 
 def _frames(items: list[tuple[Path, media.MediaInfo | None]], every: int) -> int:
@@ -55,17 +64,20 @@ def plan_swap(sources: list[str | Path], target: str | Path, out: str | Path, ws
     train = budget.resolve(train, kind)
     convert = (convert or ConvertSettings()).validate()
     extract = (extract or ExtractSettings()).validate()
-    if not sources:
+    if not sources and not train.init_from:
         raise UserError("give at least one --source video, photo or folder of photos")
     target = Path(target)
     if not media.is_video(target):
         raise UserError(f"{target.name}: the target must be a video (mp4, mov, mkv, webm, avi)")
     target_items = collect_inputs([target])
-    source_items = collect_inputs(list(sources))
+    source_items = collect_inputs(list(sources)) if sources else []
     out = Path(out)
     if out.suffix.lower() not in (".mp4", ".m4v", ".mov"):
         raise UserError(f"{out.name}: the swap is written as H.264 mp4; name it .mp4")
-    if model is None:                       # a new model named after the two people
+    if model is None and not source_items:  # adapting: named after the model and the target
+        model_dir = ws.path("models", ws.new_model_name(
+            Path(str(train.init_from)).name + "-adapted", target.name))
+    elif model is None:                     # a new model named after the two people
         model_dir = ws.path("models", ws.new_model_name(source_items[0][0].name, target.name))
     elif Path(model).is_dir() or len(Path(model).parts) > 1:
         model_dir = Path(model)             # a folder: continued if it holds a model
@@ -85,14 +97,37 @@ def plan_swap(sources: list[str | Path], target: str | Path, out: str | Path, ws
         train = replace(train, init_from=str(start))     # the same model from any folder
         extract.face_type = read_manifest(start).get("face_type", extract.face_type)
     stem = slug(model_dir.name, 48)
+    faceset_source, reuse = ws.path("facesets", f"{stem}-source"), False
+    if not source_items:        # adapting with no new source: the model's own source faces
+        # (the model being made has them once it has trained; before, the one it starts from)
+        made = (model_dir / "manifest.json").is_file()
+        faceset_source, source_paths = source_of(model_dir if made else Path(train.init_from))
+        reuse = True
+    else:
+        source_paths = [p for p, _ in source_items]
     return SwapJob(
-        sources=[p for p, _ in source_items], target=target, out=out, model_dir=model_dir,
+        sources=source_paths, target=target, out=out, model_dir=model_dir,
         faceset_target=ws.path("facesets", f"{stem}-target"),
-        faceset_source=ws.path("facesets", f"{stem}-source"),
-        extract=extract, train=train, convert=convert,
+        faceset_source=faceset_source, extract=extract, train=train, convert=convert,
         target_frames=_frames(target_items, extract.every),
-        source_frames=_frames(source_items, extract.every), basic=basic,
-        device_kind=kind)
+        source_frames=0 if reuse else _frames(source_items, extract.every), basic=basic,
+        device_kind=kind, reuse_source=reuse)
+
+
+def source_of(model_dir: Path) -> tuple[Path, list[Path]]:
+    """The source faceset a trained model learned from, and the videos/photos its faces came
+    from that are still on disk (the judge compares the render with them)."""
+    from localswap.faces.faceset import Faceset
+    from localswap.models.manifest import read_manifest
+    fs = (read_manifest(model_dir).get("facesets") or {}).get("source") or {}
+    folder = Path(fs["path"]) if isinstance(fs, dict) and fs.get("path") else None
+    if folder is None or not (folder / "faceset.json").is_file():
+        raise UserError(f"{model_dir.name}: its source faces are no longer on disk; give the "
+                        "source videos or photos again (--source) to adapt it")
+    media_paths = list(dict.fromkeys(Path(f.source) for f in Faceset.load(folder).faces
+                                     if f.source))
+    found = [p for p in media_paths if p.exists()]
+    return folder, found or [folder]
 
 
 def iterations_left(job: SwapJob) -> int:

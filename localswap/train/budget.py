@@ -37,10 +37,18 @@ from localswap.settings import TrainSettings
 
 BAR_ITERATIONS = {"cpu": 6300, "cuda": 20000}
 BASIC_MINUTES = 20.0     # Basic never trains longer: extraction and the render fit in 25 min
+# Basic when starting from a trained model (`--init-from`/`--adapt`: the same source person,
+# a new target): a time budget, from the adapt table in docs/benchmarks.md ("Adapting a
+# model to a new target person", `bench --only adapt`).
+ADAPT_MINUTES = {"cpu": 4.0, "cuda": 2.0}
 
 
 def basic_iterations(device_type: str) -> int:
     return BAR_ITERATIONS["cuda" if device_type == "cuda" else "cpu"]
+
+
+def adapt_minutes(device_type: str) -> float:
+    return ADAPT_MINUTES["cuda" if device_type == "cuda" else "cpu"]
 
 
 UNLIMITED = 100_000_000      # a time budget alone: the clock ends the run
@@ -53,11 +61,15 @@ def is_basic(settings: TrainSettings) -> bool:
 
 def resolve(settings: TrainSettings, device_type: str) -> TrainSettings:
     """`settings` with the iteration count filled in where it is 0: Basic's (and Basic's
-    time limit), or no limit when the user gave a time budget (`max_minutes`) instead."""
+    time limit), or no limit when the user gave a time budget (`max_minutes`) instead.
+    Basic from a trained model (`init_from`) adapts it: ADAPT_MINUTES of training."""
     if settings.iterations:
         return settings
     if settings.max_minutes:
         return dataclasses.replace(settings, iterations=UNLIMITED)
+    if settings.init_from:
+        return dataclasses.replace(settings, iterations=UNLIMITED,
+                                   max_minutes=adapt_minutes(device_type))
     return dataclasses.replace(settings, iterations=basic_iterations(device_type),
                                max_minutes=BASIC_MINUTES)
 
@@ -69,9 +81,12 @@ def train_seconds(iterations_left: int, its: float, max_minutes: float = 0.0) ->
     return min(seconds, max_minutes * 60) if max_minutes else seconds
 
 
-def describe(iterations: int, seconds: float, device_type: str) -> str:
+def describe(iterations: int, seconds: float, device_type: str, adapt: bool = False) -> str:
     where = "this GPU" if device_type == "cuda" else "this CPU"
     minutes = max(1, round(seconds / 60))
+    if adapt:
+        return (f"about {minutes} minute{'s' if minutes != 1 else ''} of training on {where} "
+                "to adapt the trained model to this target (the adapt budget)")
     capped = seconds >= BASIC_MINUTES * 60 - 1
     what = (f"up to {iterations:,} iterations: this machine is too slow for all of them in "
             f"{BASIC_MINUTES:g} minutes, so the result will be softer" if capped else

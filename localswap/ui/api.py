@@ -2,6 +2,8 @@
 
     swap(target, sources, consent, options) -> job id
     quick_swap(target, model, consent, options) -> job id
+    fit(target, model) -> whether the model was trained on this person, and the adapt time
+    adapt(target, model, consent, options) -> job id (a new model adapted to this person)
     job(job_id) -> status dict;  jobs() -> list;  result(job_id) -> the rendered mp4
     cancel / convert_now / continue_training / resume (job_id[, iterations]) -> bool
 Failures come back as one sentence (gr.Error), never a traceback.
@@ -15,7 +17,7 @@ from pathlib import Path
 import gradio as gr
 from gradio import FileData
 
-from localswap.jobs.submit import submit_quick_swap, submit_swap
+from localswap.jobs.submit import submit_adapt, submit_quick_swap, submit_swap
 from localswap.ui.context import Context, human_error
 from localswap.workspace import inside
 
@@ -76,6 +78,23 @@ def register(ctx: Context) -> None:
                                  ctx.uploads)
 
     @_guard
+    def fit(target: FileData, model: str) -> dict:
+        """Before a quick swap: does `model` know the person in `target`? verdict "same",
+        "other" (adapt it first: adapt_seconds), "any" or "unknown", and one sentence."""
+        from localswap.models.fit import check
+        from localswap.workspace import check_name
+        folder = ctx.workspace.path("models", check_name(model or ""))
+        if not (folder / "manifest.json").is_file():
+            raise gr.Error(f"There is no model called {model!r} in the library.")
+        return check(folder, _upload(target)[0], ctx.workspace).to_dict()
+
+    @_guard
+    def adapt(target: FileData, model: str, consent: bool, options: dict | None = None) -> int:
+        """Queue a new model adapted from `model` to the person in `target` (its source
+        faces reused, the adapt budget of training), then the render. Returns the job id."""
+        return submit_adapt(r, _upload(target), model, bool(consent), options, ctx.uploads)
+
+    @_guard
     def job(job_id: int) -> dict:
         """Status, stage, progress, figures, recent losses and log of a job."""
         return job_dict(ctx, job_id)
@@ -116,8 +135,8 @@ def register(ctx: Context) -> None:
         """Queue an interrupted or failed job again."""
         return r.resume_job(int(job_id))
 
-    for fn in (swap, quick_swap, job, jobs, result, cancel, convert_now, continue_training,
-               resume):
+    for fn in (swap, quick_swap, fit, adapt, job, jobs, result, cancel, convert_now,
+               continue_training, resume):
         # Status reads are cheap; let them run alongside everything else.
         gr.api(fn, api_name=fn.__name__,
                concurrency_limit=None if fn in (job, jobs, result) else 1)

@@ -10,7 +10,7 @@ import gradio as gr
 import numpy as np
 
 from localswap.errors import UserError
-from localswap.jobs.submit import CONSENT, submit_quick_swap
+from localswap.jobs.submit import CONSENT, submit_adapt, submit_quick_swap
 from localswap.ui import job_view, people, preview_panel, thumbs
 from localswap.ui.context import Context, human_error
 from localswap.ui.job_status import train_target
@@ -31,7 +31,8 @@ class ModelsPanel:
 
 def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.State):
     gallery, shown, pick, refresh, details, notice = _library()
-    qs_video, qs_people, qs_note, qs_map, qs_consent, qs_start, qs_preview = _quick_swap(ctx)
+    (qs_video, qs_people, qs_note, qs_map, qs_look, qs_fit, qs_adapt, qs_consent, qs_start,
+     qs_preview) = _quick_swap(ctx)
     (new_name, rename, export, export_dfm, exported, delete, confirm_row, confirm_text, confirm,
      keep) = _manage()
     with gr.Accordion("Import a model file", open=False):
@@ -68,6 +69,24 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
     qs_video.change(lambda v: people.mapping_update(v, ctx.workspace.names("models")),
                     qs_video, [qs_people, qs_note, *qs_map], api_visibility="private",
                     show_progress="minimal")
+
+    def look(name, video):
+        """Before any render: one frame swapped with the model, and whether the model was
+        trained on this person (if not, the adapt button and how long it takes)."""
+        if not name or not video:
+            return gr.update(value=None, visible=False), "", gr.update(visible=False)
+        return quick_look(ctx, name, _pair(video)[0])
+    for trigger in (qs_video.change, pick.change):
+        trigger(look, [pick, qs_video], [qs_look, qs_fit, qs_adapt], api_visibility="private",
+                show_progress="minimal", trigger_mode="always_last")
+
+    def do_adapt(name, video, consent):
+        job_id = submit_adapt(ctx.runner, _pair(video), name or "", bool(consent), None,
+                              ctx.uploads)
+        return (f"Job #{job_id} queued: adapting {name} to this person.",
+                gr.update(selected="job"), job_view.select_job(ctx, job_id), {})
+    qs_adapt.click(guarded(do_adapt, 4), [pick, qs_video, qs_consent],
+                   [notice, tabs, job_select, job_seen], api_visibility="private")
 
     def do_quick(name, video, consent, *mapped):
         cast = people.mapping_from(mapped)
@@ -156,10 +175,49 @@ def _quick_swap(ctx: Context):
                                   choices=[people.NOT_SWAPPED], value=people.NOT_SWAPPED,
                                   elem_id=f"quick-person-{k + 1}")
                       for k in range(people.MAX_PEOPLE)]
+        with gr.Row(equal_height=False):
+            qs_look = gr.Image(label="One frame with this model", type="numpy",
+                               interactive=False, visible=False, elem_id="quick-look",
+                               scale=1)
+            with gr.Column(scale=2):
+                qs_fit = gr.Markdown(elem_id="quick-fit")
+                qs_adapt = gr.Button("Adapt the model to this person", visible=False,
+                                     elem_id="quick-adapt")
         qs_consent = gr.Checkbox(label=CONSENT, value=False, elem_id="quick-consent")
         qs_start = gr.Button("Quick swap", variant="primary", elem_id="quick-start")
         qs_preview = preview_panel.render(ctx, "quick-preview")
-    return qs_video, qs_people, qs_note, qs_map, qs_consent, qs_start, qs_preview
+    return (qs_video, qs_people, qs_note, qs_map, qs_look, qs_fit, qs_adapt, qs_consent,
+            qs_start, qs_preview)
+
+
+def quick_look(ctx: Context, name: str, video: str) -> tuple:
+    """(the frame image update, the fit sentence, the adapt button update) for `video`."""
+    from localswap.convert.preview import settings_from
+    from localswap.models.fit import check
+    model = ctx.workspace.path("models", check_name(name))
+    if not (model / "manifest.json").is_file():
+        return gr.update(visible=False), f"There is no model called {name!r}.", \
+            gr.update(visible=False)
+    fit = check(model, video, ctx.workspace)
+    image = gr.update(value=None, visible=False)
+    try:
+        info = preview_panel.previewer().info(Path(video))
+        _, swapped = preview_panel.preview(Path(video), model, max(0, info.frames // 2),
+                                           settings_from({}, {}))
+        image = gr.update(value=swapped, visible=True)
+    except Exception as exc:  # noqa: BLE001  (the look is a help; the sentence still shows)
+        fit_note = f"\n\nNo frame to show: {human_error(exc)}"
+    else:
+        fit_note = ""
+    sentence = fit.sentence() if fit.verdict != "other" else (
+        f"**{fit.sentence()}** Quick swap renders it as it is.")
+    if fit.verdict == "other":
+        from localswap.progress import duration_text
+        button = gr.update(visible=True, value="Adapt the model to this person (about "
+                           f"{duration_text(fit.adapt_seconds)})")
+    else:
+        button = gr.update(visible=False)
+    return image, sentence + fit_note, button
 
 
 def _manage():

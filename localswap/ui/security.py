@@ -126,18 +126,21 @@ VIEWER_FNS = frozenset({
     "localswap.ui.preview_panel:listen.<locals>.show",
     "localswap.ui.models_panel:render.<locals>.load",
     "localswap.ui.models_panel:render.<locals>.clicked",   # a library tile chooses a model
+    "localswap.ui.models_panel:render.<locals>.look",      # one frame and the fit, read only
     "localswap.ui.job_view:_listen.<locals>.show_grid",     # a timelapse tile's whole grid
     "localswap.ui.system_panel:render.<locals>.<lambda>",    # the System report's refresh
     "localswap.ui.models_panel:render.<locals>.<lambda>",   # describe, people of a video, the
 })                                                          # delete confirmation's show/hide
 OWNER_FNS = frozenset({
     "localswap.ui.api:register.<locals>.swap", "localswap.ui.api:register.<locals>.quick_swap",
+    "localswap.ui.api:register.<locals>.fit", "localswap.ui.api:register.<locals>.adapt",
     "localswap.ui.api:register.<locals>.cancel", "localswap.ui.api:register.<locals>.convert_now",
     "localswap.ui.api:register.<locals>.continue_training",
     "localswap.ui.api:register.<locals>.resume",
     "localswap.ui.job_view:_listen.<locals>.act.<locals>.handler",
     "localswap.ui.preview_panel:listen.<locals>.do_render",
     "localswap.ui.live_panel:render.<locals>.swap_frame",   # streamed input: owner only
+    "localswap.ui.live_panel:render.<locals>.record",       # records the webcam, adapts
     "localswap.ui.job_view:timelapse_video",     # writes the timelapse to outputs/
     "localswap.ui.job_view:compare_clip",        # writes the before/after clip to outputs/
     "localswap.ui.models_panel:render.<locals>.guarded.<locals>.handler",
