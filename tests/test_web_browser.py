@@ -81,7 +81,7 @@ def test_models_panel_quick_swap_rename_and_delete(launched, browser, video_a):
         page.locator("#quick-video").get_by_text(video_a.name).wait_for(timeout=30_000)
         # before any render: one swapped frame, and the model knows this person
         page.locator("#quick-fit").get_by_text("renders with no training").wait_for(
-            timeout=60_000)
+            timeout=120_000)
         page.locator("#quick-look img").wait_for(timeout=30_000)
     finally:
         screenshot(page, "quick-upload.png")
@@ -114,11 +114,14 @@ def test_models_panel_quick_swap_rename_and_delete(launched, browser, video_a):
     page.close()
 
 
-def test_quick_swap_of_another_person_offers_to_adapt(launched, browser, video_b):
+def test_quick_swap_of_another_person_offers_to_adapt(launched, browser, video_b,
+                                                     tmp_path_factory, faceset_a, faceset_b):
     """Grace is not the person the model learned: the page says so before any render, next
     to a swapped frame, and its button queues the adaptation (cancelled here: the adapt
     budget is minutes)."""
     app, ws = launched
+    install_tiny_model(ws.root / "models", tmp_path_factory.getbasetemp(), faceset_a,
+                       faceset_b)                       # the test before deletes it
     page = browser.new_page(viewport={"width": 1280, "height": 1400})
     page.goto(app.url)
     page.get_by_role("tab", name="Models").click()
@@ -126,7 +129,7 @@ def test_quick_swap_of_another_person_offers_to_adapt(launched, browser, video_b
     page.locator("#quick-video input[type=file]").set_input_files(str(video_b))
     fit = page.locator("#quick-fit")
     try:
-        fit.get_by_text("Adapt it to this person").wait_for(timeout=60_000)
+        fit.get_by_text("Adapt it to this person").wait_for(timeout=120_000)
         page.locator("#quick-look img").wait_for(timeout=30_000)
     finally:
         screenshot(page, "quick-fit-other.png")
