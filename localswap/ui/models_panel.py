@@ -70,23 +70,8 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
                     qs_video, [qs_people, qs_note, *qs_map], api_visibility="private",
                     show_progress="minimal")
 
-    def look(name, video):
-        """Before any render: one frame swapped with the model, and whether the model was
-        trained on this person (if not, the adapt button and how long it takes)."""
-        if not name or not video:
-            return gr.update(value=None, visible=False), "", gr.update(visible=False)
-        return quick_look(ctx, name, _pair(video)[0])
-    for trigger in (qs_video.change, pick.change):
-        trigger(look, [pick, qs_video], [qs_look, qs_fit, qs_adapt], api_visibility="private",
-                show_progress="minimal", trigger_mode="always_last")
-
-    def do_adapt(name, video, consent):
-        job_id = submit_adapt(ctx.runner, _pair(video), name or "", bool(consent), None,
-                              ctx.uploads)
-        return (f"Job #{job_id} queued: adapting {name} to this person.",
-                gr.update(selected="job"), job_view.select_job(ctx, job_id), {})
-    qs_adapt.click(guarded(do_adapt, 4), [pick, qs_video, qs_consent],
-                   [notice, tabs, job_select, job_seen], api_visibility="private")
+    _wire_fit(ctx, pick, qs_video, qs_look, qs_fit, qs_adapt, qs_consent,
+              [notice, tabs, job_select, job_seen], guarded)
 
     def do_quick(name, video, consent, *mapped):
         cast = people.mapping_from(mapped)
@@ -141,6 +126,27 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
     imp.click(guarded(do_import, 5), [imp_file, imp_name], [notice, *panel.outputs()],
               api_visibility="private")
     return panel
+
+
+def _wire_fit(ctx: Context, pick, video, look_image, fit_text, adapt, consent, outputs,
+              guarded) -> None:
+    """Before any render: one frame swapped with the model and whether the model was trained
+    on this person; for someone else, the adapt button (it queues the adaptation)."""
+    def look(name, video):
+        if not name or not video:
+            return gr.update(value=None, visible=False), "", gr.update(visible=False)
+        return quick_look(ctx, name, _pair(video)[0])
+    for trigger in (video.change, pick.change):
+        trigger(look, [pick, video], [look_image, fit_text, adapt], api_visibility="private",
+                show_progress="minimal", trigger_mode="always_last")
+
+    def do_adapt(name, video, consent):
+        job_id = submit_adapt(ctx.runner, _pair(video), name or "", bool(consent), None,
+                              ctx.uploads)
+        return (f"Job #{job_id} queued: adapting {name} to this person.",
+                gr.update(selected="job"), job_view.select_job(ctx, job_id), {})
+    adapt.click(guarded(do_adapt, 4), [pick, video, consent], outputs,
+                api_visibility="private")
 
 
 def _library():

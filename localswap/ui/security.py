@@ -126,7 +126,7 @@ VIEWER_FNS = frozenset({
     "localswap.ui.preview_panel:listen.<locals>.show",
     "localswap.ui.models_panel:render.<locals>.load",
     "localswap.ui.models_panel:render.<locals>.clicked",   # a library tile chooses a model
-    "localswap.ui.models_panel:render.<locals>.look",      # one frame and the fit, read only
+    "localswap.ui.models_panel:_wire_fit.<locals>.look",   # one frame and the fit, read only
     "localswap.ui.job_view:_listen.<locals>.show_grid",     # a timelapse tile's whole grid
     "localswap.ui.system_panel:render.<locals>.<lambda>",    # the System report's refresh
     "localswap.ui.models_panel:render.<locals>.<lambda>",   # describe, people of a video, the
