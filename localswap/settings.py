@@ -14,6 +14,7 @@ from typing import Any
 from localswap.convert.blend import BLENDS
 from localswap.convert.color import METHODS as COLOR_METHODS
 from localswap.convert.mask import MASKS
+from localswap.convert.glasses import GLASSES
 from localswap.convert.occlusion import OCCLUSION
 from localswap.errors import UserError
 from localswap.faces.align import FACE_TYPE_BOX
@@ -160,6 +161,9 @@ class ConvertSettings(SettingsBase):
     occlusion: str = option("hands", "keep what stands in front of the face in front: hands "
                             "(MediaPipe's hand landmarker) or off", choices=OCCLUSION,
                             label="Keep in front of the face")
+    glasses: str = option("keep", "the target's glasses: keep (their frame stays in front of "
+                          "the swapped face) or source (the model draws the face, as the "
+                          "source person looks)", choices=GLASSES, label="Target's glasses")
     smooth: float = option(0.5, "temporal landmark smoothing, 0 (off) to 1 (steadiest)",
                            low=0.0, high=1.0, label="Temporal smoothing")
     fill_gap: int = option(6, "fill a face missed for up to this many frames from its track",

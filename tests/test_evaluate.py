@@ -98,28 +98,6 @@ def _paint(frame, lm):
                    ).astype(np.uint8)
 
 
-def _glasses(frame, lm):
-    """Dark-framed glasses drawn over the face: a rim round each eye, the bridge over the
-    nose between them, an arm towards each ear."""
-    out = frame.copy()
-    width = np.linalg.norm(lm[16] - lm[0])
-    thick = max(2, int(round(width / 30)))
-    for eye in (lm[36:42], lm[42:48]):
-        c = eye.mean(0)
-        axes = (int(0.17 * width), int(0.11 * width))
-        cv2.ellipse(out, (int(c[0]), int(c[1])), axes, 0, 0, 360, (25, 20, 20), thick,
-                    cv2.LINE_AA)
-    y = int(min(lm[37, 1], lm[44, 1]))
-    left = (int(lm[36:42, 0].mean() + 0.17 * width), y)
-    right = (int(lm[42:48, 0].mean() - 0.17 * width), y)
-    cv2.line(out, left, right, (25, 20, 20), thick, cv2.LINE_AA)
-    for eye, ear in ((lm[36:42], lm[0]), (lm[42:48], lm[16])):
-        side = 1 if ear[0] > eye[:, 0].mean() else -1
-        start = (int(eye[:, 0].mean() + side * 0.17 * width), int(eye[:, 1].mean()))
-        cv2.line(out, start, (int(ear[0]), int(ear[1])), (25, 20, 20), thick, cv2.LINE_AA)
-    return out
-
-
 def _flicker(frame, lm, rng):
     """The face pumps in brightness and jitters a pixel or two from frame to frame."""
     shift = np.float32([[1, 0, rng.uniform(-1.5, 1.5)], [0, 1, rng.uniform(-1.5, 1.5)]])
@@ -155,8 +133,8 @@ def clips(tmp_path_factory):
     frames["painted"] = [_paint(f, m) for f, m in zip(frames["swap"], marks)]
     frames["flicker"] = [_flicker(f, m, rng) for f, m in zip(frames["swap"], marks)]
     # a target in glasses: the swap keeps them (drawn in front, as they should be) or not
-    frames["glasses"] = [_glasses(f, m) for f, m in zip(frames["target"], marks)]
-    frames["glasses_kept"] = [_glasses(f, m) for f, m in zip(frames["swap"], marks)]
+    frames["glasses"] = [mb.with_glasses(f, m) for f, m in zip(frames["target"], marks)]
+    frames["glasses_kept"] = [mb.with_glasses(f, m) for f, m in zip(frames["swap"], marks)]
     return {k: mb.encode(d / f"{k}.mp4", v, FPS, audio=False) for k, v in frames.items()}
 
 

@@ -122,7 +122,11 @@ def test_quick_swap_preview_in_the_browser(server, video_a):
         page.locator("text=Try before you render >> visible=true").first.click()
         page.locator("#quick-preview-show").click()
         swapped = page.locator("#quick-preview-swapped img")
-        swapped.wait_for(timeout=30_000)
+        try:    # the first frame loads the model and the detector; the fit check runs too
+            swapped.wait_for(timeout=90_000)
+        finally:
+            OUTPUT.mkdir(exist_ok=True)
+            page.screenshot(path=str(OUTPUT / "frame-preview-wait.png"), full_page=True)
         first = swapped.get_attribute("src")
         assert page.locator("#quick-preview-erode textarea, #quick-preview-erode input"
                             ).first.input_value() == ""          # empty = auto, not 0

@@ -145,3 +145,26 @@ def with_hand(photo: np.ndarray, hand: np.ndarray, bottom_centre: tuple[int, int
     mask = np.zeros((H, W), np.uint8)
     mask[cy0:cy1, cx0:cx1] = (part[..., 3] > 127) * 255
     return out, mask
+
+
+def with_glasses(frame: np.ndarray, lm: np.ndarray) -> np.ndarray:
+    """Dark-framed glasses drawn on a face (68 landmarks): a rim round each eye, the bridge
+    over the nose between them, an arm towards each ear. For tests of what a render and the
+    judge make of a target in glasses."""
+    import cv2
+    out = frame.copy()
+    width = float(np.linalg.norm(lm[16] - lm[0]))
+    thick = max(2, int(round(width / 30)))
+    colour = (25, 20, 20)
+    for eye in (lm[36:42], lm[42:48]):
+        c = eye.mean(0)
+        cv2.ellipse(out, (int(c[0]), int(c[1])), (int(0.17 * width), int(0.11 * width)), 0,
+                    0, 360, colour, thick, cv2.LINE_AA)
+    y = int(min(lm[37, 1], lm[44, 1]))
+    cv2.line(out, (int(lm[36:42, 0].mean() + 0.17 * width), y),
+             (int(lm[42:48, 0].mean() - 0.17 * width), y), colour, thick, cv2.LINE_AA)
+    for eye, ear in ((lm[36:42], lm[0]), (lm[42:48], lm[16])):
+        side = 1 if ear[0] > eye[:, 0].mean() else -1
+        start = (int(eye[:, 0].mean() + side * 0.17 * width), int(eye[:, 1].mean()))
+        cv2.line(out, start, (int(ear[0]), int(ear[1])), colour, thick, cv2.LINE_AA)
+    return out

@@ -18,6 +18,7 @@ import numpy as np
 
 from localswap.convert import color, mask as masks
 from localswap.convert.detail import DetailBank, upscaled_warp
+from localswap.convert.glasses import keep_mask
 from localswap.convert.occlusion import hand_mask
 from localswap.faces.align import invert, transform_points
 from localswap.faces.landmarks import face_hull, face_width
@@ -57,12 +58,14 @@ def _roi(inv: np.ndarray, size: int, frame_shape, margin: int,
 def paste(frame: np.ndarray, crop: np.ndarray, swapped: np.ndarray,
           learned: np.ndarray | None, landmarks: np.ndarray, mat: np.ndarray,
           look: Look, bank: DetailBank | None = None,
-          hands: list[np.ndarray] | None = None) -> tuple[int, int, np.ndarray] | None:
+          hands: list[np.ndarray] | None = None,
+          glasses: list | None = None) -> tuple[int, int, np.ndarray] | None:
     """Blend `swapped` (the model's RGB uint8 crop for aligned `crop`) into `frame` in place.
 
     `landmarks` are in frame pixels, `mat` takes the frame to the crop, `learned` is the
     model's mask for the crop (float 0..1) or None; `bank` the model's detail bank or None;
-    `hands` (frame pixels) stay in front: the swap's mask leaves them out.
+    `hands` (frame pixels) and `glasses` ((x0, y0, alpha) of the target's frames, see
+    convert.glasses) stay in front: the swap's mask leaves them out.
     Returns (x0, y0, alpha): the blend mask of the region pasted at x0, y0; None if the face
     lies outside the frame.
     """
@@ -109,6 +112,8 @@ def paste(frame: np.ndarray, crop: np.ndarray, swapped: np.ndarray,
             alpha = alpha * (1.0 - look.mouth * inside)
     if hands:
         alpha = alpha * (1.0 - hand_mask(hands, (x0, y0), (h, w)))
+    if glasses:
+        alpha = alpha * (1.0 - keep_mask(glasses, (x0, y0), (h, w)))
     region = frame[y0:y1, x0:x1]
     if look.blend == "poisson":
         face = _seamless(face, region, alpha)

@@ -79,6 +79,7 @@ class Frame:
     image: np.ndarray           # read-only decoded frame
     faces: list[Face]
     hands: list[np.ndarray] = field(default_factory=list)   # in front of the faces (occlusion)
+    glasses: list = field(default_factory=list)   # (x0, y0, alpha) frames kept (convert.glasses)
 
 
 def synthetic_tag(swapper: Swapper) -> str:
@@ -149,7 +150,7 @@ def compose(frame: Frame, look: Look, label: bool,
     for f in frame.faces:
         model = f.swapper or swapper
         placed = paste(image, f.crop, f.swapped, f.learned, f.landmarks, f.mat, look,
-                       getattr(model, "detail", None), frame.hands)
+                       getattr(model, "detail", None), frame.hands, frame.glasses)
         if masks is not None and placed is not None:
             masks.append(placed)
     if label:

@@ -14,6 +14,7 @@ import torch
 
 from localswap.convert.blend import Look
 from localswap.convert.frames import Frame, align_faces, compose, pick_faces, run_model
+from localswap.convert.glasses import find_glasses, keeper_for
 from localswap.convert.occlusion import find_hands, tracker_for
 from localswap.settings import ConvertSettings
 from localswap.system.threads import free_cores
@@ -35,6 +36,7 @@ class LiveSwap:
                                     min_confidence=self.s.min_confidence, device="cpu")
         self.look = Look.of(self.s)
         self.hands = tracker_for(self.s.occlusion)      # a webcam's frames come in order
+        self.glasses = keeper_for(self.s.glasses)
         # On a CPU, torch threads left spinning after the model fight the frame's other work
         # (the source detail's warp: 42 ms a frame with 1 of 2 threads, 133 with 2): half the
         # free cores, as the video render takes.
@@ -57,7 +59,8 @@ class LiveSwap:
                 if faces:
                     run_model(self.swapper, faces, self.s.batch)
                 out = compose(Frame(self.index, image, faces,
-                                    find_hands(self.hands, image, faces)),
+                                    find_hands(self.hands, image, faces),
+                                    find_glasses(self.glasses, image, faces)),
                               self.look, self.s.label, self.swapper)
             finally:
                 torch.set_num_threads(before)

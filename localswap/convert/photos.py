@@ -19,6 +19,7 @@ from localswap.convert.frames import (STEPS, Cancelled, ConvertResult, Frame, al
                                       check_paths, compose, pick_faces, run_model,
                                       synthetic_tag)
 from localswap.convert.blend import Look
+from localswap.convert.glasses import find_glasses, keeper_for
 from localswap.convert.occlusion import find_hands, tracker_for
 from localswap.convert.smooth import TrackedFace
 from localswap.convert.swapper import Swapper
@@ -102,6 +103,7 @@ def convert_photos(input: Path, swapper: Swapper, out: Path, s: ConvertSettings,
             t2 = time.perf_counter()
             frame = Frame(n, image, align_faces(image, found, swapper))
             frame.hands = find_hands(hands, image, frame.faces)
+            frame.glasses = find_glasses(keeper_for(s.glasses), image, frame.faces)
             t3 = time.perf_counter()
             if frame.faces:
                 run_model(swapper, frame.faces, s.batch)

@@ -26,6 +26,7 @@ from localswap import media
 from localswap.convert.blend import Look
 from localswap.convert.frames import (Frame, align_faces, compose, mask_view, pick_faces,
                                       run_model)
+from localswap.convert.glasses import find_glasses, keeper_for
 from localswap.convert.occlusion import HandTracker
 from localswap.errors import UserError
 from localswap.settings import ConvertSettings
@@ -205,7 +206,10 @@ class FramePreview:
                     lambda: self.find_hands(video, index, image, faces, s))
             look = Look.of(s)
             placed: list = []
-            out = compose(Frame(index, image, faces, hands), look, s.label, swapper, placed)
+            # one frame's reading decides (a render's is over the last frames: close enough)
+            kept = find_glasses(keeper_for(s.glasses), image, faces)
+            out = compose(Frame(index, image, faces, hands, kept), look, s.label, swapper,
+                          placed)
             if show_mask:
                 out = mask_view(image, placed, hands)
         return image, out

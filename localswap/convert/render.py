@@ -25,6 +25,7 @@ from localswap.convert.cast import Cast, make_cast
 from localswap.convert.frames import (STEPS, Cancelled, ConvertResult, Frame, Largest,
                                       align_faces, check_paths, compose, pick_faces,
                                       run_model, synthetic_tag)
+from localswap.convert.glasses import find_glasses, keeper_for
 from localswap.convert.occlusion import FillBack, find_hands, tracker_for
 from localswap.convert.smooth import FaceTracker
 from localswap.convert.swapper import Swapper, open_swapper
@@ -117,6 +118,7 @@ def _analyse(p: _Pipeline, s: ConvertSettings, swapper: Swapper, inp: queue.Queu
                            device=s.device)
     choose = Largest() if s.faces == "largest" else list
     hands = tracker_for(s.occlusion)
+    glasses = keeper_for(s.glasses)
     late = FillBack() if hands is not None else None
     try:
         while True:
@@ -138,7 +140,7 @@ def _analyse(p: _Pipeline, s: ConvertSettings, swapper: Swapper, inp: queue.Queu
                 p.busy["align"] += t1 - t0
                 in_front = find_hands(hands, image, faces)
                 p.busy["detect"] += time.perf_counter() - t1
-                frame = Frame(index, image, faces, in_front)
+                frame = Frame(index, image, faces, in_front, find_glasses(glasses, image, faces))
                 for ready_frame in (late.push(frame) if late else [frame]):
                     p.put(out, ready_frame)
             if item is _END:

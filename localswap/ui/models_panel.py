@@ -204,17 +204,15 @@ def quick_look(ctx: Context, name: str, video: str) -> tuple:
     if not (model / "manifest.json").is_file():
         return gr.update(visible=False), f"There is no model called {name!r}.", \
             gr.update(visible=False)
-    fit = check(model, video, ctx.workspace)
     image = gr.update(value=None, visible=False)
-    try:
-        info = preview_panel.previewer().info(Path(video))
-        _, swapped = preview_panel.preview(Path(video), model, max(0, info.frames // 2),
-                                           settings_from({}, {}))
+    try:        # frame 0, as the frame preview opens on: its "Preview this frame" is then cached
+        _, swapped = preview_panel.preview(Path(video), model, 0, settings_from({}, {}))
         image = gr.update(value=swapped, visible=True)
     except Exception as exc:  # noqa: BLE001  (the look is a help; the sentence still shows)
         fit_note = f"\n\nNo frame to show: {human_error(exc)}"
     else:
         fit_note = ""
+    fit = check(model, video, ctx.workspace)
     sentence = fit.sentence() if fit.verdict != "other" else (
         f"**{fit.sentence()}** Quick swap renders it as it is.")
     if fit.verdict == "other":

@@ -24,7 +24,7 @@ MEDIA_TYPES = sorted(media.VIDEO_EXTS | media.IMAGE_EXTS)
 TRAIN_MAIN = ["iterations", "max_minutes", "arch", "resolution", "width", "batch"]
 TRAIN_MORE_FIRST = ["precision", "plateau", "preview_every", "save_every", "save_minutes"]
 CONVERT_FIRST = ["color", "blend", "mask", "erode", "blur", "detail", "mouth", "occlusion",
-                 "smooth", "faces", "label"]
+                 "glasses", "smooth", "faces", "label"]
 EXTRACT_FIELDS = ["face_type", "every", "size", "min_face", "soft_share", "detector",
                   "max_frames"]
 NEW_MODEL = "(new model)"

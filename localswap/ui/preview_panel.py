@@ -21,7 +21,7 @@ from localswap.workspace import check_name
 
 _PREVIEW = FramePreview()
 KEYS = ("color", "blend", "mask", "erode", "blur", "smooth", "faces", "detail", "mouth",
-        "occlusion")
+        "occlusion", "glasses")
 
 
 def previewer() -> FramePreview:
@@ -86,6 +86,9 @@ def render(ctx: Context, prefix: str) -> PreviewPanel:
             occlusion = gr.Dropdown(["hands", "off"], value=d.occlusion,
                                     label="Keep hands in front of the face",
                                     elem_id=f"{prefix}-occlusion")
+            glasses = gr.Dropdown(["keep", "source"], value=d.glasses,
+                                  label="Target's glasses (keep: in front of the face)",
+                                  elem_id=f"{prefix}-glasses")
             show_mask = gr.Checkbox(False, label="Show the mask (green: swapped; orange: kept "
                                     "in front)", elem_id=f"{prefix}-show-mask")
         with gr.Row():
@@ -112,8 +115,8 @@ def render(ctx: Context, prefix: str) -> PreviewPanel:
             show_button = gr.Button("Preview this frame", elem_id=f"{prefix}-show")
             render_button = gr.Button("Render with these settings", elem_id=f"{prefix}-render")
     return PreviewPanel(frame, [color, blend, mask, erode, blur, smooth, faces, detail, mouth,
-                                occlusion], original, swapped, render_button, show_button,
-                        show_mask)
+                                occlusion, glasses], original, swapped, render_button,
+                        show_button, show_mask)
 
 
 def values(*widgets) -> dict:
