@@ -27,7 +27,7 @@ from localswap.faces.detect import make_backend
 from localswap.progress import Progress, no_progress
 from localswap.system.cache import file_key, load_arrays, save_arrays, user_cache
 
-CACHE_VERSION = 3      # bump when what is read from a source or target changes
+CACHE_VERSION = 4      # bump when what is read from a source or target changes
 
 
 @dataclass
@@ -180,7 +180,8 @@ class Judge:
     def _face(self, rgb: np.ndarray, det) -> _Face:
         h, w = rgb.shape[:2]
         lm = det.landmarks
-        return _Face(lm, det.bbox, self.embedder.embed(rgb, det.bbox), fm.eye_opening(lm),
+        plain = glasses.without(rgb, lm)        # identity is read without glasses
+        return _Face(lm, det.bbox, self.embedder.embed(plain, det.bbox), fm.eye_opening(lm),
                      fm.mouth_opening(lm), fm.pose(lm, w, h), colours.redness(rgb, lm))
 
     def _cached_sources(self, most: int, detector: str) -> np.ndarray:
@@ -214,7 +215,8 @@ class Judge:
         for n, rgb in enumerate(frames.source_frames(self.sources, most)):
             det = frames.main_face(self.backend.detect(rgb))
             if det is not None:
-                found.append(self.embedder.embed(rgb, det.bbox))
+                found.append(self.embedder.embed(glasses.without(rgb, det.landmarks),
+                                                 det.bbox))
                 red.append(colours.redness(rgb, det.landmarks))
             self._progress(n + 1, self._total, "source faces")
         if not found:

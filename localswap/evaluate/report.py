@@ -128,7 +128,7 @@ class Report:
             parts.append(f"painted red: {' and '.join(painted)} (redder than either person's)")
         if self.glasses_erased():
             parts.append(f"the target's glasses are erased (kept in {self.glasses_kept:.0%} of "
-                         "frames): train on this person, or adapt the model to them")
+                         "frames)")
         return "; ".join(parts) + "."
 
     def glasses_erased(self) -> bool:
