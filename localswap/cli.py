@@ -567,13 +567,19 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m localswap",
+    command = "localswap" if Path(sys.argv[0]).name == "localswap" else "python -m localswap"
+    parser = argparse.ArgumentParser(prog=command,
                                      description="localswap face-swap studio")
     parser.add_argument("--version", action="version", version=f"localswap {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add_args, _) in COMMANDS.items():
         add_args(sub.add_parser(name, help=help_text, description=help_text))
     return parser
+
+
+def run() -> None:
+    """The `localswap` console command (pyproject's [project.scripts])."""
+    sys.exit(main())
 
 
 def main(argv: list[str] | None = None) -> int:

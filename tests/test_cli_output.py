@@ -93,3 +93,31 @@ def test_the_upload_limit_flag_is_max_upload_minutes_and_the_old_one_still_works
     assert "--max-minutes is now --max-upload-minutes" in capsys.readouterr().err
     assert "--max-upload-minutes" in launch.build_parser().format_help()
     assert "--max-minutes " not in launch.build_parser().format_help()
+
+
+def test_the_localswap_command_works_from_any_folder(tmp_path):
+    """`pip install .` gives a `localswap` command; run outside the checkout it finds the
+    package it installed (a copy of the checkout is built, so no build files land in it)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    src = tmp_path / "src"
+    shutil.copytree(root / "localswap", src / "localswap",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, src / name)
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "--no-build-isolation", "--no-index", "--target", str(site), str(src)],
+                   check=True, capture_output=True, timeout=300)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    out = subprocess.run([str(site / "bin" / "localswap"), "--help"], cwd=elsewhere, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: localswap") and "swap" in out.stdout
+    assert "No module named" not in out.stderr
