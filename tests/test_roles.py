@@ -113,9 +113,29 @@ def test_owner_can_act_and_actions_are_logged_with_the_user(served):
                download_files=str(ws.root.parent / "owner-downloads"))
     assert c.predict(job, api_name="/resume") is False      # allowed; a done job has nothing
     audit = (ws.root / "audit.log").read_text()
-    assert re.search(r"owner: resume", audit), audit
+    # time, user (role), the action in words, what it touched, the outcome
+    assert re.search(rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d  owner \(owner\)  resume a job  "
+                     rf"\[job #{job}\]  allowed", audit), audit
     log = [e["text"] for e in app.localswap.store.events(job, "log")]
-    assert "owner: resume" in log
+    assert "owner: resume a job (allowed)" in log
+
+
+def test_the_audit_log_reads_without_the_code(served):
+    """Every line names its user, role, action in words and outcome; a viewer's refused
+    attempts are there too; no internal function name (handler, partial_1, <locals>)."""
+    app, url, ws, job = served
+    with login(url, VIEWER) as c:
+        r = c.post("gradio_api/call/cancel", json={"data": [job]})
+        assert r.status_code == 403
+        assert c.post("gradio_api/upload", files={"files": ("x.mp4", b"0")}).status_code == 403
+    lines = (ws.root / "audit.log").read_text().splitlines()
+    refused = [x for x in lines if "watcher (viewer)" in x]
+    assert any(f"cancel a job  [job #{job}]  refused: a viewer cannot change anything" in x
+               for x in refused), refused
+    assert any("upload a file  refused" in x for x in refused), refused
+    for line in lines:
+        assert not re.search(r"handler|partial_\d|<locals>|lambda|_\d+$", line), line
+        assert re.search(r"\((owner|viewer)\)  .+  (allowed|refused: .+)$", line), line
 
 
 def test_share_link_closes_after_its_hours_and_the_app_keeps_serving(served):

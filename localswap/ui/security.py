@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from pathlib import Path
 
 # What a visitor may fetch before logging in: the login page and the files it needs, none of
 # which holds user data. "/" serves only the login form (no components, no config) while
@@ -207,26 +208,86 @@ def dispatched_fn(blocks, path: str, body: dict):
     return next((f for f in fns.values() if f.api_name == name), None)
 
 
-def _audit(blocks, user: str, fn, data) -> None:
-    """Write a state-changing call to workspace/audit.log and, when its first input is a
-    job id, to that job's log."""
+# What a call does, in words: the API's functions by name; an event handler of the page by
+# the button or field that fired it (its label), so no function name reaches the log.
+API_ACTIONS = {"swap": "start a swap", "quick_swap": "start a quick swap",
+               "adapt": "adapt a model to a new person", "fit": "check a model's fit",
+               "cancel": "cancel a job", "convert_now": "render a job now",
+               "continue_training": "continue a job's training", "resume": "resume a job"}
+ROUTE_ACTIONS = {"/gradio_api/upload": "upload a file",
+                 "/gradio_api/stream/{event_id}": "stream the webcam",
+                 "/gradio_api/process_recording": "send a recording",
+                 "/gradio_api/component_server": "call a page component",
+                 "/gradio_api/component_server/": "call a page component"}
+
+
+def action_words(blocks, fn) -> str:
+    """What `fn` (a BlockFunction) does, in words for a person."""
+    api = getattr(fn, "api_name", None)
+    if api in API_ACTIONS:
+        return API_ACTIONS[api]
+    for target in getattr(fn, "targets", None) or []:
+        block_id, event = (target[0], target[1]) if isinstance(target, (list, tuple)) \
+            else (target, "")
+        block = (getattr(blocks, "blocks", {}) or {}).get(block_id)
+        if block is None:
+            continue
+        label = getattr(block, "label", None) or getattr(block, "value", None)
+        if isinstance(label, str) and label.strip():
+            verb = {"click": "press", "change": "change", "upload": "upload",
+                    "select": "choose in", "stream": "stream"}.get(event, event or "use")
+            return f'{verb} "{label.strip()}"'
+    return "act on the page"
+
+
+def touched(ctx, data) -> str:
+    """The jobs, models and files a call's inputs name, e.g. 'job #3, model tiny_model'."""
+    found: list[str] = []
+    models = set()
+    if ctx is not None:
+        try:
+            models = set(ctx.workspace.names("models"))
+        except Exception:  # noqa: BLE001
+            models = set()
+    for value in data if isinstance(data, list) else []:
+        if isinstance(value, dict) and (value.get("orig_name") or value.get("path")):
+            found.append(f"file {Path(str(value.get('orig_name') or value['path'])).name}")
+        elif isinstance(value, str) and value in models:
+            found.append(f"model {value}")
+        elif isinstance(value, (int, str)) and str(value).isdigit() and ctx is not None \
+                and ctx.store.get(int(value)) is not None:
+            found.append(f"job #{int(value)}")
+    return ", ".join(dict.fromkeys(found))
+
+
+def audit(blocks, user: str, role: str, action: str, what: str, outcome: str,
+          job: int | None = None) -> None:
+    """One line in workspace/audit.log (and the job's log when a job was named): time, user,
+    role, the action in words, what it touched, and the outcome."""
     import time
     ctx = getattr(blocks, "localswap", None)
-    name = getattr(fn, "api_name", None) or fn_key(getattr(fn, "fn", None))
-    line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {user}: {name}"
+    line = (f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {user} ({role})  {action}"
+            + (f"  [{what}]" if what else "") + f"  {outcome}")
     print(f"[audit] {line}", flush=True)
     if ctx is None:
         return
     try:
         with open(ctx.workspace.root / "audit.log", "a") as fh:
             fh.write(line + "\n")
-        first = data[0] if isinstance(data, list) and data else None
-        if isinstance(first, (int, str)) and str(first).isdigit() and \
-                ctx.store.get(int(first)) is not None:
-            ctx.store.add_events(int(first), [("log", {"text": f"{user}: {name}",
-                                                       "stage": "user"})])
+        if job is not None:
+            ctx.store.add_events(job, [("log", {"text": f"{user}: {action} ({outcome})",
+                                                "stage": "user"})])
     except Exception:  # noqa: BLE001  (an audit write must not break the action)
         pass
+
+
+def _audit_call(blocks, user: str, role: str, fn, data, outcome: str) -> None:
+    ctx = getattr(blocks, "localswap", None)
+    what = touched(ctx, data)
+    first = data[0] if isinstance(data, list) and data else None
+    job = int(first) if isinstance(first, (int, str)) and str(first).isdigit() and \
+        ctx is not None and ctx.store.get(int(first)) is not None else None
+    audit(blocks, user, role, action_words(blocks, fn), what, outcome, job)
 
 
 async def _refuse(send, status: int, message: str) -> None:
@@ -253,8 +314,12 @@ class RequireRole:
         user = await user_of(server, scope)
         viewers = getattr(getattr(blocks, "localswap", None), "viewers", ()) or ()
         viewer = user is not None and user in viewers
+        role = "viewer" if viewer else "owner"
         route = viewer_route(method, path)
         if viewer and route is None:
+            words = next((w for t, w in ROUTE_ACTIONS.items()
+                          if _template_regex(t).match(path)), f"{method} {path}")
+            audit(blocks, user, role, words, "", "refused: a viewer cannot change anything")
             return await _refuse(send, 403, NOT_ALLOWED)
         if route not in DISPATCH:
             return await self.app(scope, receive, send)
@@ -273,11 +338,14 @@ class RequireRole:
             body = {}
         fn = dispatched_fn(blocks, path, body)
         key = fn_key(getattr(fn, "fn", None)) if fn is not None else None
+        data = body.get("data") if isinstance(body, dict) else None
         if viewer and key not in VIEWER_FNS:
+            if fn is not None:
+                _audit_call(blocks, user, role, fn, data,
+                            "refused: a viewer cannot change anything")
             return await _refuse(send, 403, NOT_ALLOWED)
         if fn is not None and key in AUDITED:
-            _audit(blocks, user or "local", fn, body.get("data") if isinstance(body, dict)
-                   else None)
+            _audit_call(blocks, user or "local", role, fn, data, "allowed")
         replayed = False
 
         async def replay():
