@@ -176,6 +176,9 @@ def test_viewer_in_the_browser_sees_models_but_cannot_rename(served):
         page.get_by_label(re.compile("username", re.I)).fill(VIEWER[0])
         page.get_by_label(re.compile("password", re.I)).fill(VIEWER[1])
         page.get_by_role("button", name=re.compile("login", re.I)).click()
+        # the page says who is watching before anything is tried
+        page.locator("#viewer-banner").get_by_text("signed in as a viewer").wait_for(
+            timeout=30_000)
         page.get_by_role("tab", name="Models").click()
         page.locator("#model-details").get_by_text("tiny_model").wait_for(timeout=30_000)
         page.get_by_text("Rename, export, delete").click()

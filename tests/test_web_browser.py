@@ -75,6 +75,7 @@ def test_models_panel_quick_swap_rename_and_delete(launched, browser, video_a):
     details = page.locator("#model-details")
     details.get_by_text("tiny_model").wait_for(timeout=30_000)
     assert "64 px" in details.inner_text()
+    assert not page.locator("#viewer-banner").is_visible()    # the owner is no viewer
     # Quick swap: a new video with the saved model, no training.
     page.locator("#quick-video input[type=file]").set_input_files(str(video_a))
     try:
@@ -200,6 +201,8 @@ def test_swap_in_the_browser(launched, browser, video_a, video_b):
     wait_for(lambda: loss_lines(page) == 2, 60, what="the loss plot to draw both curves")
     assert re.search(r"iteration \d+ of 30", page.locator("#job-status").inner_text())
     training = screenshot(page, "job-training.png")
+    # New swap is not left primed for a double submit: consent is unticked again
+    assert not page.locator("#consent input[type=checkbox]").is_checked()
     # A reload loses nothing: the same job, its losses and previews come back.
     page.reload()
     # A reload lands on the Job tab while the job runs; it may have finished by now.

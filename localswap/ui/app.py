@@ -34,6 +34,11 @@ CSS = """
 """
 
 
+VIEWER_BANNER = ("**You are signed in as a viewer**: you can watch the jobs, models and "
+                 "previews, but not start, change or delete anything (the buttons that would "
+                 "are refused).")
+
+
 def build_app(workspace: Workspace, runner: Runner | None = None,
               uploads: UploadSettings | None = None, poll: float = 2.0) -> gr.Blocks:
     """The app over `runner` (one is created and started when not given)."""
@@ -44,6 +49,7 @@ def build_app(workspace: Workspace, runner: Runner | None = None,
         gr.Markdown(f"# localswap <small>{__version__}</small>\n"
                     "Swap a face in a video on your own machine. Use only faces you have the "
                     "right to use; results are labelled as synthetic media.")
+        role = gr.Markdown(visible=False, elem_id="viewer-banner")
         with gr.Tabs(selected="new") as tabs:
             with gr.Tab("New swap", id="new"):
                 new_tab = gr.Column()
@@ -60,12 +66,15 @@ def build_app(workspace: Workspace, runner: Runner | None = None,
         api.register(ctx)
         api.register_preview(ctx)
 
-        def on_load():
+        def on_load(request: gr.Request):
             # A tab opened (or reloaded) while a job runs lands on that job.
             busy = ctx.runner.current is not None
+            viewer = getattr(request, "username", None) in (ctx.viewers or ())
+            banner = gr.update(visible=True, value=VIEWER_BANNER) if viewer else gr.skip()
             return [*job_view.refresh(ctx, None, {}), new.model_choices(ctx),
-                    gr.update(selected="job") if busy else gr.skip()]
-        app.load(on_load, None, [*view.outputs(), new.model, tabs], api_visibility="private")
+                    gr.update(selected="job") if busy else gr.skip(), banner]
+        app.load(on_load, None, [*view.outputs(), new.model, tabs, role],
+                 api_visibility="private")
         # Coming back to the tab keeps the model chosen before (the library may have changed).
         models_tab.select(lambda name: models_panel.library_view(ctx, name), models.pick,
                           models.outputs(), api_visibility="private")

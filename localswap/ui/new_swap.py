@@ -131,12 +131,14 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
             job_id = submit_swap(ctx.runner, _pair(target_v), [_pair(s) for s in sources_v or []],
                                  bool(consent_v), opts, ctx.uploads)
         except Exception as exc:  # a sentence on the page, never a traceback
-            return f"**{human_error(exc)}**", gr.skip(), gr.skip(), gr.skip()
-        return (f"Job #{job_id} queued.", gr.update(selected="job"),
-                job_view.select_job(ctx, job_id), {})
+            return f"**{human_error(exc)}**", gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        # consent unticked again: a second click must be a second decision, not a double submit
+        return (f"Job #{job_id} queued: it is on the Job tab. To start another swap, tick the "
+                "box again.", gr.update(selected="job"), job_view.select_job(ctx, job_id), {},
+                gr.update(value=False))
 
     start.click(on_start, [*common, consent, tgt_pick.choice, src_pick.choice, *setting_inputs],
-                [message, tabs, job_select, job_seen], api_visibility="private")
+                [message, tabs, job_select, job_seen, consent], api_visibility="private")
     return NewSwap(start, message, model)
 
 
