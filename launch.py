@@ -98,6 +98,16 @@ def viewer_for(args, auth) -> tuple[str, str] | None:
     return viewer
 
 
+def login_message(args) -> str:
+    """What the login page says: where the login came from (printed at start, or given with
+    --auth / --viewer by whoever started the app)."""
+    if args.auth:
+        return ("localswap: sign in with the user name and password you were given by the "
+                "person who started the app" + (" (a viewer login watches only)."
+                                                 if args.viewer else "."))
+    return "localswap: sign in with the user and password printed when the app started."
+
+
 def stop_on_sigterm() -> None:
     """`kill`, `systemctl stop` and `docker stop` send SIGTERM: stop the way Ctrl-C does, so
     the running job saves and resumes on the next start and multiprocessing releases the
@@ -134,8 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         app.queue(default_concurrency_limit=4)
         app.launch(server_name=args.host, server_port=args.port, share=args.share,
                    auth=[auth, viewer] if viewer else auth,
-                   auth_message="localswap: sign in with the user and password printed when "
-                                "the app started.",
+                   auth_message=login_message(args),
                    # quiet: Gradio's own lines name its Python API ("set share=True in
                    # launch()"); the app prints its own, naming its flags.
                    prevent_thread_lock=True, ssr_mode=False, quiet=True,
@@ -151,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
         print(f"localswap is running at {app.local_url} (Ctrl-C stops it; running jobs "
               "resume on the next start)", flush=True)
+        if viewer is not None:
+            print(f"Roles are on: {auth[0]!r} may do everything, {viewer[0]!r} only watches "
+                  "(audit.log in the workspace lists every change and refusal).", flush=True)
         if not args.share:
             print("To let someone elsewhere use it, start it with --share (a temporary public "
                   "link, always behind a password).", flush=True)

@@ -5,6 +5,7 @@ expiry (`--share-hours`)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from contextlib import contextmanager
 
 import httpx
@@ -212,5 +213,18 @@ def test_launch_prints_a_viewer_login_when_shared(tmp_path):
         with login(app.url, viewer) as c:
             r = c.post("gradio_api/upload", files={"files": ("a.txt", b"x")})
             assert r.status_code == 403 and "Not allowed" in r.text
+        assert re.search(r"Roles are on: 'localswap' may do everything, 'viewer' only watches",
+                         app.output())
     finally:
         app.close()
+
+
+def test_the_login_page_says_where_the_login_comes_from(tmp_path):
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from launch import build_parser, login_message
+    given = build_parser().parse_args(["--auth", "me:pw", "--viewer", "you:pw2"])
+    assert "you were given by the person who started the app" in login_message(given)
+    assert "printed" not in login_message(given)
+    assert "printed when the app started" in login_message(build_parser().parse_args(
+        ["--share"]))
