@@ -312,3 +312,56 @@ def test_launch_names_its_own_flag_and_stops_cleanly(tmp_path):
     out = app.output()
     assert app.proc.returncode == 0, out
     assert "leaked semaphore" not in out, out
+
+
+def pick_job(page, job_id: int) -> None:
+    page.locator("#job-select input").click()
+    page.get_by_role("option", name=re.compile(rf"^#{job_id} ")).click()
+    page.locator("#job-status").get_by_text(re.compile(r".")).first.wait_for(timeout=10_000)
+
+
+def test_the_job_page_never_shows_another_jobs_files(app, browser, video_a, video_b,
+                                                      video_no_face):
+    """Issue 28: after switching jobs, every download, button, slider and picture belongs to
+    the job shown. Three kinds: a finished swap, a swap failed at stage 1, a quick swap."""
+    from localswap.jobs.submit import submit_quick_swap
+    quick = submit_quick_swap(app.runner, (str(video_a), "quick.mp4"), "tiny_model", True)
+    failed = submit_swap(app.runner, (str(video_no_face), "coffee.mp4"),
+                         [(str(video_b), "hopper.mp4")], True, {"extract": FAST_EXTRACT})
+    swap = submit_swap(app.runner, (str(video_a), "astronaut.mp4"),
+                       [(str(video_b), "hopper.mp4")], True,
+                       {"train": {**TINY_TRAIN, "iterations": 12, "preview_every": 6},
+                        "extract": FAST_EXTRACT})
+    for j, status in ((quick, "done"), (failed, "failed"), (swap, "done")):
+        assert wait_job(app.runner.store, j, timeout=300).status == status
+    page = open_tab(browser, app.url, "Job", height=2400)
+    pick_job(page, swap)
+    # the finished swap: make its timelapse and before/after clip, preview a later frame
+    page.locator("#job-timelapse").click()
+    page.locator("#job-timelapse-download").wait_for(timeout=60_000)
+    page.locator("#job-compare").click()
+    page.locator("#job-compare-download").wait_for(timeout=120_000)
+    page.locator("text=Try before you render >> visible=true").first.click()
+    page.locator("#job-preview-show").click()
+    page.locator("#job-preview-swapped img").wait_for(timeout=60_000)
+    try:
+        # the failed job made nothing: none of that shows, and no button offers to make it
+        pick_job(page, failed)
+        page.locator("#job-error").get_by_text("no usable face").wait_for(timeout=30_000)
+        wait_for(lambda: not page.locator("#job-timelapse-download").is_visible(), 20,
+                 what="the other job's timelapse to go")
+        for elem in ("job-compare-download", "job-timelapse", "job-compare", "download"):
+            assert not page.locator(f"#{elem}").is_visible(), elem
+        assert page.locator("#job-preview-swapped img").count() == 0
+        # the quick swap has a render (a before/after can be made) but no previews
+        pick_job(page, quick)
+        page.locator("#job-compare").wait_for(timeout=30_000)
+        for elem in ("job-compare-download", "job-timelapse", "job-timelapse-download"):
+            assert not page.locator(f"#{elem}").is_visible(), elem
+        assert page.locator("#job-preview-swapped img").count() == 0
+        frame = page.locator("#job-preview-frame input[type=number]")
+        assert frame.input_value() == "0"
+        assert page.locator("#download").is_visible()      # its own render
+    finally:
+        page.screenshot(path=str(OUTPUT / "job-switch.png"), full_page=True)
+        page.close()

@@ -52,12 +52,21 @@ class JobView:
     quality: gr.Markdown
     seen: gr.State
     timer: gr.Timer
+    # what belongs to one job only: hidden or emptied when another job is shown
+    timelapse: gr.Button
+    timelapse_file: gr.DownloadButton
+    compare: gr.Button
+    compare_file: gr.DownloadButton
+    frame: gr.Slider
+    original: gr.Image
+    swapped: gr.Image
 
     def outputs(self) -> list:
         return [self.job, self.status, self.error, self.plot, self.plateau, self.preview,
                 self.gallery, self.log, self.cancel, self.convert_now, self.continue_,
                 self.more, self.render_now, self.resume, self.video, self.download,
-                self.quality, self.seen]
+                self.quality, self.timelapse, self.timelapse_file, self.compare,
+                self.compare_file, self.frame, self.original, self.swapped, self.seen]
 
 
 def render(ctx: Context) -> JobView:
@@ -94,7 +103,8 @@ def render(ctx: Context) -> JobView:
                          height="fit-content", allow_preview=False, object_fit="contain",
                          buttons=[], elem_id="timelapse")   # no icon over the last tile
     with gr.Row():
-        timelapse = gr.Button("Make a timelapse video", size="sm", elem_id="job-timelapse")
+        timelapse = gr.Button("Make a timelapse video", size="sm", elem_id="job-timelapse",
+                              visible=False)
         timelapse_file = gr.DownloadButton("Download the timelapse", visible=False,
                                            elem_id="job-timelapse-download")
     with gr.Accordion("What is the loss?", open=False):
@@ -105,7 +115,8 @@ def render(ctx: Context) -> JobView:
             download = gr.DownloadButton("Download the result", visible=False,
                                          elem_id="download")
             quality = gr.Markdown(elem_id="job-quality")
-            compare = gr.Button("Make a before/after clip", size="sm", elem_id="job-compare")
+            compare = gr.Button("Make a before/after clip", size="sm", elem_id="job-compare",
+                                visible=False)
             compare_file = gr.DownloadButton("Download the before/after clip", visible=False,
                                              elem_id="job-compare-download")
     frame_preview = preview_panel.render(ctx, "job-preview")
@@ -115,7 +126,8 @@ def render(ctx: Context) -> JobView:
     timer = gr.Timer(ctx.poll)
     view = JobView(job, status, error, plot, plateau, preview, gallery, log, cancel,
                    convert_now, more, continue_, render_now, resume, video, download, quality,
-                   seen, timer)
+                   seen, timer, timelapse, timelapse_file, compare, compare_file,
+                   frame_preview.frame, frame_preview.original, frame_preview.swapped)
     _listen(ctx, view)
     compare.click(functools.partial(compare_clip, ctx), [job], compare_file,
                   api_visibility="private")
@@ -258,7 +270,21 @@ def refresh(ctx: Context, job_id, seen: dict) -> list:
     _put(out, seen, "download", result, lambda: gr.update(value=result, visible=bool(result)))
     evaluation = job.result.get("evaluation") if result else None
     _put(out, seen, "quality", evaluation, lambda: quality_text(evaluation))
+    _one_job_only(out, seen, job, bool(trains and snap.previews), bool(result))
     return _ordered(out, seen)
+
+
+def _one_job_only(out: dict, seen: dict, job, has_previews: bool, has_result: bool) -> None:
+    """What another job made never shows here: the timelapse and before/after downloads go
+    when the job shown changes, their buttons show only where there is something to make
+    them from, and the frame preview starts again at frame 0 with nothing shown."""
+    _put(out, seen, "timelapse", has_previews, lambda: gr.update(visible=has_previews))
+    _put(out, seen, "compare", has_result, lambda: gr.update(visible=has_result))
+    for key in ("timelapse_file", "compare_file"):
+        _put(out, seen, key, job.id, lambda: gr.update(value=None, visible=False))
+    _put(out, seen, "frame", job.id, lambda: gr.update(value=0, maximum=1))
+    for key in ("original", "swapped"):
+        _put(out, seen, key, job.id, lambda: None)
 
 
 def compare_clip(ctx: Context, job_id):
@@ -322,7 +348,8 @@ def timelapse_thumb(path: str):
 
 ORDER = ("job", "status", "error", "plot", "plateau", "preview", "gallery", "log", "cancel",
          "convert_now", "continue_", "more", "render_now", "resume", "video", "download",
-         "quality")
+         "quality", "timelapse", "timelapse_file", "compare", "compare_file", "frame",
+         "original", "swapped")
 
 
 def _put(out: dict, seen: dict, key: str, signature, make) -> None:

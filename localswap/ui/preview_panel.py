@@ -148,9 +148,11 @@ def listen(ctx: Context, p: PreviewPanel, source: list, resolve, submit, after=N
 
     inputs = [*source, p.frame, *p.widgets, p.show_mask]
     outputs = [p.frame, p.original, p.swapped]
+    # .input: a person's change only. The job view resets the frame when it shows another job,
+    # and that must not render a frame (or warn) for a job the user has not asked to preview.
     for w in [p.frame, *p.widgets, p.show_mask]:
-        w.change(show, inputs, outputs, api_visibility="private", show_progress="hidden",
-                 trigger_mode="always_last", concurrency_id="frame-preview")
+        w.input(show, inputs, outputs, api_visibility="private", show_progress="hidden",
+                trigger_mode="always_last", concurrency_id="frame-preview")
     p.show_button.click(show, inputs, outputs, api_visibility="private",
                         concurrency_id="frame-preview")
 
