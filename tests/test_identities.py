@@ -22,6 +22,7 @@ from localswap.faces.extract import extract
 from localswap.faces.faceset import Faceset
 from localswap.faces.identities import list_people, missing
 from localswap.settings import ConvertSettings, ExtractSettings
+from ui_helpers import needs_chromium
 from model_fixtures import build_tiny_model, one_torch_thread, tiny_model  # noqa: F401
 
 N, FPS, W, H = 60, 24, 480, 360
@@ -269,3 +270,28 @@ def test_app_pickers_and_a_mapped_quick_swap_job(two_people, models, tmp_path):
     assert done.status == "done", done.error
     log = " ".join(e["text"] for e in runner.store.events(job, "log"))
     assert "Person 2 is not in frames" in log and (ws.root / done.result["output"]).is_file()
+
+
+@needs_chromium()
+def test_clicking_a_persons_picture_picks_them(two_people, tmp_path):
+    """Issue 28: the tile's border was not a choice; now "Who" follows the click."""
+    from ui_helpers import InProcessApp, launch_browser, wait_for
+    app = InProcessApp(tmp_path / "ws")
+    try:
+        with launch_browser() as browser:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.goto(app.url)
+            page.locator("#target-file input[type=file]").set_input_files(str(two_people))
+            tiles = page.locator("#target-people button.thumbnail-item")
+            tiles.nth(1).wait_for(timeout=120_000)
+            who = page.locator("#target-person")
+            assert who.get_by_label("Everyone (every face)").is_checked()
+            tiles.nth(1).click()
+            wait_for(lambda: who.get_by_label("Person 2").is_checked(), 20,
+                     what="Person 2 to be picked")
+            tiles.nth(0).click()
+            wait_for(lambda: who.get_by_label("Person 1").is_checked(), 20,
+                     what="Person 1 to be picked")
+            page.close()
+    finally:
+        app.close()

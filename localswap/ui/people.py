@@ -67,6 +67,17 @@ def render_picker(label: str, elem: str, default_label: str) -> Picker:
     return Picker(gallery, choice, note)
 
 
+def wire_picker(picker: Picker) -> None:
+    """Clicking a person's thumbnail picks them ("Who" follows the click): tile k is Person
+    k+1 when the video shows more than one person."""
+    def picked(items, evt: gr.SelectData):
+        n = len(items or [])
+        if n < 2 or not isinstance(evt.index, int) or not 0 <= evt.index < n:
+            return gr.skip()
+        return gr.update(value=evt.index + 1)
+    picker.gallery.select(picked, picker.gallery, picker.choice, api_visibility="private")
+
+
 def pick_update(path, default_label: str, ask: str = "Pick who is replaced.",
                 progress=None):
     """Outputs for a Picker after an upload: gallery, choice, note."""

@@ -128,6 +128,7 @@ VIEWER_FNS = frozenset({
     "localswap.ui.models_panel:render.<locals>.load",
     "localswap.ui.models_panel:render.<locals>.clicked",   # a library tile chooses a model
     "localswap.ui.models_panel:_wire_fit.<locals>.look",   # one frame and the fit, read only
+    "localswap.ui.people:wire_picker.<locals>.picked",     # a thumbnail click sets "Who"
     "localswap.ui.job_view:_listen.<locals>.show_grid",     # a timelapse tile's whole grid
     "localswap.ui.system_panel:render.<locals>.<lambda>",    # the System report's refresh
     "localswap.ui.models_panel:render.<locals>.<lambda>",   # describe, people of a video, the
