@@ -82,3 +82,14 @@ def test_source_photos_without_a_face_are_named(tmp_path):
     media.write_image(face, samples.grace_hopper())
     assert photos_without_face([(face, "face.png"), (coffee, "coffee.jpg")]) == ["coffee.jpg"]
     assert photos_without_face([(face, "face.png")]) == []
+
+
+def test_the_hint_names_the_setting_that_lets_small_faces_through():
+    from localswap.errors import NoFacesError
+    from localswap.jobs.stages import hint_for
+    hint = hint_for(NoFacesError("Source: no usable face found in 104 frames (rejected: "
+                                 "other person 102, too small 104)"), "extract_source")
+    assert '"Smallest source face (px)"' in hint and "--min-face" in hint
+    assert '"Who"' in hint
+    plain = hint_for(NoFacesError("no usable face found in 3 frames"), "extract_source")
+    assert "Smallest" not in plain

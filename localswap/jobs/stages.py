@@ -366,9 +366,16 @@ def hint_for(exc: Exception, stage: str) -> str:
     if isinstance(exc, DiskFullError) or is_disk_full(exc):     # first: paths may say anything
         return "Free some disk space in the workspace, then resume the job."
     if isinstance(exc, NoFacesError) or "no usable face" in text or "not enough faces" in text:
+        extra = ""
+        if "too small" in text:       # the setting that lets small faces through, by name
+            extra = (" Faces were left out as too small: in Advanced mode lower \"Smallest "
+                     "source face (px)\" (command line: --min-face) and start again.")
+        if "other person" in text:
+            extra += (" Faces of another person were left out: pick the person in \"Who\" "
+                      "after the upload (command line: --person N).")
         return ("Not enough faces: start a new swap with a video or photos where one face is "
                 "clearly visible, well lit and large in the frame, or add more photos of the "
-                "person.")
+                "person." + extra)
     if isinstance(exc, TimeoutError) or "time" in text and "out" in text:
         return ("The stage ran out of time: set a smaller iteration count or time budget, or "
                 "downscale long, large videos before starting.")
