@@ -25,6 +25,8 @@ def test_bench_tiny_json_schema(tmp_path):
     for key in ("fp32_flops", "bf16_flops", "low_precision_peak_flops", "decode_fps",
                 "decode_encode_fps"):
         assert m[key] > 0, key
+    for key in ("fp32_spread", "bf16_spread"):       # how far the repeats fell below the peak
+        assert 0 <= m[key] < 1, key
     assert res["extraction"]["faces_kept"] == 12
     assert 0 < res["extraction"]["ratio_to_decode"]
     rows = {k: v for k, v in res["training"].items() if k != "seconds"}
