@@ -69,7 +69,8 @@ def test_fit_then_adapt_through_the_api(client, video_a, video_b):
     assert again["verdict"] == "same", again
 
 
-def test_swap_end_to_end(client, video_a, video_b):
+def test_swap_end_to_end(client, server, video_a, video_b):
+    from localswap.models.card import card_markdown, model_card
     options = {"train": {**TINY_TRAIN, "iterations": 4}, "extract": FAST_EXTRACT}
     job_id = client.predict(handle_file(str(video_a)), [handle_file(str(video_b))], True,
                             options, api_name="/swap")
@@ -79,6 +80,10 @@ def test_swap_end_to_end(client, video_a, video_b):
     assert status["losses"], "no loss points were recorded"
     path = Path(client.predict(job_id, api_name="/result"))
     check_playable_mp4(path, frames=48)
+    # the model card names the people by the files given, not the stored uploads' names
+    card = model_card(server.workspace.root / status["result"]["model"], thumbnail=False)
+    assert card["source"] == "grace_hopper.mp4" and card["targets"] == ["astronaut.mp4"], card
+    assert "-source" not in card_markdown(card) and "uploads" not in card_markdown(card)
 
 
 def test_refusals_come_back_as_sentences(client, video_a):

@@ -221,6 +221,19 @@ def _iteration(model: Path) -> int:
         return 0
 
 
+def _name_people(ctx: StageContext, model: Path) -> None:
+    """The model card names the people by the files the user gave (uploads are stored under
+    generated names); an adapted model's source is its starting model's."""
+    from localswap.models import identity
+    p = ctx.job.params
+    source = ", ".join(p.get("source_names") or [])
+    if not source and p.get("adapt_from"):
+        source = identity.names(ctx.workspace.path("models", check_name(p["adapt_from"]))
+                                ).get("source", p["adapt_from"])
+    if (model / "manifest.json").is_file():
+        identity.remember_names(model, source, p.get("target_name") or "")
+
+
 def train(ctx: StageContext) -> dict:
     """Train (or continue) the model on faceset A (target) and B (source). The trainer
     resumes from the model dir's checkpoint, so a resumed job continues where it stopped; the
@@ -229,6 +242,7 @@ def train(ctx: StageContext) -> dict:
     job = swap_job(ctx)
     run_stage(job, "train", ctx.workspace, ctx.progress, ctx.stop)
     ctx.progress.info["iteration"] = _iteration(job.model_dir)
+    _name_people(ctx, job.model_dir)
     return {"model": ctx.rel(job.model_dir)}
 
 
@@ -254,7 +268,8 @@ def convert(ctx: StageContext) -> dict:
     rendered, judged = _rendered(ctx, result, job.out), _judge(ctx, job)
     try:                     # the model card shows the scores of the model's last render
         from localswap.models.card import record_evaluation
-        record_evaluation(job.model_dir, judged.get("evaluation"), job.target)
+        record_evaluation(job.model_dir, judged.get("evaluation"),
+                          ctx.job.params.get("target_name") or job.target)
     except (OSError, UserError) as exc:
         ctx.progress.log(f"The model card was not updated: {exc}")
     return {**rendered, **judged}

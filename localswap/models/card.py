@@ -95,6 +95,10 @@ def model_card(model_dir: str | Path, thumbnail: bool = True) -> dict:
             evaluation = json.loads((model_dir / EVAL_FILE).read_text())
         except (OSError, ValueError):
             evaluation = None
+    from localswap.models.identity import names
+    named = names(model_dir)           # the people as the user named them, where known
+    source = named.get("source") or _person(source, "-source")
+    target = named.get("target") or _person(target, "-target")
     targets = [str(t) for t in m.get("targets") or []] or [t for t in (target,) if t]
     if evaluation and evaluation.get("target") and evaluation["target"] not in targets:
         targets.append(evaluation["target"])
@@ -116,6 +120,11 @@ def model_card(model_dir: str | Path, thumbnail: bool = True) -> dict:
             card[f"{side}_thumbnail_png"] = base64.b64encode(thumb.read_bytes()).decode() \
                 if thumb else None
     return card
+
+
+def _person(faceset_name: str, suffix: str) -> str:
+    """A faceset named after its model ("a-on-b-target") as the person it holds ("a-on-b")."""
+    return faceset_name[:-len(suffix)] if faceset_name.endswith(suffix) else faceset_name
 
 
 def _knows_target(identity_file: Path) -> bool:

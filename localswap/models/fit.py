@@ -65,6 +65,9 @@ def _device_kind() -> str:
 def _learned(model_dir: Path) -> str:
     """The name the model's target goes by: the video the user gave, where known."""
     from localswap.models.manifest import Manifest
+    named = identity.names(model_dir).get("target")
+    if named:
+        return named
     try:
         name = Manifest.read(model_dir).target
     except UserError:

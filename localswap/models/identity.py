@@ -104,6 +104,27 @@ def model_signature(model_dir: str | Path, side: str = "source") -> np.ndarray |
     return sig
 
 
+def remember_names(model_dir: str | Path, source: str, target: str) -> None:
+    """The two people as the user named them (their files' names), for the model card: the
+    model's own faceset names are made from the model's name."""
+    from localswap.workspace import AtomicFile
+    model_dir = Path(model_dir)
+    data = {**_stored(model_dir), "names": {"source": str(source)[:200],
+                                            "target": str(target)[:200]}}
+    try:
+        with AtomicFile(model_dir / IDENTITY_FILE) as tmp:
+            tmp.write_text(json.dumps(data))
+    except OSError:
+        pass
+
+
+def names(model_dir: str | Path) -> dict:
+    """{"source": ..., "target": ...} as remember_names kept them ({} when never kept)."""
+    found = _stored(Path(model_dir)).get("names")
+    return {k: v for k, v in found.items() if isinstance(v, str) and v} \
+        if isinstance(found, dict) else {}
+
+
 def remember(model_dir: str | Path) -> None:
     """Keep both people's signatures with the model while its facesets are on disk (after
     training), so the model knows who it learned even once they are deleted."""

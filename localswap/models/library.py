@@ -252,8 +252,10 @@ def _check_card_files(folder: Path, label: str) -> None:
                 raise ValueError("not a JSON object")
             if ev.name == "identity.json" and not all(
                     isinstance(v, list) and all(isinstance(x, (int, float)) for x in v)
-                    for v in data.values()):
-                raise ValueError("not lists of numbers")
+                    if k != "names" else isinstance(v, dict) and all(
+                        isinstance(x, str) for x in v.values())
+                    for k, v in data.items()):
+                raise ValueError("not lists of numbers (and the people's names)")
         except (ValueError, UnicodeDecodeError) as exc:
             raise UserError(f"{label}: damaged {ev.name} ({exc})") from exc
     for png in (folder / "source.png", folder / "target.png"):
