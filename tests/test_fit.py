@@ -105,6 +105,10 @@ def test_basic_from_a_trained_model_is_the_adapt_budget():
     assert s.max_minutes == ADAPT_MINUTES["cpu"] and s.iterations == UNLIMITED
     assert resolve(TrainSettings(init_from="grace", iterations=5), "cpu").iterations == 5
     assert resolve(TrainSettings(), "cpu").max_minutes == 20.0          # Basic unchanged
+    from localswap.train.budget import describe
+    said = describe(UNLIMITED, 120, "cpu", adapt=True)     # the estimate's Basic line
+    assert "about 2 minutes of training" in said and "adapt" in said
+    assert "100,000,000" not in said
 
 
 def test_adapt_starts_from_the_model_and_reuses_its_source(ws, tmp_path, video_b):

@@ -138,7 +138,8 @@ def estimate_swap(runner, target: str, sources: list[str], options: dict) -> Est
                              max_minutes=train.max_minutes)
     if basic:
         seconds = sum(sec for stage, sec in est.stages if stage == "train")
-        est.note = "Basic: " + budget.describe(train.iterations, seconds, kind)
+        est.note = "Basic: " + budget.describe(train.iterations, seconds, kind,
+                                               adapt=bool(train.init_from))
     return est
 
 

@@ -81,7 +81,8 @@ def swap(sources: list[str | Path], target: str | Path, out: str | Path, ws: Wor
         report("  " + line)
     if job.basic:
         report("Basic: " + budget.describe(job.train.iterations, est.seconds("train"),
-                                           job.device_kind, adapt=job.adapt))
+                                           job.device_kind,
+                                           adapt=bool(job.train.init_from)))
     for stage in job.stages():
         t = time.perf_counter()
         run_stage(job, stage, ws, progress_for(stage), cancel)

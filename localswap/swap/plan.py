@@ -35,11 +35,6 @@ class SwapJob:
     device_kind: str = "cpu"        # where training will run: cpu or cuda
     reuse_source: bool = False      # adapting: the source faceset is the starting model's
 
-    @property
-    def adapt(self) -> bool:
-        """Starting from a trained model: Basic is the adapt budget."""
-        return bool(self.train.init_from) and not (self.model_dir / "manifest.json").is_file()
-
     def stages(self) -> tuple[str, ...]:
         return tuple(s for s in STAGES if not (s == "extract_source" and self.reuse_source))
 
