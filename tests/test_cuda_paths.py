@@ -347,7 +347,9 @@ def test_the_worker_releases_cached_gpu_memory_after_every_stage(tmp_path, monke
         monkeypatch.setitem(stages.STAGE_FUNCTIONS, name, lambda ctx: {})
     w = worker.Worker(Workspace(tmp_path), True, "cpu",
                       worker.Signals(multiprocessing.get_context("spawn")))
-    job = w.store.get(w.store.add("swap", {"model": "m", "target": "t.mp4", "sources": []}))
+    # a swap with a source: all four stages (no sources would be an adaptation, three)
+    job = w.store.get(w.store.add("swap", {"model": "m", "target": "t.mp4",
+                                           "sources": ["s.mp4"]}))
     w._run(job)
     assert len(released) == 4 and w.store.get(job.id).status == "done"
 

@@ -119,8 +119,6 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
                        progress), sources,
                    [src_pick.gallery, src_pick.choice, src_pick.note],
                    api_visibility="private", show_progress="full")
-    people.wire_picker(tgt_pick)          # a click on a person's picture picks them
-    people.wire_picker(src_pick)
 
     def on_start(target_v, sources_v, mode_v, model_v, down_on, down_px, consent_v,
                  tgt_person, src_person, *values):

@@ -64,7 +64,9 @@ def render_picker(label: str, elem: str, default_label: str) -> Picker:
                              interactive=False)
         choice = gr.Radio([(default_label, 0)], value=0, label="Who", elem_id=f"{elem}-person")
         note = gr.Markdown(elem_id=f"{elem}-people-note")
-    return Picker(gallery, choice, note)
+    picker = Picker(gallery, choice, note)
+    wire_picker(picker)                  # a click on a person's picture picks them
+    return picker
 
 
 def wire_picker(picker: Picker) -> None:
