@@ -26,40 +26,16 @@ BAR = 25.0         # median thin-dark-bar reading of a face's frames (see `bar`)
 EYE, BROW = 0.04, 0.03   # margins (face widths) round the eyes and brows left to the swap
 
 
-def bridge(rgb: np.ndarray, landmarks: np.ndarray) -> float | None:
-    """The nose bridge's strongest horizontal edge (68-point landmarks), None if too small."""
-    lm = np.asarray(landmarks, np.float32)
-    width = face_width(lm)
-    inner_left, inner_right = lm[39, 0], lm[42, 0]
-    gap = inner_right - inner_left
-    x0, x1 = int(inner_left + 0.25 * gap), int(inner_right - 0.25 * gap)
-    y0, y1 = int(min(lm[21, 1], lm[22, 1])), int(lm[29, 1])
-    h, w = rgb.shape[:2]
-    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-    if width < 16 or x1 - x0 < 2 or y1 - y0 < 4:
-        return None
-    grey = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
-    scale = 100.0 / width
-    grey = cv2.resize(grey.astype(np.float32), None, fx=scale, fy=scale,
-                      interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    if grey.shape[0] < 3 or grey.shape[1] < 1:
-        return None
-    rows = np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)).mean(1)
-    return float(rows.max())
-
-
-def bar(rgb: np.ndarray, landmarks: np.ndarray) -> float | None:
-    """How dark and thin a horizontal bar crosses the nose bridge: the strongest row of a
-    vertical black-hat (a frame's bridge is a thin dark bar; a hair's edge is a step, which
-    the Sobel reading of `bridge` also takes). Glasses: median 43 (10th percentile 30);
-    20 clips without: medians 2-15."""
-    lm = np.asarray(landmarks, np.float32)
+def _bridge_grey(rgb: np.ndarray, lm: np.ndarray, above: float) -> np.ndarray | None:
+    """The nose bridge between the inner eye corners (the middle half of that gap), from
+    `above` face widths over the inner brows down to the nose's middle, grey, float32, on a
+    face scaled to 100 px across; None where it is too small to read."""
     width = face_width(lm)
     inner_left, inner_right = lm[39, 0], lm[42, 0]
     gap = inner_right - inner_left
     h, w = rgb.shape[:2]
     x0, x1 = max(0, int(inner_left + 0.25 * gap)), min(w, int(inner_right - 0.25 * gap))
-    y0 = max(0, int(min(lm[21, 1], lm[22, 1]) - 0.05 * width))
+    y0 = max(0, int(min(lm[21, 1], lm[22, 1]) - above * width))
     y1 = min(h, int(lm[29, 1]))
     if width < 16 or x1 - x0 < 2 or y1 - y0 < 4:
         return None
@@ -67,7 +43,24 @@ def bar(rgb: np.ndarray, landmarks: np.ndarray) -> float | None:
     scale = 100.0 / width
     grey = cv2.resize(grey.astype(np.float32), None, fx=scale, fy=scale,
                       interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    if grey.shape[0] < 3:
+    return grey if grey.shape[0] >= 3 and grey.shape[1] >= 1 else None
+
+
+def bridge(rgb: np.ndarray, landmarks: np.ndarray) -> float | None:
+    """The nose bridge's strongest horizontal edge (68-point landmarks), None if too small."""
+    grey = _bridge_grey(rgb, np.asarray(landmarks, np.float32), 0.0)
+    if grey is None:
+        return None
+    return float(np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)).mean(1).max())
+
+
+def bar(rgb: np.ndarray, landmarks: np.ndarray) -> float | None:
+    """How dark and thin a horizontal bar crosses the nose bridge: the strongest row of a
+    vertical black-hat (a frame's bridge is a thin dark bar; a hair's edge is a step, which
+    the Sobel reading of `bridge` also takes). Glasses: median 43 (10th percentile 30);
+    20 clips without: medians 2-15."""
+    grey = _bridge_grey(rgb, np.asarray(landmarks, np.float32), 0.05)
+    if grey is None:
         return None
     dark = cv2.morphologyEx(grey, cv2.MORPH_BLACKHAT,
                             cv2.getStructuringElement(cv2.MORPH_RECT, (1, 9)))
