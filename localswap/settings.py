@@ -158,8 +158,10 @@ class ConvertSettings(SettingsBase):
                           "them (teeth, tongue; the lips stay swapped): 0 (off, the model's) "
                           "to 1",
                           low=0.0, high=1.0, label="Target's open mouth (teeth)")
-    occlusion: str = option("hands", "keep what stands in front of the face in front: hands "
-                            "(MediaPipe's hand landmarker) or off", choices=OCCLUSION,
+    occlusion: str = option("hands", "keep what stands in front of the face in front: hands; "
+                            "auto (hands, and anything else over the face that the model "
+                            "never saw there, such as a cup or a microphone; works on the "
+                            "person the model was trained on); or off", choices=OCCLUSION,
                             label="Keep in front of the face")
     glasses: str = option("keep", "the target's glasses: keep (their frame stays in front of "
                           "the swapped face) or source (the model draws the face, as the "

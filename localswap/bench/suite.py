@@ -15,9 +15,10 @@ Sections (each a function returning a flat-ish dict with stable keys):
               goes, as a share of its speed alone (sharing.py)
   corpus      every kind of clip a user brings, extracted as target and source with the
               defaults, and pairs swapped with a short budget and judged (corpus.py)
-  occlusion   clips with a hand in front of the face, rendered with and without keeping it
-              in front: hand pixels kept, steadiness, the judge's numbers (occlusion.py;
-              only when named: it trains a model per clip)
+  occlusion   clips with a hand in front of the face, and with a cup carried over it,
+              rendered with hands, auto (hands and objects) and off: pixels kept,
+              steadiness, the judge's numbers (occlusion.py; only when named: it trains a
+              model per clip)
   adapt       a trained model on new target people: as is, adapted for a few budgets, and
               a fresh model, each judged (adapt.py; only when named: about an hour on a CPU)
 Every timing is a median of repeats after a warm-up.

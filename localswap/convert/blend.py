@@ -59,13 +59,15 @@ def paste(frame: np.ndarray, crop: np.ndarray, swapped: np.ndarray,
           learned: np.ndarray | None, landmarks: np.ndarray, mat: np.ndarray,
           look: Look, bank: DetailBank | None = None,
           hands: list[np.ndarray] | None = None,
-          glasses: list | None = None) -> tuple[int, int, np.ndarray] | None:
+          glasses: list | None = None, occluder: np.ndarray | None = None
+          ) -> tuple[int, int, np.ndarray] | None:
     """Blend `swapped` (the model's RGB uint8 crop for aligned `crop`) into `frame` in place.
 
     `landmarks` are in frame pixels, `mat` takes the frame to the crop, `learned` is the
     model's mask for the crop (float 0..1) or None; `bank` the model's detail bank or None;
     `hands` (frame pixels) and `glasses` ((x0, y0, alpha) of the target's frames, see
-    convert.glasses) stay in front: the swap's mask leaves them out.
+    convert.glasses) stay in front: the swap's mask leaves them out; so does `occluder` (crop
+    pixels 0..1, convert.occluders).
     Returns (x0, y0, alpha): the blend mask of the region pasted at x0, y0; None if the face
     lies outside the frame.
     """
@@ -76,6 +78,8 @@ def paste(frame: np.ndarray, crop: np.ndarray, swapped: np.ndarray,
         if hands:       # a hand's colours are not the face's
             stats = stats * (1 - hand_mask([transform_points(h, mat) for h in hands], (0, 0),
                                            (size, size)))
+        if occluder is not None:
+            stats = stats * (1 - occluder)
         swapped = color.transfer(look.color, swapped, crop, stats)
     fw = face_width(landmarks)
     erode, blur = masks.auto_sizes(fw)
@@ -114,6 +118,10 @@ def paste(frame: np.ndarray, crop: np.ndarray, swapped: np.ndarray,
         alpha = alpha * (1.0 - hand_mask(hands, (x0, y0), (h, w)))
     if glasses:
         alpha = alpha * (1.0 - keep_mask(glasses, (x0, y0), (h, w)))
+    if occluder is not None:
+        alpha = alpha * (1.0 - cv2.warpAffine(np.ascontiguousarray(occluder, np.float32),
+                                              to_roi, (w, h), flags=cv2.INTER_LINEAR,
+                                              borderMode=cv2.BORDER_CONSTANT))
     region = frame[y0:y1, x0:x1]
     if look.blend == "poisson":
         face = _seamless(face, region, alpha)

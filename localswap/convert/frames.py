@@ -71,6 +71,7 @@ class Face:
     swapped: np.ndarray | None = None
     learned: np.ndarray | None = None
     swapper: "Swapper | None" = None     # the model for this face, when people are mapped
+    occluder: np.ndarray | None = None   # crop pixels 0..1 kept in front (convert.occluders)
 
 
 @dataclass
@@ -123,7 +124,9 @@ def align_faces(image: np.ndarray, landmarks: list[np.ndarray],
     return faces
 
 
-def run_model(swapper: Swapper, faces: list[Face], batch: int) -> None:
+def run_model(swapper: Swapper, faces: list[Face], batch: int, check=None) -> None:
+    """Swap `faces` in batches; `check` (a convert.occluders.OccluderCheck) also has the
+    model draw the target's face and marks what stands in front of it."""
     groups: dict[int, list[Face]] = {}
     for f in faces:                      # mapped people: one batch per model
         groups.setdefault(id(f.swapper or swapper), []).append(f)
@@ -133,7 +136,12 @@ def run_model(swapper: Swapper, faces: list[Face], batch: int) -> None:
             chunk = group[i:i + batch]
             # the landmarks in crop pixels (what a guided model draws its expression map from)
             lms = [transform_points(f.landmarks, f.mat) for f in chunk]
-            rgb, mask = model(np.stack([f.crop for f in chunk]), lms)
+            crops = np.stack([f.crop for f in chunk])
+            if check is not None and model.draws_target:
+                rgb, mask, own = model.swap_and_draw(crops, lms)
+                check(chunk, own, lms)
+            else:
+                rgb, mask = model(crops, lms)
             for k, f in enumerate(chunk):
                 f.swapped = rgb[k]
                 f.learned = None if mask is None else mask[k]
@@ -150,7 +158,8 @@ def compose(frame: Frame, look: Look, label: bool,
     for f in frame.faces:
         model = f.swapper or swapper
         placed = paste(image, f.crop, f.swapped, f.learned, f.landmarks, f.mat, look,
-                       getattr(model, "detail", None), frame.hands, frame.glasses)
+                       getattr(model, "detail", None), frame.hands, frame.glasses,
+                       f.occluder)
         if masks is not None and placed is not None:
             masks.append(placed)
     if label:
@@ -158,9 +167,11 @@ def compose(frame: Frame, look: Look, label: bool,
     return image
 
 
-def mask_view(image: np.ndarray, masks: list, hands: list[np.ndarray]) -> np.ndarray:
-    """`image` with where the swap goes tinted green (as strongly as it replaces the frame)
-    and each hand kept in front outlined in orange: the frame preview's mask view."""
+def mask_view(image: np.ndarray, masks: list, hands: list[np.ndarray],
+              faces: list[Face] = ()) -> np.ndarray:
+    """`image` with where the swap goes tinted green (as strongly as it replaces the frame),
+    each hand kept in front outlined in orange and each other thing kept in front (a face's
+    `occluder`) in magenta: the frame preview's mask view."""
     out = image.astype(np.float32)
     green = np.float32([40, 220, 90])
     for x0, y0, alpha in masks:
@@ -172,6 +183,15 @@ def mask_view(image: np.ndarray, masks: list, hands: list[np.ndarray]) -> np.nda
         edge = (hand_mask(hands, (0, 0), image.shape) > 0.5).astype(np.uint8)
         contours, _ = cv2.findContours(edge, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(out, contours, -1, (255, 150, 0),
+                         max(2, round(min(image.shape[:2]) / 240)), cv2.LINE_AA)
+    for f in faces:
+        if f.occluder is None:
+            continue
+        back = cv2.warpAffine(np.ascontiguousarray(f.occluder, np.float32), f.mat,
+                              image.shape[1::-1], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        contours, _ = cv2.findContours((back > 0.5).astype(np.uint8), cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(out, contours, -1, (230, 40, 200),
                          max(2, round(min(image.shape[:2]) / 240)), cv2.LINE_AA)
     return out
 

@@ -15,6 +15,7 @@ import torch
 from localswap.convert.blend import Look
 from localswap.convert.frames import Frame, align_faces, compose, pick_faces, run_model
 from localswap.convert.glasses import find_glasses, keeper_for
+from localswap.convert.occluders import check_for
 from localswap.convert.occlusion import find_hands, tracker_for
 from localswap.settings import ConvertSettings
 from localswap.system.threads import free_cores
@@ -36,6 +37,7 @@ class LiveSwap:
                                     min_confidence=self.s.min_confidence, device="cpu")
         self.look = Look.of(self.s)
         self.hands = tracker_for(self.s.occlusion)      # a webcam's frames come in order
+        self.check = check_for(self.s.occlusion, self.swapper)
         self.glasses = keeper_for(self.s.glasses)
         # On a CPU, torch threads left spinning after the model fight the frame's other work
         # (the source detail's warp: 42 ms a frame with 1 of 2 threads, 133 with 2): half the
@@ -57,7 +59,7 @@ class LiveSwap:
                                    self.s.faces)
                 faces = align_faces(image, found, self.swapper)
                 if faces:
-                    run_model(self.swapper, faces, self.s.batch)
+                    run_model(self.swapper, faces, self.s.batch, self.check)
                 out = compose(Frame(self.index, image, faces,
                                     find_hands(self.hands, image, faces),
                                     find_glasses(self.glasses, image, faces)),

@@ -27,7 +27,7 @@ import numpy as np
 
 from localswap.faces.landmarks import face_width
 
-OCCLUSION = ("off", "hands")
+OCCLUSION = ("off", "hands", "auto")   # auto: hands and other things (convert.occluders)
 REGION = 2.8          # the square looked at, in face widths
 SIDE = 256            # ... scaled to this many pixels
 GROW = 0.2            # the hull grows by this share of the palm's length (wrist to middle knuckle)
@@ -166,7 +166,7 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
 
 def tracker_for(occlusion: str, still: bool = False) -> HandTracker | None:
     """The hand tracker a render with this `--occlusion` setting needs, or None (off)."""
-    return HandTracker(still) if occlusion == "hands" else None
+    return HandTracker(still) if occlusion in ("hands", "auto") else None
 
 
 def find_hands(tracker: HandTracker | None, image: np.ndarray, faces: list) -> list[np.ndarray]:

@@ -20,6 +20,7 @@ from localswap.convert.frames import (STEPS, Cancelled, ConvertResult, Frame, al
                                       synthetic_tag)
 from localswap.convert.blend import Look
 from localswap.convert.glasses import find_glasses, keeper_for
+from localswap.convert.occluders import check_for
 from localswap.convert.occlusion import find_hands, tracker_for
 from localswap.convert.smooth import TrackedFace
 from localswap.convert.swapper import Swapper
@@ -88,6 +89,7 @@ def convert_photos(input: Path, swapper: Swapper, out: Path, s: ConvertSettings,
     backend = make_backend(s.detector, video=False, min_confidence=s.min_confidence,
                            device=s.device)
     hands = tracker_for(s.occlusion, still=True)
+    check = check_for(s.occlusion, swapper)
     busy = result.stages
     try:
         for n, (src, dst) in enumerate(zip(items, targets)):
@@ -106,7 +108,7 @@ def convert_photos(input: Path, swapper: Swapper, out: Path, s: ConvertSettings,
             frame.glasses = find_glasses(keeper_for(s.glasses), image, frame.faces)
             t3 = time.perf_counter()
             if frame.faces:
-                run_model(swapper, frame.faces, s.batch)
+                run_model(swapper, frame.faces, s.batch, check)
             t4 = time.perf_counter()
             rgb = compose(frame, look, s.label, swapper)
             t5 = time.perf_counter()
@@ -123,5 +125,7 @@ def convert_photos(input: Path, swapper: Swapper, out: Path, s: ConvertSettings,
         backend.close()
         if hands is not None:
             hands.close()
+    if check is not None and check.note():
+        result.notes.append(check.note())
     result.seconds = time.perf_counter() - started
     return result

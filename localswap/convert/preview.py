@@ -27,6 +27,7 @@ from localswap.convert.blend import Look
 from localswap.convert.frames import (Frame, align_faces, compose, mask_view, pick_faces,
                                       run_model)
 from localswap.convert.glasses import find_glasses, keeper_for
+from localswap.convert.occluders import check_for
 from localswap.convert.occlusion import HandTracker
 from localswap.errors import UserError
 from localswap.settings import ConvertSettings
@@ -195,10 +196,10 @@ class FramePreview:
                 else:
                     faces = align_faces(image, pick_faces(found, s.faces), swapper)
                 if faces:
-                    run_model(swapper, faces, s.batch)
+                    run_model(swapper, faces, s.batch, check_for(s.occlusion, swapper))
                 return faces
             faces = self.faces.get_or((key, s.detector, s.min_confidence, s.faces, s.person,
-                                       weights, s.precision), swap)
+                                       weights, s.precision, s.occlusion == "auto"), swap)
             hands = []
             if s.occlusion != "off" and faces:
                 hands = self.hands.get_or(
@@ -211,7 +212,7 @@ class FramePreview:
             out = compose(Frame(index, image, faces, hands, kept), look, s.label, swapper,
                           placed)
             if show_mask:
-                out = mask_view(image, placed, hands)
+                out = mask_view(image, placed, hands, faces)
         return image, out
 
 

@@ -26,6 +26,7 @@ from localswap.convert.frames import (STEPS, Cancelled, ConvertResult, Frame, La
                                       align_faces, check_paths, compose, pick_faces,
                                       run_model, synthetic_tag)
 from localswap.convert.glasses import find_glasses, keeper_for
+from localswap.convert.occluders import OccluderCheck, check_for
 from localswap.convert.occlusion import FillBack, find_hands, tracker_for
 from localswap.convert.smooth import FaceTracker
 from localswap.convert.swapper import Swapper, open_swapper
@@ -155,7 +156,7 @@ def _analyse(p: _Pipeline, s: ConvertSettings, swapper: Swapper, inp: queue.Queu
 
 
 def _model(p: _Pipeline, swapper: Swapper, batch: int, inp: queue.Queue,
-           out: queue.Queue) -> None:
+           out: queue.Queue, check: OccluderCheck | None = None) -> None:
     while True:
         frames, ended = [p.get(inp)], False
         if frames[0] is _END:
@@ -173,7 +174,7 @@ def _model(p: _Pipeline, swapper: Swapper, batch: int, inp: queue.Queue,
         faces = [face for f in frames for face in f.faces]
         if faces:
             t0 = time.perf_counter()
-            run_model(swapper, faces, batch)
+            run_model(swapper, faces, batch, check)
             p.busy["model"] += time.perf_counter() - t0
         for f in frames:
             p.put(out, f)
@@ -261,7 +262,8 @@ def _convert_video(path: Path, swapper: Swapper, out: Path, s: ConvertSettings,
             cv2.setNumThreads(max(1, cores // 4))
         p.spawn("decode", _decode, p, path, info, s, q_frames)
         p.spawn("analyse", _analyse, p, s, swapper, q_frames, q_faces, tracker, cast)
-        p.spawn("model", _model, p, swapper, batch, q_faces, q_done)
+        check = check_for(s.occlusion, swapper)
+        p.spawn("model", _model, p, swapper, batch, q_faces, q_done, check)
         while True:
             try:
                 frame = p.get(q_done)
@@ -293,6 +295,8 @@ def _convert_video(path: Path, swapper: Swapper, out: Path, s: ConvertSettings,
         torch.set_num_threads(threads)
         cv2.setNumThreads(cv_threads)
     result.filled = tracker.filled
+    if check is not None and check.note():
+        result.notes.append(check.note())
     if cast is not None:
         cast.report(result)
     result.stages = p.busy

@@ -125,38 +125,56 @@ class Swapper:
         # the source's sharp crops, for fine detail the model is too small to draw
         self.detail = DetailBank.open(Path(model_dir), self.manifest)
 
+    draws_target = True      # its target decoder redraws the target (convert.occluders)
+
     @torch.inference_mode()
     def __call__(self, crops: np.ndarray, landmarks: list[np.ndarray] | None = None
                  ) -> tuple[np.ndarray, np.ndarray | None]:
         """`landmarks`: each crop's 68 points in crop pixels, which a guided model needs."""
+        return self._run(crops, landmarks, ("b",))[0]
+
+    @torch.inference_mode()
+    def swap_and_draw(self, crops: np.ndarray, landmarks: list[np.ndarray] | None = None
+                      ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """The swap as __call__, and the target decoder's drawing of each face (N, R, R, 3)
+        uint8 from the same encoding: the target person as the model knows them, without
+        what stands in front of them (convert.occluders)."""
+        (rgb, mask), (own, _) = self._run(crops, landmarks, ("b", "a"))
+        return rgb, mask, own
+
+    def _run(self, crops: np.ndarray, landmarks: list[np.ndarray] | None,
+             sides: tuple[str, ...]) -> list[tuple[np.ndarray, np.ndarray | None]]:
         x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device, non_blocking=True)
         x = x.permute(0, 3, 1, 2).float().div_(255).contiguous(memory_format=torch.channels_last)
-        guide = None
+        guides = dict.fromkeys(sides)
         if self.model.guided:
             if landmarks is None:
                 raise UserError(f"model {self.name!r} is expression-guided: it needs each "
                                 "face's landmarks")
-            drawn = landmarks
-            # the target's expression in the source's geometry and range (faces.retarget)
-            stats = self.manifest.get("expression")
-            if stats:
-                drawn = [retarget(lm, self.resolution, stats["a"], stats["b"])
-                         for lm in landmarks]
             filled = self.manifest.get("guide_map") == "filled"
-            maps = np.stack([expression_map(lm, self.resolution, filled) for lm in drawn])
-            guide = torch.from_numpy(maps)[:, None].to(self.device).float().div_(255)
+            stats = self.manifest.get("expression")
+            for side in sides:
+                drawn = landmarks
+                # the swap draws the target's expression in the source's geometry and range
+                # (faces.retarget); the target's own decoder draws it as it is
+                if stats and side == "b":
+                    drawn = [retarget(lm, self.resolution, stats["a"], stats["b"])
+                             for lm in landmarks]
+                maps = np.stack([expression_map(lm, self.resolution, filled) for lm in drawn])
+                guides[side] = torch.from_numpy(maps)[:, None].to(self.device).float().div_(255)
             if self.model.hides:
                 x = hide_features(x, self._regions(landmarks)).contiguous(
                     memory_format=torch.channels_last)
+        out = []
         with torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
                             enabled=self.dtype is not None):
-            rgb, mask = self.model.decode(self.model.encode(x), "b", guide)
-        rgb = (rgb.float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1)
-        rgb = rgb.cpu().numpy()
-        if mask is not None:
-            mask = mask.float()[:, 0].cpu().numpy()
-        return rgb, mask
-
+            z = self.model.encode(x)
+            for side in sides:
+                rgb, mask = self.model.decode(z, side, guides[side])
+                rgb = (rgb.float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1)
+                out.append((rgb.cpu().numpy(),
+                            None if mask is None else mask.float()[:, 0].cpu().numpy()))
+        return out
 
     def _regions(self, landmarks: list[np.ndarray]) -> torch.Tensor:
         """The eyes-with-brows and mouth masks of each crop, as the training data has them."""
@@ -183,6 +201,7 @@ class DfmSwapper(Swapper):
         self.morph = bool(self.manifest.get("morph_input"))
         self.morph_value = float(self.manifest.get("morph_value", MORPH_DEFAULT))
         self.detail = None      # an imported model has no source photos
+        self.draws_target = False   # a .dfm carries only the swap's decoder
 
     def __call__(self, crops: np.ndarray, landmarks: list[np.ndarray] | None = None):
         from localswap.models.dfm import run

@@ -83,14 +83,17 @@ def render(ctx: Context, prefix: str) -> PreviewPanel:
                                elem_id=f"{prefix}-mask")
             faces = gr.Dropdown(["all", "largest"], value=d.faces, label="Faces",
                                 elem_id=f"{prefix}-faces")
-            occlusion = gr.Dropdown(["hands", "off"], value=d.occlusion,
-                                    label="Keep hands in front of the face",
+            occlusion = gr.Dropdown([("hands", "hands"),
+                                     ("hands and objects (cup, microphone)", "auto"),
+                                     ("off", "off")], value=d.occlusion,
+                                    label="Keep in front of the face",
                                     elem_id=f"{prefix}-occlusion")
             glasses = gr.Dropdown(["keep", "source"], value=d.glasses,
                                   label="Target's glasses (keep: in front of the face)",
                                   elem_id=f"{prefix}-glasses")
-            show_mask = gr.Checkbox(False, label="Show the mask (green: swapped; orange: kept "
-                                    "in front)", elem_id=f"{prefix}-show-mask")
+            show_mask = gr.Checkbox(False, label="Show the mask (green: swapped; orange: a "
+                                    "hand kept in front; magenta: an object kept in front)",
+                                    elem_id=f"{prefix}-show-mask")
         with gr.Row():
             # Text boxes: an empty gr.Number shows (and sends) 0, and 0 is not "auto".
             erode = gr.Textbox("", label="Erode px (empty = auto)", placeholder="auto",

@@ -1,0 +1,117 @@
+"""What else stands in front of the face (a cup, a microphone, a phone, a strand of hair): found
+where the frame departs from the model's own drawing of the target's face.
+
+The model's target decoder was trained to redraw the target person's face from the encoding
+the swap uses. Run on a frame of that person, its drawing matches the frame within a few Lab
+levels everywhere (median 2.0 on the clip a Basic model was trained on, 3.1 after a 2-minute
+adaptation to a new clip), except where something the model never saw covers the face: there
+it draws the face underneath. Those pixels are kept from the frame, like a hand.
+
+The check only works on the person the model was trained on: on anyone else the drawing
+departs everywhere (median 7.6-8.5 on two other people), so where the face's lower 40% of
+departures reach TRUST the check stands aside for that face, and only hands are kept.
+A skin-coloured hand departs little from the skin drawn under it (a fifth of its pixels
+found): hands stay with the hand landmarker (convert.occlusion), which `auto` also runs.
+Measured in docs/benchmarks.md, "Objects in front of the face".
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from localswap.convert.mask import hull_mask
+
+THRESHOLD = 12.0      # Lab distance from the model's drawing that marks a pixel as in front
+TRUST = 4.5           # the face's 40th-percentile distance above which the drawing is not it
+MIN_SHARE = 0.02      # a region smaller than this share of the face is an edge, not a thing,
+STRONG = 30.0         # ... unless it departs this far somewhere (a cup's white rim just
+#                       entering the face: wrinkles and lids the drawing misses stay under 25)
+GROW = 0.06           # the kept region grows by this share of the crop, then fades as far
+#                       (at 0.03 the swap's feathered edge still covered a cup's rim)
+
+
+def departure(crop: np.ndarray, own: np.ndarray, landmarks: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(Lab distance per pixel between `crop` and the model's drawing `own`, both RGB uint8
+    crops, after matching the drawing's median colour in the face; the face hull as bool)."""
+    size = crop.shape[0]
+    hull = hull_mask(landmarks, size, size) > 0.5
+    sigma = size / 64          # the drawing is soft: compare both at its sharpness
+    lab = [cv2.cvtColor(cv2.GaussianBlur(im, (0, 0), sigma).astype(np.float32) / 255,
+                        cv2.COLOR_RGB2LAB) for im in (crop, own)]
+    if hull.any():
+        lab[1] += np.median(lab[0][hull], 0) - np.median(lab[1][hull], 0)
+    return np.sqrt(((lab[0] - lab[1]) ** 2).sum(-1)), hull
+
+
+def trusted(distance: np.ndarray, hull: np.ndarray) -> bool:
+    """Whether the drawing is of this person: its closer 40% of the face matches. (The 40th
+    percentile, not the median, so a thing covering half the face does not switch it off.)"""
+    return bool(hull.sum() >= 64 and np.percentile(distance[hull], 40) < TRUST)
+
+
+def in_front(distance: np.ndarray, hull: np.ndarray) -> np.ndarray:
+    """float32 0..1 (crop pixels): the regions in front of the face, filled, grown and
+    feathered outwards so every pixel of the thing stays the frame's."""
+    size = hull.shape[0]
+    r = max(1, size // 64)
+    hit = ((distance > THRESHOLD) & hull).astype(np.uint8)
+    hit = cv2.morphologyEx(hit, cv2.MORPH_OPEN, _disk(r))       # thin lines are edges
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(hit)
+    strong = distance > STRONG
+    big = [j for j in range(1, count)
+           if stats[j, cv2.CC_STAT_AREA] >= MIN_SHARE * hull.sum()
+           or (strong & (labels == j)).sum() >= 4]
+    if not big:
+        return np.zeros(hull.shape, np.float32)
+    hit = np.isin(labels, big).astype(np.uint8)
+    hit = cv2.morphologyEx(hit, cv2.MORPH_CLOSE, _disk(3 * r))
+    # filled: the inside of a cup or a phone's screen may match the skin's colour
+    outlines, _ = cv2.findContours(hit, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(hit, outlines, -1, 1, -1)
+    grow = max(1, int(round(GROW * size)))
+    hard = cv2.dilate(hit, _disk(grow)).astype(np.float32)
+    soft = cv2.GaussianBlur(cv2.dilate(hit, _disk(2 * grow)).astype(np.float32), (0, 0),
+                            grow / 2)
+    return np.maximum(hard, soft)
+
+
+def _disk(r: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
+
+class OccluderCheck:
+    """check(faces, drawings): sets each face's `.occluder` (crop pixels, 0..1) from the
+    model's drawing of the target, or None where the drawing is not this person."""
+
+    def __init__(self):
+        self.faces = 0          # faces looked at
+        self.trusted = 0        # ... whose person the model knows
+        self.found = 0          # ... with something in front
+
+    def __call__(self, faces: list, drawings: np.ndarray, landmarks: list[np.ndarray]) -> None:
+        for face, own, lm in zip(faces, drawings, landmarks):
+            self.faces += 1
+            distance, hull = departure(face.crop, own, lm)
+            if not trusted(distance, hull):
+                face.occluder = None
+                continue
+            self.trusted += 1
+            mask = in_front(distance, hull)
+            face.occluder = mask if mask.any() else None
+            self.found += face.occluder is not None
+
+    def note(self) -> str | None:
+        """One sentence for the result, when the check could not do its work."""
+        if self.faces and self.trusted < self.faces / 2:
+            return ("Objects in front of the face were only looked for in "
+                    f"{self.trusted} of {self.faces} faces: the model was not trained on "
+                    "this person (hands are still kept in front)")
+        return None
+
+
+def check_for(occlusion: str, swapper) -> OccluderCheck | None:
+    """The check a render with this `--occlusion` setting and model needs, or None."""
+    if occlusion != "auto" or not getattr(swapper, "draws_target", False):
+        return None
+    return OccluderCheck()
