@@ -106,9 +106,11 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
     export_dfm.click(guarded(do_export_dfm, 2), pick, [notice, exported],
                      api_visibility="private")
 
-    delete.click(lambda name: (gr.update(visible=bool(name)),
-                               f"Delete **{name}** and its checkpoints? This cannot be undone."),
-                 pick, [confirm_row, confirm_text], api_visibility="private")
+    def ask_delete(name):
+        # an owner function: a viewer is refused here, before any confirmation shows
+        return (gr.update(visible=bool(name)),
+                f"Delete **{name}** and its checkpoints? This cannot be undone.")
+    delete.click(ask_delete, pick, [confirm_row, confirm_text], api_visibility="private")
     keep.click(lambda: gr.update(visible=False), None, confirm_row, api_visibility="private")
 
     def do_delete(name):
@@ -229,13 +231,13 @@ def _manage():
     with gr.Accordion("Rename, export, delete", open=False):
         with gr.Row():
             new_name = gr.Textbox(label="New name", scale=3)
-            rename = gr.Button("Rename", scale=1)
+            rename = gr.Button("Rename", scale=1, elem_id="model-rename")
         with gr.Row():
             export = gr.Button("Export as one file")
             export_dfm = gr.Button("Export as DeepFaceLive .dfm")
             exported = gr.DownloadButton("Download the export", visible=False)
         with gr.Row():
-            delete = gr.Button("Delete…", variant="stop")
+            delete = gr.Button("Delete…", variant="stop", elem_id="model-delete")
         with gr.Row(visible=False) as confirm_row:
             confirm_text = gr.Markdown()
             confirm = gr.Button("Yes, delete it", variant="stop")
