@@ -99,8 +99,15 @@ def test_models_panel_quick_swap_rename_and_delete(launched, browser, video_a):
     # Finished, and it says so: not which stage it was in ("stage 1 of 1: Rendering...").
     assert "finished" in status and "stage 1 of 1" not in status and "1 stages" not in status
     assert page.locator("#download").is_visible()
-    # Rename, then delete behind a confirmation.
+    # Quick swap is not left primed for a double submit: consent is unticked, and a second
+    # click without a change queues nothing
     page.get_by_role("tab", name="Models").click()
+    assert not page.locator("#quick-consent input[type=checkbox]").is_checked()
+    jobs = [j.id for j in ws_jobs(ws)]
+    page.locator("#quick-start").click()
+    page.locator("#model-notice").get_by_text("Tick").wait_for(timeout=10_000)
+    assert [j.id for j in ws_jobs(ws)] == jobs and len(jobs) == 1
+    # Rename, then delete behind a confirmation.
     page.get_by_text("Rename, export, delete").click()
     page.get_by_label("New name").fill("my model")
     page.get_by_role("button", name="Rename", exact=True).click()
@@ -113,6 +120,15 @@ def test_models_panel_quick_swap_rename_and_delete(launched, browser, video_a):
     details.get_by_text("No models yet").wait_for(timeout=20_000)
     assert not (ws.root / "models" / "my model").exists()
     page.close()
+
+
+def ws_jobs(ws) -> list:
+    from localswap.jobs.store import JobStore
+    store = JobStore(ws.db_path)
+    try:
+        return store.list(limit=100)
+    finally:
+        store.close()
 
 
 def test_quick_swap_of_another_person_offers_to_adapt(launched, browser, video_b,

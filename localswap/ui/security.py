@@ -129,6 +129,7 @@ VIEWER_FNS = frozenset({
     "localswap.ui.models_panel:render.<locals>.clicked",   # a library tile chooses a model
     "localswap.ui.models_panel:_wire_fit.<locals>.look",   # one frame and the fit, read only
     "localswap.ui.people:wire_picker.<locals>.picked",     # a thumbnail click sets "Who"
+    "localswap.ui.model_export:_forget",     # another model chosen: the old export's link goes
     "localswap.ui.job_view:_listen.<locals>.show_grid",     # a timelapse tile's whole grid
     "localswap.ui.system_panel:render.<locals>.<lambda>",    # the System report's refresh
     "localswap.ui.models_panel:render.<locals>.<lambda>",   # describe, people of a video,
@@ -147,6 +148,7 @@ OWNER_FNS = frozenset({
     "localswap.ui.job_view:compare_clip",        # writes the before/after clip to outputs/
     "localswap.ui.models_panel:render.<locals>.guarded.<locals>.handler",
     "localswap.ui.models_panel:render.<locals>.ask_delete",   # Delete…: its confirmation
+    "localswap.ui.model_export:_exporter.<locals>.export",
     # New swap: a viewer never starts one, so its upload checks and estimates are the owner's.
     "localswap.ui.new_swap:render.<locals>.check",
     "localswap.ui.new_swap:render.<locals>.show_estimate",
