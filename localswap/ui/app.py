@@ -18,8 +18,8 @@ from localswap import __version__  # noqa: E402
 from localswap.jobs.runner import Runner  # noqa: E402
 from localswap.jobs.snapshot import Snapshots  # noqa: E402
 from localswap.jobs.uploads import GB, UploadSettings  # noqa: E402
-from localswap.ui import (api, job_view, live_panel, models_panel, new_swap,  # noqa: E402
-                          system_panel, viewer)
+from localswap.ui import (api, job_view, live_delay, live_panel, models_panel,  # noqa: E402
+                          new_swap, system_panel, viewer)
 from localswap.ui.context import Context  # noqa: E402
 from localswap.ui.security import RequireLogin, RequireRole  # noqa: E402
 from localswap.workspace import Workspace  # noqa: E402
@@ -31,6 +31,7 @@ CSS = """
 #model-gallery .caption-label, #timelapse .caption-label {
     white-space: normal; overflow-wrap: anywhere; max-width: calc(100% - 8px);
 }
+#live-in button { white-space: nowrap; }
 """
 
 
@@ -106,5 +107,7 @@ def launch_kwargs(workspace: Workspace, uploads: UploadSettings | None = None) -
         "app_kwargs": {"middleware": [Middleware(RequireLogin), Middleware(RequireRole)]},
         "footer_links": ["api"],
         "css": CSS,
-        "head": f"<script>{viewer.page_js()}</script>",
+        "head": f"<script>{viewer.page_js()}{live_delay.page_js()}</script>",
+        # the webcam's start button says what it does (Gradio's reads "Record")
+        "i18n": gr.I18n(en=live_delay.LABELS),
     }
