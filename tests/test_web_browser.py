@@ -32,8 +32,13 @@ def test_share_without_auth_never_serves_without_password(tmp_path, browser):
     try:
         out = app.output()
         password = re.search(r"password: (\S+)", out).group(1)
-        # Offline here: the tunnel cannot open, the app says so and keeps serving locally.
-        assert "share link could not be created" in out
+        # Offline here: the tunnel cannot open, the app says so and keeps serving locally, in
+        # one sentence of its own: none of Gradio's (its download link, antivirus advice)
+        assert out.count("share link could not be created") == 1, out
+        assert "not reachable" in out and "running locally" in out, out
+        for noise in ("frpc", "antivirus", "Could not create share link", "Missing file",
+                      "status.gradio.app", "huggingface", "share=True", "Traceback"):
+            assert noise not in out, (noise, out)
         for route in ("config", "gradio_api/info", "gradio_api/queue/status",
                       f"gradio_api/file={ROOT / 'README.md'}"):
             r = httpx.get(app.url + route, timeout=10)
@@ -50,6 +55,12 @@ def test_share_without_auth_never_serves_without_password(tmp_path, browser):
         page.get_by_label(re.compile("password", re.I)).fill(password)
         page.get_by_role("button", name=re.compile("login", re.I)).click()
         page.get_by_role("tab", name="New swap").wait_for(timeout=30_000)
+        # the System tab says what became of the link, and why
+        page.get_by_role("tab", name="System").click()
+        info = page.locator("#system-info")
+        info.get_by_text("Sharing").wait_for(timeout=30_000)
+        assert re.search(r"Failed: no public link, because the Gradio share server is not "
+                         r"reachable", info.inner_text()), info.inner_text()
         page.close()
     finally:
         app.close()

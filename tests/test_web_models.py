@@ -64,3 +64,7 @@ def test_export_notice_sits_by_its_buttons_and_the_download_follows(app, tmp_pat
         with zipfile.ZipFile(small) as zf:
             assert "optimizer.safetensors" not in zf.namelist()
         page.screenshot(path=str(OUTPUT / "models-export.png"), full_page=True)
+        # (a local app: the System tab says no public link is open)
+        page.get_by_role("tab", name="System").click()
+        page.locator("#system-info").get_by_text("Off: no public link").wait_for(
+            timeout=30_000)
