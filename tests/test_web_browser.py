@@ -116,7 +116,8 @@ def test_models_panel_quick_swap_rename_and_delete(launched, browser, video_a):
     assert not page.locator("#quick-consent input[type=checkbox]").is_checked()
     jobs = [j.id for j in ws_jobs(ws)]
     page.locator("#quick-start").click()
-    page.locator("#model-notice").get_by_text("Tick").wait_for(timeout=10_000)
+    page.locator("#model-notice").get_by_text("only swap faces you may use").wait_for(
+        timeout=10_000)
     assert [j.id for j in ws_jobs(ws)] == jobs and len(jobs) == 1
     # Rename, then delete behind a confirmation.
     page.get_by_text("Rename, export, delete").click()
@@ -228,8 +229,16 @@ def test_swap_in_the_browser(launched, browser, video_a, video_b):
     wait_for(lambda: loss_lines(page) == 2, 60, what="the loss plot to draw both curves")
     assert re.search(r"iteration \d+ of 30", page.locator("#job-status").inner_text())
     training = screenshot(page, "job-training.png")
-    # New swap is not left primed for a double submit: consent is unticked again
+    # New swap is not left primed for a double submit: consent is unticked again, and a
+    # second click without a change queues nothing
     assert not page.locator("#consent input[type=checkbox]").is_checked()
+    jobs = [j.id for j in ws_jobs(ws)]
+    page.get_by_role("tab", name="New swap").click()
+    page.locator("#start").click()
+    page.locator("#start-message").get_by_text("only swap faces you may use").wait_for(
+        timeout=10_000)
+    assert [j.id for j in ws_jobs(ws)] == jobs
+    page.get_by_role("tab", name="Job").click()
     # A reload loses nothing: the same job, its losses and previews come back.
     page.reload()
     # A reload lands on the Job tab while the job runs; it may have finished by now.
