@@ -17,8 +17,17 @@ def app(tmp_path_factory, faceset_a, faceset_b):
     served = InProcessApp(tmp_path_factory.mktemp("models-web") / "ws")
     install_tiny_model(served.workspace.root / "models", tmp_path_factory.getbasetemp(),
                        faceset_a, faceset_b)        # expression-guided: no .dfm from it
+    import shutil
+    models = served.workspace.root / "models"
+    shutil.copytree(models / "tiny_model", models / "second")
     yield served
     served.close()
+
+
+def choose(page, model: str) -> None:
+    page.locator("#model-pick input").click()
+    page.get_by_role("option", name=model, exact=True).click()
+    page.locator("#model-details strong", has_text=model).first.wait_for(timeout=30_000)
 
 
 def download(page, tmp_path, name: str):
@@ -35,7 +44,7 @@ def test_export_notice_sits_by_its_buttons_and_the_download_follows(app, tmp_pat
         page = browser.new_page(viewport={"width": 1280, "height": 1400})
         page.goto(app.url)
         page.get_by_role("tab", name="Models").click()
-        page.locator("#model-details").get_by_text("tiny_model").wait_for(timeout=30_000)
+        choose(page, "tiny_model")
         page.get_by_text("Rename, export, delete").click()
         notice = page.locator("#export-notice")
         # the whole model, then the download is that zip
@@ -64,6 +73,10 @@ def test_export_notice_sits_by_its_buttons_and_the_download_follows(app, tmp_pat
         with zipfile.ZipFile(small) as zf:
             assert "optimizer.safetensors" not in zf.namelist()
         page.screenshot(path=str(OUTPUT / "models-export.png"), full_page=True)
+        # another model chosen: the last export was not of it, so its link goes
+        choose(page, "second")
+        page.locator("#export-download").wait_for(state="hidden", timeout=20_000)
+        assert notice.inner_text().strip() == ""
         # (a local app: the System tab says no public link is open)
         page.get_by_role("tab", name="System").click()
         page.locator("#system-info").get_by_text("Off: no public link").wait_for(
