@@ -142,22 +142,25 @@ def main(argv: list[str] | None = None) -> int:
         app.localswap.viewers = frozenset({viewer[0]})
     try:
         app.queue(default_concurrency_limit=4)
-        app.launch(server_name=args.host, server_port=args.port, share=args.share,
+        # share: opened below by the app (ui/share.py), so that Gradio's own messages on a
+        # failure (its download URL, antivirus advice) never reach the terminal
+        app.launch(server_name=args.host, server_port=args.port, share=False,
                    auth=[auth, viewer] if viewer else auth,
                    auth_message=login_message(args),
                    # quiet: Gradio's own lines name its Python API ("set share=True in
                    # launch()"); the app prints its own, naming its flags.
                    prevent_thread_lock=True, ssr_mode=False, quiet=True,
                    **launch_kwargs(ws, uploads))
-        if args.share and not app.share_url:
-            print("The share link could not be created (the Gradio share server is not "
-                  "reachable: no internet here?). The app keeps running locally at "
-                  f"{app.local_url}", file=sys.stderr, flush=True)
-        if app.share_url:
-            from localswap.ui.share import expire_share
-            expire_share(app, args.share_hours)
-            print(f"The share link closes in {args.share_hours:g} hours (--share-hours).",
-                  flush=True)
+        if args.share:
+            from localswap.ui.share import expire_share, open_share, status
+            if open_share(app, args.share_hours):
+                expire_share(app, args.share_hours)
+                print(f"Public link: {app.share_url} (behind the password; it closes in "
+                      f"{args.share_hours:g} hours, --share-hours).", flush=True)
+            else:
+                print(f"The share link could not be created: {status(app.localswap)['why']}. "
+                      f"The app keeps running locally at {app.local_url}", file=sys.stderr,
+                      flush=True)
         print(f"localswap is running at {app.local_url} (Ctrl-C stops it; running jobs "
               "resume on the next start)", flush=True)
         if viewer is not None:

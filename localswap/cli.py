@@ -380,6 +380,10 @@ def _args_models(p: argparse.ArgumentParser) -> None:
     act.add_argument("--rename", nargs=2, metavar=("OLD", "NEW"), help="rename a model")
     act.add_argument("--delete", metavar="NAME", help="delete a model")
     p.add_argument("--name", help="library name for --import (default: the exported name)")
+    p.add_argument("--for-rendering", action="store_true",
+                   help="with --export: leave out the training state (about 60%% of the "
+                        "file); the model renders and quick-swaps, but cannot continue "
+                        "training where it stopped")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
 
 
@@ -388,9 +392,16 @@ def cmd_models(args: argparse.Namespace) -> int:
     from localswap.workspace import Workspace
 
     ws = Workspace(args.workspace)
+    if args.for_rendering and not args.export:
+        raise UserError("--for-rendering goes with --export NAME FILE")
     if args.export:
-        out = library.export_model(ws, args.export[0], args.export[1])
+        out = library.export_model(ws, args.export[0], args.export[1],
+                                   for_rendering=args.for_rendering)
         print(out)
+        if args.for_rendering and out.suffix.lower() != ".dfm":
+            print(f"note: exported for rendering ({out.stat().st_size / 2 ** 20:.1f} MB, "
+                  "without the training state): it renders and quick-swaps, but cannot "
+                  "continue training where it stopped", file=sys.stderr)
         if out.suffix.lower() == ".dfm":
             from localswap.models.manifest import read_manifest
             from localswap.models.dfm_export import crop_notes
@@ -400,6 +411,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.import_file:
         info = library.import_model(ws, args.import_file, name=args.name)
         print(f"imported {info.name} ({info.arch}, {info.resolution} px)")
+        from localswap.models.card import is_for_rendering
+        from localswap.models.manifest import read_manifest
+        if is_for_rendering(info.path, read_manifest(info.path)):
+            print("note: this model was exported for rendering: it renders and quick-swaps, "
+                  "but cannot continue training where it stopped (more training starts its "
+                  "training state afresh)", file=sys.stderr)
         return 0
     if args.rename:
         print(library.rename_model(ws, *args.rename))

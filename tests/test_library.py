@@ -144,3 +144,56 @@ def test_cli_lists_exports_and_imports(ws, tmp_path, capsys):
     assert "again" in table and "astro to grace" in table and "localswap" in table
     assert cli.main(["models", "--workspace", root, "--import", str(tmp_path / "nope.zip")]) == 2
     assert "file not found" in capsys.readouterr().err
+
+
+def test_an_export_for_rendering_is_smaller_renders_and_says_it_cannot_continue(
+        ws, tmp_path, capsys, video_a, faceset_a, faceset_b):
+    """`models --export --for-rendering` leaves the training state out: a smaller file whose
+    import renders like the full one, whose card and CLI say it cannot continue training
+    where it stopped, and whose further training starts that state afresh (as DeepFaceLab
+    does when its optimizer files are gone)."""
+    import numpy as np
+
+    from localswap import media
+    from localswap.convert.render import convert
+    from localswap.models.card import card_markdown, model_card
+    from localswap.settings import TrainSettings
+    from localswap.train.trainer import train
+    from model_fixtures import one_torch_thread
+    root, src = str(ws.root), ws.path("models", "astro to grace")
+    full = library.export_model(ws, "astro to grace", tmp_path / "full.zip")
+    small = tmp_path / "small.zip"
+    assert cli.main(["models", "--workspace", root, "--export", "astro to grace", str(small),
+                     "--for-rendering"]) == 0
+    assert "cannot continue training" in capsys.readouterr().err
+    optimizer = (src / "optimizer.safetensors").stat().st_size
+    assert small.stat().st_size < full.stat().st_size - 0.9 * optimizer, \
+        (small.stat().st_size, full.stat().st_size, optimizer)
+    with zipfile.ZipFile(small) as zf:
+        assert "optimizer.safetensors" not in zf.namelist()
+        assert json.loads(zf.read("card.json"))["for_rendering"] is True
+    assert cli.main(["models", "--workspace", root, "--import", str(small), "--name",
+                     "render only"]) == 0
+    assert "cannot continue training" in capsys.readouterr().err
+    dst = ws.path("models", "render only")
+    assert _sha(src / "model.safetensors") == _sha(dst / "model.safetensors")
+    card = model_card(dst)
+    assert card["for_rendering"] and "cannot continue training" in card_markdown(card)
+    assert not model_card(src)["for_rendering"]        # the full model says nothing of it
+    # it renders: the same frames, faces swapped, as the full model gives
+    with one_torch_thread():
+        got = convert(video_a, dst, tmp_path / "small.mp4")
+        ref = convert(video_a, src, tmp_path / "full.mp4")
+    assert got.frames == ref.frames == 48 and got.faces == ref.faces > 0
+    a = np.stack([f for _, _, f in media.read_frames(tmp_path / "small.mp4")])
+    b = np.stack([f for _, _, f in media.read_frames(tmp_path / "full.mp4")])
+    assert np.abs(a.astype(int) - b).mean() < 1.0
+    # more training goes on from its weights, with a note that says the state restarted
+    it = card["iterations"]
+    with one_torch_thread():
+        more = train(faceset_b, faceset_a, dst, TrainSettings(
+            iterations=it + 2, arch="localswap", resolution=64, width=8, batch=4,
+            device="cpu", preview_every=100))
+    assert more.start_iteration == it and more.iteration == it + 2
+    assert any("state started afresh" in n for n in more.notes), more.notes
+    assert not model_card(dst)["for_rendering"]      # trained again: it has its state now

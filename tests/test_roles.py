@@ -5,6 +5,7 @@ expiry (`--share-hours`)."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from contextlib import contextmanager
 
@@ -161,7 +162,17 @@ def test_share_link_closes_after_its_hours_and_the_app_keeps_serving(served):
         assert c.get("config").status_code == 200          # still serving locally
 
 
+def force_click(page, selector: str) -> None:
+    """Click a button the page greyed out, as a page left open or a script could: the
+    server must still refuse what it would do."""
+    page.locator(selector).evaluate("b => { b.disabled = false; b.removeAttribute('disabled'); }")
+    page.locator(selector).click()
+
+
 def test_viewer_in_the_browser_sees_models_but_cannot_rename(served):
+    """The viewer's page greys out every button that would change something (the banner says
+    why, once); a refusal forced through anyway reads as one sentence, never JSON or an HTTP
+    code; Delete is refused before any confirmation."""
     from pathlib import Path
 
     from ui_helpers import OUTPUT
@@ -173,31 +184,64 @@ def test_viewer_in_the_browser_sees_models_but_cannot_rename(served):
         browser = p.chromium.launch(executable_path="/usr/bin/chromium",
                                     args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        dialogs = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         page.goto(url)
         page.get_by_label(re.compile("username", re.I)).fill(VIEWER[0])
         page.get_by_label(re.compile("password", re.I)).fill(VIEWER[1])
         page.get_by_role("button", name=re.compile("login", re.I)).click()
-        # the page says who is watching before anything is tried
-        page.locator("#viewer-banner").get_by_text("signed in as a viewer").wait_for(
-            timeout=30_000)
+        # the page says who is watching before anything is tried, and why buttons are grey
+        banner = page.locator("#viewer-banner")
+        banner.get_by_text("signed in as a viewer").wait_for(timeout=30_000)
+        assert "greyed out" in banner.inner_text()
+        wait_for(lambda: page.locator("#start").is_disabled(), 20, what="Start greyed out")
+        # no upload box a viewer could drop a file on
+        assert page.locator("#target-file input[type=file]").count() == 0
+        assert page.locator("#source-files input[type=file]").count() == 0
         page.get_by_role("tab", name="Models").click()
         page.locator("#model-details").get_by_text("tiny_model").wait_for(timeout=30_000)
         page.get_by_text("Rename, export, delete").click()
+        for name in ("Rename", "Export as one file", "Delete…"):
+            assert page.get_by_role("button", name=name, exact=True).is_disabled(), name
+        assert page.locator("#quick-start").is_disabled()
+        assert page.locator("#quick-video input[type=file]").count() == 0
+        # forced anyway: the server refuses, and the page says so in words
         page.get_by_label("New name").fill("taken over")
-        page.get_by_role("button", name="Rename", exact=True).click()
+        force_click(page, "#model-rename")
         page.get_by_text(re.compile("not allowed", re.I)).first.wait_for(timeout=20_000)
+        force_click(page, "#model-delete")
+        page.get_by_text(re.compile("not allowed", re.I)).first.wait_for(timeout=20_000)
+        time.sleep(1)
+        assert not page.get_by_text("This cannot be undone").is_visible()
+        # an upload forced through the page's own fetch: one sentence, no JSON, no HTTP code
+        status = page.evaluate("""async () => {
+            const form = new FormData();
+            form.append('files', new Blob(['x'], {type: 'video/mp4'}), 'clip.mp4');
+            return (await fetch('gradio_api/upload', {method: 'POST', body: form})).status; }""")
+        note = page.locator("#viewer-refused")
+        note.wait_for(timeout=10_000)
+        assert "signed in as a viewer" in note.inner_text()
+        text = page.locator("body").inner_text()
+        assert "HTTP 403" not in text and '{"detail"' not in text, text
         OUTPUT.mkdir(exist_ok=True)
         page.screenshot(path=str(OUTPUT / "viewer-refused.png"), full_page=True)
+        page.get_by_role("tab", name="Live").click()
+        assert page.locator("#live-adapt").is_disabled()
         # The job view's frame preview is a read: the viewer gets it.
         page.get_by_role("tab", name="Job").click()
         page.locator("#job-status").get_by_text("finished job").wait_for(timeout=20_000)
         page.locator("text=Try before you render >> visible=true").first.click()
+        assert page.locator("#job-preview-render").is_disabled()
         page.locator("#job-preview-show").click()
         page.locator("#job-preview-swapped img").wait_for(timeout=30_000)
         page.screenshot(path=str(OUTPUT / "viewer-job-preview.png"), full_page=True)
         browser.close()
+    assert status == 200 and not dialogs, (status, dialogs)
+    assert not list((ws.root / "uploads").glob("*clip*"))
     assert (ws.root / "models" / "tiny_model" / "manifest.json").is_file()
     assert not (ws.root / "models" / "taken over").exists()
+    log = (ws.root / "audit.log").read_text()
+    assert re.search(r'watcher \(viewer\)  press "Delete…".*refused', log), log
 
 
 def test_launch_prints_a_viewer_login_when_shared(tmp_path):

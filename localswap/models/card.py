@@ -113,6 +113,7 @@ def model_card(model_dir: str | Path, thumbnail: bool = True) -> dict:
         "evaluation": evaluation}
     from localswap.models.identity import IDENTITY_FILE
     card["knows_target"] = card["any_target"] or _knows_target(model_dir / IDENTITY_FILE)
+    card["for_rendering"] = is_for_rendering(model_dir, m)
     if thumbnail:
         for side in ("source", "target"):
             thumb = None if side == "target" and card["any_target"] else \
@@ -135,6 +136,20 @@ def _knows_target(identity_file: Path) -> bool:
     return isinstance(data, dict) and isinstance(data.get("target"), list)
 
 
+FOR_RENDERING = ("**For rendering only**: exported without its training state. It renders and "
+                 "quick-swaps like the full model, but cannot continue training where it "
+                 "stopped: training it further starts that state afresh, and its loss rises "
+                 "for a while before it falls again.")
+
+
+def is_for_rendering(model_dir: Path, manifest: dict) -> bool:
+    """A model without its optimizer state (an export for rendering): it cannot continue
+    training where it stopped. DeepFaceLive models never train, so they are not counted."""
+    from localswap.models.manifest import OPTIMIZER_FILE
+    return manifest.get("arch") != "dfm" and (
+        bool(manifest.get("for_rendering")) or not (Path(model_dir) / OPTIMIZER_FILE).is_file())
+
+
 def card_markdown(card: dict) -> str:
     """The card as Markdown for the Models panel."""
     lines = []
@@ -148,6 +163,8 @@ def card_markdown(card: dict) -> str:
                  f"{card['iterations']} iterations, trained {duration_text(card['training_s'])}"
                  + (f"; started from {card['init_from']['name']}" if card.get("init_from")
                     else ""))
+    if card.get("for_rendering"):
+        lines.append(FOR_RENDERING)
     if card.get("target_thumbnail_png"):
         lines.append(f"![target face](data:image/png;base64,{card['target_thumbnail_png']}) "
                      "Trained on this person: a quick swap of new footage of them needs no "

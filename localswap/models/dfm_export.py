@@ -83,6 +83,19 @@ def with_card(onnx_bytes: bytes, model_dir: Path) -> bytes:
     return proto.SerializeToString()
 
 
+class GuidedModel(UserError):
+    """An expression-guided model cannot be a .dfm. The message names the CLI's flag; the
+    web app shows `in_app`, which names the setting a user sees there."""
+
+    def __init__(self, name: str):
+        why = (f"{name} is expression-guided (it draws the target's lids and lips from "
+               "landmarks), which a .dfm cannot take: DeepFaceLive gives a model the face only.")
+        super().__init__(f"{why} Train with --no-guide for a model to export")
+        self.in_app = (f"{why} For a model to export as .dfm, start a swap with *Expression "
+                       "guide* unticked (New swap, Advanced, training settings). *Export as "
+                       "one file* keeps this model whole.")
+
+
 def export_dfm(model_dir: str | Path, file: str | Path) -> tuple[Path, list[str]]:
     """Write the model in `model_dir` to `file` (atomically) and check it loads as a `.dfm`.
     Returns (file, notes). An imported `.dfm` is written back byte for byte."""
@@ -95,9 +108,7 @@ def export_dfm(model_dir: str | Path, file: str | Path) -> tuple[Path, list[str]
     model_dir, file = Path(model_dir), Path(file)
     notes: list[str] = []
     if not is_dfm_dir(model_dir) and read_manifest(model_dir).get("guided"):
-        raise UserError(f"{model_dir.name} is expression-guided (it draws the target's lids "
-                        "and lips from landmarks), which a .dfm cannot take: DeepFaceLive gives "
-                        "a model the face only. Train with --no-guide for a model to export")
+        raise GuidedModel(model_dir.name)
     with AtomicFile(file) as tmp:
         if is_dfm_dir(model_dir):
             shutil.copyfile(model_dir / DFM_FILE, tmp)

@@ -5,7 +5,10 @@ An export is a zip (stored, not compressed: weights do not compress) holding
     export.json          {"format": "localswap-model", "version": 1, "files": {name: sha256}}
     manifest.json        the model's manifest
     model.safetensors    the weights
-    optimizer.safetensors  (if the model has one, so training can continue after import)
+    optimizer.safetensors  (if the model has one, so training can continue after import;
+                         left out of an export "for rendering": 60% of the file, and rendering
+                         never reads it. Its manifest then lists no optimizer checksum and
+                         says "for_rendering", which the model card and the CLI show)
     detail/bank.json, detail/NNN.png  the source's sharp crops (convert.detail), when present
     evaluation.json, source.png, target.png, identity.json  the model card's files: its last
                          report, both people's faces and descriptors (a quick swap's fit)
@@ -14,6 +17,7 @@ refused by content, whatever their name: unpickling runs arbitrary code.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -92,9 +96,12 @@ def delete_model(ws: Workspace, name: str) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def export_model(ws: Workspace, name: str, file: str | Path) -> Path:
+def export_model(ws: Workspace, name: str, file: str | Path,
+                 for_rendering: bool = False) -> Path:
     """Write model `name` as one portable zip at `file` (atomically), or as a DeepFaceLive
-    `.dfm` when `file` ends in .dfm."""
+    `.dfm` when `file` ends in .dfm. `for_rendering` leaves the optimizer state out: the
+    file renders and quick-swaps alike, but training it further starts the optimizer afresh
+    (as DeepFaceLab does when its optimizer files are gone)."""
     src = ws.path("models", name)
     if not src.is_dir():
         raise UserError(f"model {name!r} not found in {ws.root / 'models'}")
@@ -109,19 +116,39 @@ def export_model(ws: Workspace, name: str, file: str | Path) -> Path:
     from localswap.models.identity import remember
     remember(src)                 # who it learned travels with it (identity.json)
     card = model_card(src)        # first, as it may make the thumbnails
-    members = [m for m in MEMBERS if (src / m).is_file()]
+    members = [m for m in MEMBERS if (src / m).is_file()
+               and not (for_rendering and m in (OPTIMIZER_FILE, MANIFEST_FILE))]
     if (src / BANK_DIR).is_dir():
         members += sorted(f"{BANK_DIR}/{f.name}" for f in (src / BANK_DIR).iterdir()
                           if f.is_file() and DETAIL_MEMBER.fullmatch(f"{BANK_DIR}/{f.name}"))
-    index = {"format": FORMAT, "version": VERSION, "name": name,
-             "files": {m: file_sha256(src / m) for m in members}}
+    files = {m: file_sha256(src / m) for m in members}
+    written = {}         # members written from memory: a for-rendering export's manifest
+    if for_rendering:
+        written[MANIFEST_FILE] = rendering_manifest(manifest)
+        files[MANIFEST_FILE] = hashlib.sha256(written[MANIFEST_FILE]).hexdigest()
+        card["for_rendering"] = True
+    index = {"format": FORMAT, "version": VERSION, "name": name, "files": files,
+             **({"for_rendering": True} if for_rendering else {})}
     with AtomicFile(file) as tmp:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
             zf.writestr(EXPORT_FILE, json.dumps(index, indent=1))
             zf.writestr(CARD_FILE, json.dumps(card, indent=1))
+            for m, data in written.items():
+                zf.writestr(m, data)
             for m in members:
                 zf.write(src / m, m)
     return file
+
+
+def rendering_manifest(manifest: dict) -> bytes:
+    """The manifest of a for-rendering export: marked so, and without the optimizer's
+    checksum (the checkpoint loader would otherwise call the missing file damage)."""
+    out = dict(manifest)
+    if isinstance(out.get("files"), dict):
+        out["files"] = {k: v for k, v in out["files"].items() if k != OPTIMIZER_FILE}
+    out["for_rendering"] = True
+    return json.dumps(out, indent=1).encode()
+
 
 
 def _refuse_pickle(file: Path, head: bytes) -> None:

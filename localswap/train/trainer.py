@@ -254,7 +254,10 @@ class Trainer:
         if loaded.optimizer is not None:
             restore_optimizer(self.optimizer, loaded.optimizer)
         else:
-            self.note("the model dir has no optimizer state: Adam starts afresh")
+            # as DeepFaceLab does when its optimizer files are gone
+            self.note("the model has no saved training state (it was exported for rendering "
+                      "or imported without it): training goes on from its weights with that "
+                      "state started afresh, so the loss rises for a while before it falls")
         for group in self.optimizer.param_groups:
             group["lr"] = self.settings.lr                     # the learning rate may change
         m = loaded.manifest

@@ -18,8 +18,8 @@ from localswap import __version__  # noqa: E402
 from localswap.jobs.runner import Runner  # noqa: E402
 from localswap.jobs.snapshot import Snapshots  # noqa: E402
 from localswap.jobs.uploads import GB, UploadSettings  # noqa: E402
-from localswap.ui import (api, job_view, live_panel, models_panel, new_swap,  # noqa: E402
-                          system_panel)
+from localswap.ui import (api, job_view, live_delay, live_panel, models_panel,  # noqa: E402
+                          new_swap, system_panel, viewer)
 from localswap.ui.context import Context  # noqa: E402
 from localswap.ui.security import RequireLogin, RequireRole  # noqa: E402
 from localswap.workspace import Workspace  # noqa: E402
@@ -31,12 +31,8 @@ CSS = """
 #model-gallery .caption-label, #timelapse .caption-label {
     white-space: normal; overflow-wrap: anywhere; max-width: calc(100% - 8px);
 }
+#live-in button { white-space: nowrap; }
 """
-
-
-VIEWER_BANNER = ("**You are signed in as a viewer**: you can watch the jobs, models and "
-                 "previews, but not start, change or delete anything (the buttons that would "
-                 "are refused).")
 
 
 def build_app(workspace: Workspace, runner: Runner | None = None,
@@ -65,15 +61,20 @@ def build_app(workspace: Workspace, runner: Runner | None = None,
             new = new_swap.render(ctx, tabs, view.job, view.seen)
         api.register(ctx)
         api.register_preview(ctx)
+        base = [*view.outputs(), new.model, tabs, role]
+        locked = viewer.owner_controls(app)     # greyed out for a viewer
+        extra = [c for c in locked if all(c is not b for b in base)]
 
         def on_load(request: gr.Request):
             # A tab opened (or reloaded) while a job runs lands on that job.
             busy = ctx.runner.current is not None
-            viewer = getattr(request, "username", None) in (ctx.viewers or ())
-            banner = gr.update(visible=True, value=VIEWER_BANNER) if viewer else gr.skip()
-            return [*job_view.refresh(ctx, None, {}), new.model_choices(ctx),
-                    gr.update(selected="job") if busy else gr.skip(), banner]
-        app.load(on_load, None, [*view.outputs(), new.model, tabs, role],
+            watching = getattr(request, "username", None) in (ctx.viewers or ())
+            values = [*job_view.refresh(ctx, None, {}), new.model_choices(ctx),
+                      gr.update(selected="job") if busy else gr.skip(),
+                      viewer.banner_update(watching)]
+            return viewer.lock(base, values, locked, watching) + \
+                [viewer.locked_update(watching) for _ in extra]
+        app.load(on_load, None, [*base, *extra],
                  api_visibility="private")
         # Coming back to the tab keeps the model chosen before (the library may have changed).
         models_tab.select(lambda name: models_panel.library_view(ctx, name), models.pick,
@@ -106,4 +107,7 @@ def launch_kwargs(workspace: Workspace, uploads: UploadSettings | None = None) -
         "app_kwargs": {"middleware": [Middleware(RequireLogin), Middleware(RequireRole)]},
         "footer_links": ["api"],
         "css": CSS,
+        "head": f"<script>{viewer.page_js()}{live_delay.page_js()}</script>",
+        # the webcam's start button says what it does (Gradio's reads "Record")
+        "i18n": gr.I18n(en=live_delay.LABELS),
     }

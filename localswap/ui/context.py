@@ -17,6 +17,7 @@ class Context:
     uploads: UploadSettings = field(default_factory=UploadSettings)
     poll: float = 2.0           # seconds between snapshot polls in the browser
     viewers: frozenset = frozenset()   # user names that may watch but not change anything
+    share: dict | None = None          # the public link's state (ui/share.py), None: off
 
     @property
     def store(self):

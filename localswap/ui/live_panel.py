@@ -1,5 +1,7 @@
 """Live: a library model swaps the face in the browser's webcam stream (Gradio's streaming
-webcam input); the frames per second and the time per frame show under it.
+webcam input, started by "Start swapping"); under it, the delay from the camera to the
+screen measured in the browser (live_delay), the frames per second and the server's time
+per frame.
 
 The first frame with a face is checked against the person the model was trained on
 (localswap.models.fit). When it is someone else, the page says so and offers to adapt the
@@ -15,8 +17,10 @@ from pathlib import Path
 
 import gradio as gr
 
+from localswap.ui import live_delay
 from localswap.ui.context import Context, human_error
 
+PANE_HEIGHT = 420         # px: the webcam and the swapped frame at the same size
 STREAM_EVERY = 0.05       # s between webcam frames the browser sends (at most 20 fps)
 RECORD_SECONDS = 6.0      # of webcam to adapt a model on (~100 faces at the stream's rate)
 ADAPT_OPTIONS: dict | None = None     # the adaptation's settings (None: Basic's adapt budget)
@@ -147,19 +151,26 @@ def render(ctx: Context) -> gr.Dropdown:
     gr.Markdown("Pick a model, allow the webcam, and see yourself swapped live. Frames stay "
                 "on this machine.")
     model = gr.Dropdown(label="Model", choices=[], value=None, elem_id="live-model")
-    with gr.Row():
+    with gr.Row(equal_height=True):       # the camera and the swap side by side, one size
         cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam",
-                       elem_id="live-in", webcam_options=gr.WebcamOptions(mirror=False))
-        out = gr.Image(label="Swapped", type="numpy", interactive=False, elem_id="live-out")
+                       elem_id="live-in", webcam_options=gr.WebcamOptions(mirror=False),
+                       height=PANE_HEIGHT)
+        out = gr.Image(label="Swapped", type="numpy", interactive=False, elem_id="live-out",
+                       height=PANE_HEIGHT)
+    # the capture time of each frame, written by the page (live_delay) and handed back
+    clock = gr.Textbox(live_delay.CAPTURE_SLOT, visible="hidden", elem_id="live-clock")
+    shown = gr.Textbox(visible="hidden", elem_id="live-shown")
+    gr.HTML("<p id='live-delay'>Camera to screen: measured once swapped frames show.</p>")
     stats = gr.Markdown(elem_id="live-stats")
     fit_note = gr.Markdown(elem_id="live-fit")
     with gr.Row():
         consent = gr.Checkbox(label=CONSENT, value=False, elem_id="live-consent")
         adapt = gr.Button("Adapt to me", elem_id="live-adapt")
 
-    def swap_frame(frame, name, request: gr.Request):
+    def swap_frame(frame, name, captured, request: gr.Request):
         if frame is None or not name:
-            return gr.skip(), "Pick a model first." if not name else gr.skip(), gr.skip()
+            return (gr.skip(), "Pick a model first." if not name else gr.skip(), gr.skip(),
+                    gr.skip())
         sess = session(request)
         try:
             with sess.lock:
@@ -176,9 +187,12 @@ def render(ctx: Context) -> gr.Dropdown:
         except Exception as exc:
             raise gr.Error(human_error(exc)) from None
         s = live.stats()
-        return result, f"{s['fps']:.1f} frames/s · {s['ms']} ms per frame on the server", note
+        at = live_delay.echo(captured)
+        return (result, f"{s['fps']:.1f} frames/s · {s['ms']} ms per frame on the server", note,
+                at if at is not None else gr.skip())
 
-    cam.stream(swap_frame, [cam, model], [out, stats, fit_note], stream_every=STREAM_EVERY,
+    cam.stream(swap_frame, [cam, model, clock], [out, stats, fit_note, shown],
+               stream_every=STREAM_EVERY,
                time_limit=3600, concurrency_limit=1, show_progress="hidden",
                api_visibility="private")
 

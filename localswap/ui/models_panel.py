@@ -11,9 +11,10 @@ import numpy as np
 
 from localswap.errors import UserError
 from localswap.jobs.submit import CONSENT, submit_adapt, submit_quick_swap
-from localswap.ui import job_view, people, preview_panel, thumbs
+from localswap.ui import job_view, model_export, people, preview_panel, thumbs
 from localswap.ui.context import Context, human_error
 from localswap.ui.job_status import train_target
+from localswap.ui.model_export import export_model  # noqa: F401  (tests call it here)
 from localswap.ui.new_swap import VIDEO_TYPES, _pair
 from localswap.workspace import check_name
 
@@ -33,8 +34,7 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
     gallery, shown, pick, refresh, details, notice = _library()
     (qs_video, qs_people, qs_note, qs_map, qs_look, qs_fit, qs_adapt, qs_consent, qs_start,
      qs_preview) = _quick_swap(ctx)
-    (new_name, rename, export, export_dfm, exported, delete, confirm_row, confirm_text, confirm,
-     keep) = _manage()
+    (new_name, rename, exports, delete, confirm_row, confirm_text, confirm, keep) = _manage()
     with gr.Accordion("Import a model file", open=False):
         imp_file = gr.File(label="Model export (.zip) or DeepFaceLive model (.dfm)",
                            file_types=[".zip", ".dfm"])
@@ -77,10 +77,12 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
         cast = people.mapping_from(mapped)
         job_id = submit_quick_swap(ctx.runner, _pair(video), name or "", bool(consent),
                                    {"map": cast} if cast else None, ctx.uploads)
-        return (f"Job #{job_id} queued.", gr.update(selected="job"),
-                job_view.select_job(ctx, job_id), {})
-    qs_start.click(guarded(do_quick, 4), [pick, qs_video, qs_consent, *qs_map],
-                   [notice, tabs, job_select, job_seen], api_visibility="private")
+        # consent unticked again: a second click must be a second decision, not a double
+        return (f"Job #{job_id} queued: it is on the Job tab. To start another quick swap, "
+                "tick the box again.", gr.update(selected="job"),
+                job_view.select_job(ctx, job_id), {}, gr.update(value=False))
+    qs_start.click(guarded(do_quick, 5), [pick, qs_video, qs_consent, *qs_map],
+                   [notice, tabs, job_select, job_seen, qs_consent], api_visibility="private")
     preview_panel.listen(
         ctx, qs_preview, [pick, qs_video, qs_consent],
         lambda name, video, consent: preview_panel.model_source(ctx, name, _pair(video)[0]),
@@ -94,21 +96,13 @@ def render(ctx: Context, tabs: gr.Tabs, job_select: gr.Dropdown, job_seen: gr.St
     rename.click(guarded(do_rename, 5), [pick, new_name], [notice, *panel.outputs()],
                  api_visibility="private")
 
-    def do_export(name):
-        path = export_model(ctx, name)
-        return f"Exported {name!r}.", gr.update(value=str(path), visible=True)
-    export.click(guarded(do_export, 2), pick, [notice, exported], api_visibility="private")
+    model_export.wire(ctx, pick, *exports)
 
-    def do_export_dfm(name):
-        path = export_model(ctx, name, ".dfm")
-        return f"Exported {name!r} as a DeepFaceLive model.", gr.update(value=str(path),
-                                                                         visible=True)
-    export_dfm.click(guarded(do_export_dfm, 2), pick, [notice, exported],
-                     api_visibility="private")
-
-    delete.click(lambda name: (gr.update(visible=bool(name)),
-                               f"Delete **{name}** and its checkpoints? This cannot be undone."),
-                 pick, [confirm_row, confirm_text], api_visibility="private")
+    def ask_delete(name):
+        # an owner function: a viewer is refused here, before any confirmation shows
+        return (gr.update(visible=bool(name)),
+                f"Delete **{name}** and its checkpoints? This cannot be undone.")
+    delete.click(ask_delete, pick, [confirm_row, confirm_text], api_visibility="private")
     keep.click(lambda: gr.update(visible=False), None, confirm_row, api_visibility="private")
 
     def do_delete(name):
@@ -144,8 +138,9 @@ def _wire_fit(ctx: Context, pick, video, look_image, fit_text, adapt, consent, o
         job_id = submit_adapt(ctx.runner, _pair(video), name or "", bool(consent), None,
                               ctx.uploads)
         return (f"Job #{job_id} queued: adapting {name} to this person.",
-                gr.update(selected="job"), job_view.select_job(ctx, job_id), {})
-    adapt.click(guarded(do_adapt, 4), [pick, video, consent], outputs,
+                gr.update(selected="job"), job_view.select_job(ctx, job_id), {},
+                gr.update(value=False))
+    adapt.click(guarded(do_adapt, 5), [pick, video, consent], [*outputs, consent],
                 api_visibility="private")
 
 
@@ -229,19 +224,15 @@ def _manage():
     with gr.Accordion("Rename, export, delete", open=False):
         with gr.Row():
             new_name = gr.Textbox(label="New name", scale=3)
-            rename = gr.Button("Rename", scale=1)
+            rename = gr.Button("Rename", scale=1, elem_id="model-rename")
+        exports = model_export.render()
         with gr.Row():
-            export = gr.Button("Export as one file")
-            export_dfm = gr.Button("Export as DeepFaceLive .dfm")
-            exported = gr.DownloadButton("Download the export", visible=False)
-        with gr.Row():
-            delete = gr.Button("Delete…", variant="stop")
+            delete = gr.Button("Delete…", variant="stop", elem_id="model-delete")
         with gr.Row(visible=False) as confirm_row:
             confirm_text = gr.Markdown()
             confirm = gr.Button("Yes, delete it", variant="stop")
             keep = gr.Button("Keep it")
-    return (new_name, rename, export, export_dfm, exported, delete, confirm_row, confirm_text,
-            confirm, keep)
+    return new_name, rename, exports, delete, confirm_row, confirm_text, confirm, keep
 
 
 def models(ctx: Context) -> list:
@@ -372,11 +363,3 @@ def delete_model(ctx: Context, name: str) -> None:
     if not path.is_dir():
         raise UserError(f"There is no model called {name!r}.")
     shutil.rmtree(path)
-
-
-def export_model(ctx: Context, name: str, suffix: str = ".zip") -> Path:
-    """Export into outputs/exports/ (the only folders the app serves files from)."""
-    from localswap.models.library import export_model as export
-    check_name(name or "")
-    out = ctx.workspace.root / "outputs" / "exports" / f"{name.replace(' ', '_')}{suffix}"
-    return export(ctx.workspace, name, out)

@@ -129,10 +129,11 @@ VIEWER_FNS = frozenset({
     "localswap.ui.models_panel:render.<locals>.clicked",   # a library tile chooses a model
     "localswap.ui.models_panel:_wire_fit.<locals>.look",   # one frame and the fit, read only
     "localswap.ui.people:wire_picker.<locals>.picked",     # a thumbnail click sets "Who"
+    "localswap.ui.model_export:_forget",     # another model chosen: the old export's link goes
     "localswap.ui.job_view:_listen.<locals>.show_grid",     # a timelapse tile's whole grid
     "localswap.ui.system_panel:render.<locals>.<lambda>",    # the System report's refresh
-    "localswap.ui.models_panel:render.<locals>.<lambda>",   # describe, people of a video, the
-})                                                          # delete confirmation's show/hide
+    "localswap.ui.models_panel:render.<locals>.<lambda>",   # describe, people of a video,
+})                                                          # "Keep it" (hides the confirmation)
 OWNER_FNS = frozenset({
     "localswap.ui.api:register.<locals>.swap", "localswap.ui.api:register.<locals>.quick_swap",
     "localswap.ui.api:register.<locals>.fit", "localswap.ui.api:register.<locals>.adapt",
@@ -146,6 +147,8 @@ OWNER_FNS = frozenset({
     "localswap.ui.job_view:timelapse_video",     # writes the timelapse to outputs/
     "localswap.ui.job_view:compare_clip",        # writes the before/after clip to outputs/
     "localswap.ui.models_panel:render.<locals>.guarded.<locals>.handler",
+    "localswap.ui.models_panel:render.<locals>.ask_delete",   # Delete…: its confirmation
+    "localswap.ui.model_export:_exporter.<locals>.export",
     # New swap: a viewer never starts one, so its upload checks and estimates are the owner's.
     "localswap.ui.new_swap:render.<locals>.check",
     "localswap.ui.new_swap:render.<locals>.show_estimate",
@@ -157,7 +160,8 @@ OWNER_FNS = frozenset({
 # The owner's functions that change something: each call is audited with the user name.
 AUDITED = OWNER_FNS - {"localswap.ui.new_swap:render.<locals>.check",
                        "localswap.ui.new_swap:render.<locals>.show_estimate",
-                       "localswap.ui.new_swap:render.<locals>.<lambda>"}
+                       "localswap.ui.new_swap:render.<locals>.<lambda>",
+                       "localswap.ui.models_panel:render.<locals>.ask_delete"}
 
 
 def fn_key(fn) -> str:

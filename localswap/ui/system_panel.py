@@ -23,7 +23,8 @@ def render(ctx: Context) -> None:
 
 
 def report(ctx: Context) -> str:
-    return "\n\n".join([gpu_section(), disk_section(ctx), versions_section()])
+    from localswap.ui.share import describe
+    return "\n\n".join([gpu_section(), disk_section(ctx), describe(ctx), versions_section()])
 
 
 def gpu_section() -> str:
