@@ -258,21 +258,24 @@ def cmd_convert(args: argparse.Namespace) -> int:
                 raise UserError(f"--map {item}: write it as N=MODEL, N a person's number "
                                 "from `extract --list-people`")
             model[int(n)] = find(name.strip())
-    else:
+    knows = None
+    if not args.map:
         model = find(args.model)
-        _tell_fit(model, args)
+        knows = _tell_fit(model, args)
     bar = TqdmProgress("convert", unit="frame")
     try:
-        result = convert(args.input, model, args.out, settings, progress=bar)
+        result = convert(args.input, model, args.out, settings, progress=bar,
+                         knows_person=knows)
     finally:
         bar.close()
     print(json.dumps(result.to_dict(), indent=1) if args.json else result.report())
     return 0
 
 
-def _tell_fit(model: Path, args: argparse.Namespace) -> None:
+def _tell_fit(model: Path, args: argparse.Namespace) -> bool | None:
     """Before rendering: whether the model was trained on this person; if not, a note and
-    the command that adapts it (the render goes on: the user may want it anyway)."""
+    the command that adapts it (the render goes on: the user may want it anyway). Returns
+    whether it is the model's person (None: not known)."""
     import shlex
 
     from localswap.models.fit import check
@@ -286,6 +289,7 @@ def _tell_fit(model: Path, args: argparse.Namespace) -> None:
               f"{shlex.quote(str(model))} --target {shlex.quote(args.input)} --out "
               f"{shlex.quote(str(out.with_name(out.stem + '-adapted' + out.suffix)))}",
               file=sys.stderr)
+    return {"same": True, "other": False}.get(fit.verdict)
 
 
 SWAP_TRAIN_FLAGS = ("iterations", "arch", "resolution", "width", "batch", "max_minutes",

@@ -98,8 +98,15 @@ def test_auto_renders_a_video_and_says_where_it_could_not_look(tiny_model, cup_s
     with one_torch_thread():
         result = convert(video, tiny_model, tmp_path / "auto.mp4",
                          ConvertSettings(occlusion="auto", device="cpu"))
+        # the caller knows it is someone else (a quick swap's identity check said so)
+        other = convert(video, tiny_model, tmp_path / "other.mp4",
+                        ConvertSettings(occlusion="auto", device="cpu"), knows_person=False)
     assert result.frames == media.probe(video).frames and result.faces == result.frames
+    assert result.objects["faces"] == result.faces and result.objects["looked"] == 0
+    assert result.objects["closeness"] > 4.5       # the drawing is far from her face
     assert any("not trained on this person" in n for n in result.notes)
+    assert other.objects["looked"] == 0 and other.objects["closeness"] is None
+    assert any("not trained on this person" in n for n in other.notes)
 
 
 def test_the_mask_view_outlines_an_object_kept_in_front(cup_scene):

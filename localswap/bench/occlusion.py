@@ -120,9 +120,11 @@ def section_occlusion(ctx: dict) -> dict:
                                 (with_cup, "cup auto", cup_truth)):
             out = out_dir / f"{source_name}-on-{target_name}-{occ.replace(' ', '-')}.mp4"
             result = convert(clip, model, out, ConvertSettings(occlusion=occ.split()[-1],
-                                                                device=device))
+                                                                device=device),
+                             knows_person=True)
             report = evaluate([source], clip, out, max_frames=120).to_dict()
             row[occ] = {**measure(clip, out, seen), "render_fps": round(result.fps, 2),
+                        "objects": result.objects,
                         **{k: report.get(k) for k in (
                             "closer_to_source", "distance_to_source", "eye_correlation",
                             "mouth_correlation", "stability", "seam", "red_lips", "red_eyes")}}

@@ -40,6 +40,7 @@ class ConvertResult:
     stages: dict = field(default_factory=lambda: dict.fromkeys(STEPS, 0.0))  # busy seconds
     people: dict = field(default_factory=dict)    # "person N" -> frames swapped (--person/--map)
     notes: list = field(default_factory=list)     # plain sentences, e.g. who is missing where
+    objects: dict = field(default_factory=dict)   # --occlusion auto: faces looked at, found
 
     @property
     def fps(self) -> float:
@@ -60,6 +61,9 @@ class ConvertResult:
                 f"{self.fps:.1f} frames/s\nbusy time per stage: {busy}"
                 + "".join(f"\n{who}: swapped in {plural(n, 'frame')}"
                           for who, n in self.people.items())
+                + (f"\nkept an object in front of the face in "
+                   f"{plural(self.objects['found'], 'face')}" if self.objects.get("found")
+                   else "")
                 + "".join(f"\n{note}" for note in self.notes))
 
 

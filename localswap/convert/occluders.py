@@ -8,8 +8,12 @@ adaptation to a new clip), except where something the model never saw covers the
 it draws the face underneath. Those pixels are kept from the frame, like a hand.
 
 The check only works on the person the model was trained on: on anyone else the drawing
-departs everywhere (median 7.6-8.5 on two other people), so where the face's lower 40% of
-departures reach TRUST the check stands aside for that face, and only hands are kept.
+departs everywhere. The caller says whether the video shows that person when it knows (the
+swap pipeline trained on it; `convert` and quick swaps ask models.fit, which tells people
+apart by their dlib signature): not that person, the check stands aside and only hands are
+kept. Where nobody said, the drawing itself decides: where the face's closer 40% departs by
+TRUST or more (4.4-11 on other people, 1.4-4.5 on the model's own, docs/benchmarks.md), the
+check stands aside for that face.
 A skin-coloured hand departs little from the skin drawn under it (a fifth of its pixels
 found): hands stay with the hand landmarker (convert.occlusion), which `auto` also runs.
 Measured in docs/benchmarks.md, "Objects in front of the face".
@@ -23,6 +27,8 @@ from localswap.convert.mask import hull_mask
 
 THRESHOLD = 12.0      # Lab distance from the model's drawing that marks a pixel as in front
 TRUST = 4.5           # the face's 40th-percentile distance above which the drawing is not it
+TRUST_KNOWN = 8.0     # ... when the caller knows it is the model's person (a weak model's
+#                       drawing departs more, and a thing over half the face adds to it)
 MIN_SHARE = 0.02      # a region smaller than this share of the face is an edge, not a thing,
 STRONG = 30.0         # ... unless it departs this far somewhere (a cup's white rim just
 #                       entering the face: wrinkles and lids the drawing misses stay under 25)
@@ -44,10 +50,15 @@ def departure(crop: np.ndarray, own: np.ndarray, landmarks: np.ndarray
     return np.sqrt(((lab[0] - lab[1]) ** 2).sum(-1)), hull
 
 
-def trusted(distance: np.ndarray, hull: np.ndarray) -> bool:
-    """Whether the drawing is of this person: its closer 40% of the face matches. (The 40th
-    percentile, not the median, so a thing covering half the face does not switch it off.)"""
-    return bool(hull.sum() >= 64 and np.percentile(distance[hull], 40) < TRUST)
+def closeness(distance: np.ndarray, hull: np.ndarray) -> float:
+    """How far the closer 40% of the face departs from the drawing. (The 40th percentile,
+    not the median, so a thing covering half the face does not count.)"""
+    return float(np.percentile(distance[hull], 40)) if hull.sum() >= 64 else float("inf")
+
+
+def trusted(distance: np.ndarray, hull: np.ndarray, limit: float = TRUST) -> bool:
+    """Whether the drawing is of this person (see the module's doc)."""
+    return closeness(distance, hull) < limit
 
 
 def in_front(distance: np.ndarray, hull: np.ndarray) -> np.ndarray:
@@ -84,34 +95,51 @@ class OccluderCheck:
     """check(faces, drawings): sets each face's `.occluder` (crop pixels, 0..1) from the
     model's drawing of the target, or None where the drawing is not this person."""
 
-    def __init__(self):
+    def __init__(self, knows_person: bool | None = None):
+        self.limit = TRUST_KNOWN if knows_person else TRUST
+        self.off = knows_person is False
         self.faces = 0          # faces looked at
         self.trusted = 0        # ... whose person the model knows
         self.found = 0          # ... with something in front
+        self.closeness: list[float] = []
 
     def __call__(self, faces: list, drawings: np.ndarray, landmarks: list[np.ndarray]) -> None:
         for face, own, lm in zip(faces, drawings, landmarks):
             self.faces += 1
+            face.occluder = None
+            if self.off:
+                continue
             distance, hull = departure(face.crop, own, lm)
-            if not trusted(distance, hull):
-                face.occluder = None
+            self.closeness.append(closeness(distance, hull))
+            if not self.closeness[-1] < self.limit:
                 continue
             self.trusted += 1
             mask = in_front(distance, hull)
             face.occluder = mask if mask.any() else None
             self.found += face.occluder is not None
 
+    def counts(self) -> dict:
+        """Faces, those looked at (the drawing trusted), those with something in front, and
+        how closely the drawing matched (the median 40th-percentile distance)."""
+        return {"faces": self.faces, "looked": self.trusted, "found": self.found,
+                "closeness": round(float(np.median(self.closeness)), 2)
+                if self.closeness else None}
+
     def note(self) -> str | None:
         """One sentence for the result, when the check could not do its work."""
-        if self.faces and self.trusted < self.faces / 2:
-            return ("Objects in front of the face were only looked for in "
-                    f"{self.trusted} of {self.faces} faces: the model was not trained on "
-                    "this person (hands are still kept in front)")
-        return None
+        if not self.faces or self.trusted >= self.faces / 2:
+            return None
+        why = ("the model does not draw this person closely enough yet (more training "
+               "helps)" if self.limit == TRUST_KNOWN else
+               "the model was not trained on this person")
+        return (f"Objects in front of the face were looked for in {self.trusted} of "
+                f"{self.faces} faces: {why}; hands are still kept in front")
 
 
-def check_for(occlusion: str, swapper) -> OccluderCheck | None:
-    """The check a render with this `--occlusion` setting and model needs, or None."""
+def check_for(occlusion: str, swapper, knows_person: bool | None = None
+              ) -> OccluderCheck | None:
+    """The check a render with this `--occlusion` setting and model needs, or None.
+    `knows_person`: whether the video shows the model's target person, when known."""
     if occlusion != "auto" or not getattr(swapper, "draws_target", False):
         return None
-    return OccluderCheck()
+    return OccluderCheck(knows_person)

@@ -68,8 +68,9 @@ def photo_note(path: str | Path) -> str:
 
 def convert_photos(input: Path, swapper: Swapper, out: Path, s: ConvertSettings,
                    progress: Progress, cancel: threading.Event | None,
-                   cast=None) -> ConvertResult:
-    """`cast` (--person-photo): only faces of that person are swapped."""
+                   cast=None, knows_person: bool | None = None) -> ConvertResult:
+    """`cast` (--person-photo): only faces of that person are swapped; `knows_person` as
+    convert.render.convert."""
     started = time.perf_counter()
     if input.is_dir():
         items = sorted(q for q in input.rglob("*") if q.is_file() and media.is_image(q))
@@ -89,7 +90,7 @@ def convert_photos(input: Path, swapper: Swapper, out: Path, s: ConvertSettings,
     backend = make_backend(s.detector, video=False, min_confidence=s.min_confidence,
                            device=s.device)
     hands = tracker_for(s.occlusion, still=True)
-    check = check_for(s.occlusion, swapper)
+    check = check_for(s.occlusion, swapper, knows_person)
     busy = result.stages
     try:
         for n, (src, dst) in enumerate(zip(items, targets)):
@@ -125,7 +126,9 @@ def convert_photos(input: Path, swapper: Swapper, out: Path, s: ConvertSettings,
         backend.close()
         if hands is not None:
             hands.close()
-    if check is not None and check.note():
-        result.notes.append(check.note())
+    if check is not None:
+        result.objects = check.counts()
+        if check.note():
+            result.notes.append(check.note())
     result.seconds = time.perf_counter() - started
     return result

@@ -191,11 +191,14 @@ def _depth(frames: int, info: media.MediaInfo) -> int:
 
 def convert(input: str | Path, model: str | Path | Swapper | dict, out: str | Path,
             settings: ConvertSettings | None = None, progress: Progress = no_progress,
-            cancel: threading.Event | None = None) -> ConvertResult:
+            cancel: threading.Event | None = None, knows_person: bool | None = None
+            ) -> ConvertResult:
     """Render `input` (a video, a photo or a folder of photos) with the model's swapped face
     into `out` (an .mp4, an image, or a folder for a folder). Set `cancel` to stop early.
     `model` may map people to models ({1: model X, 2: model Y}, numbers as in
-    `extract --list-people`): each person gets their own, in one pass."""
+    `extract --list-people`): each person gets their own, in one pass. `knows_person`:
+    whether the video shows the model's target person, where the caller knows (it lets
+    `--occlusion auto` trust the model's drawing of them; convert.occluders)."""
     s = (settings or ConvertSettings()).validate()
     input, out = Path(input), Path(out)
     if not input.exists():
@@ -216,9 +219,10 @@ def convert(input: str | Path, model: str | Path | Swapper | dict, out: str | Pa
     try:
         if input.is_dir() or media.is_image(input):
             from localswap.convert.photos import convert_photos
-            return convert_photos(input, swapper, out, s, progress, cancel, cast)
+            return convert_photos(input, swapper, out, s, progress, cancel, cast,
+                                  knows_person)
         check_paths(input, out, video=True)
-        return _convert_video(input, swapper, out, s, progress, cancel, cast)
+        return _convert_video(input, swapper, out, s, progress, cancel, cast, knows_person)
     except OSError as exc:
         if not is_disk_full(exc):
             raise
@@ -228,7 +232,8 @@ def convert(input: str | Path, model: str | Path | Swapper | dict, out: str | Pa
 
 def _convert_video(path: Path, swapper: Swapper, out: Path, s: ConvertSettings,
                    progress: Progress, cancel: threading.Event | None,
-                   cast: Cast | None = None) -> ConvertResult:
+                   cast: Cast | None = None, knows_person: bool | None = None
+                   ) -> ConvertResult:
     started = time.perf_counter()
     info = media.probe(path)
     if s.start is not None and s.start >= info.duration:
@@ -262,7 +267,7 @@ def _convert_video(path: Path, swapper: Swapper, out: Path, s: ConvertSettings,
             cv2.setNumThreads(max(1, cores // 4))
         p.spawn("decode", _decode, p, path, info, s, q_frames)
         p.spawn("analyse", _analyse, p, s, swapper, q_frames, q_faces, tracker, cast)
-        check = check_for(s.occlusion, swapper)
+        check = check_for(s.occlusion, swapper, knows_person)
         p.spawn("model", _model, p, swapper, batch, q_faces, q_done, check)
         while True:
             try:
@@ -295,8 +300,10 @@ def _convert_video(path: Path, swapper: Swapper, out: Path, s: ConvertSettings,
         torch.set_num_threads(threads)
         cv2.setNumThreads(cv_threads)
     result.filled = tracker.filled
-    if check is not None and check.note():
-        result.notes.append(check.note())
+    if check is not None:
+        result.objects = check.counts()
+        if check.note():
+            result.notes.append(check.note())
     if cast is not None:
         cast.report(result)
     result.stages = p.busy

@@ -309,14 +309,17 @@ def quick_convert(ctx: StageContext) -> dict:
     if ctx.job.params.get("map"):                   # each chosen person their own model
         model = {int(n): ctx.workspace.path("models", m)
                  for n, m in ctx.job.params["map"].items()}
-    else:                    # the model fits this person, or the log says it may not
+    knows = None
+    if not ctx.job.params.get("map"):     # the model fits this person, or the log says not
         from localswap.models.fit import check
         fit = check(model, target_path(ctx), ctx.workspace)
         if fit.verdict in ("same", "other"):
             ctx.progress.log(fit.sentence())
+        knows = {"same": True, "other": False}.get(fit.verdict)
     try:
         result = run_convert(target_path(ctx), model, out,
-                             _settings(ctx, ConvertSettings, "convert"), ctx.progress, ctx.stop)
+                             _settings(ctx, ConvertSettings, "convert"), ctx.progress, ctx.stop,
+                             knows_person=knows)
     except Cancelled as exc:
         raise Stopped(ctx.progress.stop_reason()) from exc
     return _rendered(ctx, result, out)

@@ -50,7 +50,9 @@ def run_stage(job: SwapJob, stage: str, ws: Workspace, progress: Progress = no_p
             speeds.record(ws, "train", its, job)
         _remember_people(job.model_dir)
     elif stage == "convert":
-        result = convert(job.target, job.model_dir, job.out, job.convert, progress, cancel)
+        # the model was trained on this very target: its drawing of them can be trusted
+        result = convert(job.target, job.model_dir, job.out, job.convert, progress, cancel,
+                         knows_person=True)
         speeds.record(ws, "convert", result.fps, job)
     else:
         raise ValueError(f"unknown stage {stage!r}")
