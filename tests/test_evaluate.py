@@ -332,13 +332,18 @@ def test_a_finished_job_stores_the_report_and_a_failure_is_a_log_line(clips, vid
     from localswap.ui.job_view import quality_text
     monkeypatch.setattr(stages, "JUDGE_FRAMES", 8)
     monkeypatch.setattr(stages, "JUDGE_SOURCE_FACES", 6)
-    logged = []
-    ctx = SimpleNamespace(progress=SimpleNamespace(log=logged.append),
+    logged, shares = [], []
+
+    def progress(done, total, message="", fraction=None, **info):
+        shares.append(fraction)           # the check moves the bar, as a stage does
+    progress.log = logged.append
+    ctx = SimpleNamespace(progress=progress,
                           stop=SimpleNamespace(is_set=lambda: False, reason=""))
     job = SimpleNamespace(sources=[video_b], target=clips["target"], out=clips["swap"])
     data = stages._judge(ctx, job)["evaluation"]
     assert data["frames"] == 8 and data["closer_to_source"] >= 0.6 and "output" not in data
     assert logged == [f"Quality: {data['sentence']}"]
+    assert shares and shares == sorted(shares) and shares[-1] == 1.0
     shown = quality_text(data)
     assert data["sentence"] in shown and "| closer to source |" in shown
     # A render the judge cannot pair with the target: the job goes on, with a log line.
