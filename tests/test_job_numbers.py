@@ -223,3 +223,35 @@ def test_a_jobs_lines_name_the_users_files_not_the_stored_ones(ws, video_a, vide
     for line in seen:
         for name in stored:
             assert Path(name).stem not in line, (name, line)
+
+
+def test_the_loss_shown_is_the_plotted_one_and_a_young_curve_is_redrawn_at_once(ws):
+    """The first chart read 0.937-0.941 while the status said 0.577: the curve was held for
+    10 s after its first drawing, and the status showed the last step's loss, not the plotted
+    mean."""
+    import pandas as pd
+    from localswap.ui.context import Context
+    from localswap.ui.job_view import ORDER, refresh
+    store = JobStore(ws.db_path)
+    j = store.add("swap", {"train": {"iterations": 100}}, "young curve")
+    store.update(j, status="running", stage="train")
+    rec = Recorder(store, j, "train", StopRequest(MP))
+    rec(0, 100, "training from iteration 0", iteration=0)     # as the trainer starts
+    rec(1, 100, "loss A 0.9000 B 0.8000", iteration=1, loss_a=0.9, loss_b=0.8)
+    rec(2, 100, "loss A 0.7000 B 0.6000", iteration=2, loss_a=0.7, loss_b=0.6)
+    rec.flush()
+    job = store.get(j)
+    point = store.events(j, "loss")[-1]
+    assert (point["loss_a"], point["loss_b"]) == pytest.approx((0.8, 0.7))
+    assert job.message == "loss A 0.8000 B 0.7000"
+    assert (job.info["loss_a"], job.info["loss_b"]) == pytest.approx((0.8, 0.7))
+    ctx = Context(ws, Runner(ws), Snapshots(store, ttl=0))
+    first = refresh(ctx, j, {})
+    plot = ORDER.index("plot")
+    assert isinstance(first[plot], dict) and len(first[plot]["value"]) == 2   # A and B
+    rec(3, 100, "loss A 0.5000 B 0.4000", iteration=3, loss_a=0.5, loss_b=0.4)
+    rec.flush()
+    again = refresh(ctx, j, first[-1])              # a second later, not 10
+    assert isinstance(again[plot], pd.DataFrame), again[plot]
+    assert again[plot]["loss"].min() == pytest.approx(0.4)
+    assert "loss A 0.5000 B 0.4000" in again[ORDER.index("status")]

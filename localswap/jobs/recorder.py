@@ -67,7 +67,8 @@ class Recorder:
         self.info: dict[str, Any] = dict(info or {})
         self.done = self.total = 0
         self.fraction: float | None = None    # the stage's own share done (a time budget)
-        self.run_from = 0        # the count this run started at (training continued/resumed)
+        # the count this run started at (training continued or resumed)
+        self.run_from = int(self.info.get("run_from") or 0)
         self.message = ""
         self._sums = {k: 0.0 for k in LOSS_KEYS}
         self._n = 0
@@ -135,6 +136,13 @@ class Recorder:
             point = {k: self._sums[k] / self._n for k in LOSS_KEYS}
             point["iteration"] = int(self.info.get("iteration", self.done))
             self._events.append(("loss", point))
+            # The loss the page shows is the plotted point (the mean since the last one), not
+            # the last step's, which jumps by a fifth from step to step.
+            for k in LOSS_KEYS:
+                last = self.info.get(k)
+                if isinstance(last, (int, float)):
+                    self.message = self.message.replace(f"{last:.4f}", f"{point[k]:.4f}", 1)
+                self.info[k] = point[k]
             self._sums = {k: 0.0 for k in LOSS_KEYS}
             self._n = 0
         if self.message and now - self._last_log >= LOG_SECONDS:
