@@ -109,9 +109,11 @@ class Worker:
             job = self.store.get(job.id)
             if job.control == "cancel":
                 return self._finish(job, CANCELLED, "Cancelled. The last checkpoint is kept.")
+            info = {k: v for k, v in job.info.items() if k in KEEP_INFO}
+            if stage == "train":     # a continued model's run starts where it stopped
+                info["run_from"] = int(info.get("iteration") or 0)
             rec = Recorder(self.store, job.id, stage, stop,
-                           raise_on_stop=stage not in stages.STOPPABLE,
-                           info={k: v for k, v in job.info.items() if k in KEEP_INFO},
+                           raise_on_stop=stage not in stages.STOPPABLE, info=info,
                            names=stages.job_names(job))
             self.store.update(job.id, stage=stage, progress=0.0,
                               message=stages.TITLES[stage] + "…", info=rec.info)
