@@ -110,6 +110,8 @@ def test_continue_training_shows_this_runs_numbers_and_elapsed_leaves_out_the_qu
                 got = figures(text).get("bar")
                 if got:
                     samples.append(got)
+                    if len(samples) == 3:       # to look at: the status while it runs
+                        status.screenshot(path=str(OUTPUT / "job-continued-status.png"))
             return app.runner.store.get(j).status == "done"
         wait_for(sample, 300, poll=0.2, what="the continued run to finish")
         assert samples, "no training figures seen during the continued run"

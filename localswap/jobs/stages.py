@@ -9,18 +9,16 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from localswap import media
 from localswap.errors import (DiskFullError, NoFacesError, UserError, error_summary,
-                              in_words, is_disk_full)
+                              is_disk_full)
 from localswap.jobs.recorder import Recorder, Stopped
 from localswap.jobs.store import Job
-from localswap.progress import duration_text, plural
+from localswap.progress import plural
 from localswap.settings import ExtractSettings
-from localswap.swap.speeds import JUDGE_FRAMES, JUDGE_SOURCE_FACES
 from localswap.workspace import Workspace, check_name, inside, slug
 
 TITLES = {
@@ -281,12 +279,8 @@ def convert(ctx: StageContext) -> dict:
         result = run_stage(job, "convert", ctx.workspace, ctx.progress, ctx.stop)
     except Cancelled as exc:
         raise Stopped(ctx.progress.stop_reason()) from exc
-    rendered, judged = _rendered(ctx, result, job.out), _judge(ctx, job)
-    seconds = (judged.get("evaluation") or {}).get("seconds")
-    if seconds:                        # the next estimate's quality check line
-        from localswap.swap import speeds
-        speeds.record_judge(ctx.workspace, job.target, seconds)
-        ctx.progress.log(f"The quality check took {duration_text(seconds)}.")
+    from localswap.jobs.judging import judge
+    rendered, judged = _rendered(ctx, result, job.out), judge(ctx, job)
     try:                     # the model card shows the scores of the model's last render
         from localswap.models.card import record_evaluation
         record_evaluation(job.model_dir, judged.get("evaluation"),
@@ -294,33 +288,6 @@ def convert(ctx: StageContext) -> dict:
     except (OSError, UserError) as exc:
         ctx.progress.log(f"The model card was not updated: {exc}")
     return {**rendered, **judged}
-
-
-def _judge(ctx: StageContext, job) -> dict:
-    """localswap.evaluate's report on the render, for the job view. It never fails the job:
-    a judge that cannot judge (dlib missing, a render of part of the video) is a log line.
-    Its progress moves the bar and the ETA (it takes about as long as a short render)."""
-    from localswap.evaluate import evaluate
-    started = time.monotonic()
-
-    def progress(done: int, total: int, message: str = "", **info) -> None:
-        if ctx.stop.is_set() and ctx.stop.reason in ("cancel", "shutdown"):
-            raise Stopped(ctx.stop.reason)
-        spent = time.monotonic() - started
-        ctx.progress(done, total, f"checking the quality: {done} of {total} faces read",
-                     fraction=done / max(total, 1), fps=None,
-                     eta=round(spent / done * (total - done), 1) if done else None)
-    try:
-        report = evaluate(job.sources, job.target, job.out, max_frames=JUDGE_FRAMES,
-                          source_faces=JUDGE_SOURCE_FACES, progress=progress)
-    except Exception as exc:  # noqa: BLE001  (the render is done; the judge is extra)
-        ctx.progress.log(f"Quality check skipped: {in_words(exc)}")
-        return {"evaluation": None}              # not an older render's report
-    ctx.progress.log(f"Quality: {report.sentence()}")
-    data = report.to_dict()
-    for key in ("output", "target", "sources"):   # absolute paths: the job keeps its own
-        data.pop(key)
-    return {"evaluation": data}
 
 
 def quick_convert(ctx: StageContext) -> dict:
