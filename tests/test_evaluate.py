@@ -325,27 +325,37 @@ def test_missing_dlib_names_the_pip_line(monkeypatch):
 
 def test_a_finished_job_stores_the_report_and_a_failure_is_a_log_line(clips, video_b, tmp_path,
                                                                      monkeypatch):
-    """The job worker's hook (jobs/stages.py) and the job view's table."""
+    """The job worker's quality check (jobs/judging.py) and the job view's table."""
     from types import SimpleNamespace
 
-    from localswap.jobs import stages
+    from localswap.jobs import judging
     from localswap.ui.job_view import quality_text
-    monkeypatch.setattr(stages, "JUDGE_FRAMES", 8)
-    monkeypatch.setattr(stages, "JUDGE_SOURCE_FACES", 6)
-    logged = []
-    ctx = SimpleNamespace(progress=SimpleNamespace(log=logged.append),
+    monkeypatch.setattr(judging, "JUDGE_FRAMES", 8)
+    monkeypatch.setattr(judging, "JUDGE_SOURCE_FACES", 6)
+    logged, shares = [], []
+
+    def progress(done, total, message="", fraction=None, **info):
+        shares.append(fraction)           # the check moves the bar, as a stage does
+    progress.log = logged.append
+    from localswap.workspace import Workspace
+    ws = Workspace(tmp_path / "ws")
+    ctx = SimpleNamespace(progress=progress, workspace=ws,
                           stop=SimpleNamespace(is_set=lambda: False, reason=""))
     job = SimpleNamespace(sources=[video_b], target=clips["target"], out=clips["swap"])
-    data = stages._judge(ctx, job)["evaluation"]
+    data = judging.judge(ctx, job)["evaluation"]
     assert data["frames"] == 8 and data["closer_to_source"] >= 0.6 and "output" not in data
-    assert logged == [f"Quality: {data['sentence']}"]
+    assert logged[0] == f"Quality: {data['sentence']}"
+    assert logged[1].startswith("The quality check took ") and len(logged) == 2
+    from localswap.swap import speeds          # the next estimate's quality check line
+    assert speeds.judge_seconds(ws, clips["target"])[1] == "measured on earlier runs here"
+    assert shares and shares == sorted(shares) and shares[-1] == 1.0
     shown = quality_text(data)
     assert data["sentence"] in shown and "| closer to source |" in shown
     # A render the judge cannot pair with the target: the job goes on, with a log line.
     short = mb.encode(tmp_path / "short.mp4", [np.zeros((240, 320, 3), np.uint8)] * 10, FPS,
                       audio=False)
     job.out = short
-    assert stages._judge(ctx, job) == {"evaluation": None}
+    assert judging.judge(ctx, job) == {"evaluation": None}
     assert logged[-1].startswith("Quality check skipped: short.mp4: 10 frames")
     assert quality_text(None) == ""
 

@@ -48,7 +48,10 @@ class ExtractSummary:
     multi_face_frames: int = 0
     soft: int = 0                          # kept though soft (a target keeps them all)
     small: int = 0                         # target faces kept though under --min-face
+    # Why each frame read without a face kept was left out: one reason a frame, so
+    # faces_kept + frames_skipped + the rejected counts add up to frames_read.
     rejected: dict = field(default_factory=dict)
+    other_faces: int = 0                   # other people's faces beside the one kept
     yaw: dict = field(default_factory=lambda: {"frontal": 0, "three_quarter": 0, "profile": 0})
     seconds: float = 0.0
 
@@ -67,9 +70,13 @@ class ExtractSummary:
     def rejected_text(self) -> str:
         return self.rejected_text_of(self.rejected)
 
+    @property
+    def frames_rejected(self) -> int:
+        return sum(self.rejected.values())
+
     @staticmethod
     def rejected_text_of(counts: dict) -> str:
-        """'blurry 3, too small 2' (faces; 'no face' counts frames)."""
+        """'blurry 3, too small 2': frames, one reason each."""
         return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(counts.items())
                          if v) or "none"
 
@@ -79,8 +86,9 @@ class ExtractSummary:
         return (f"faceset {self.out}: kept {plural(self.faces_kept, 'face')} from "
                 f"{plural(self.frames_read, 'frame')} ({self.faces_total} in the faceset)\n"
                 + (f"kept though {self.kept_though()}\n" if self.soft or self.small else "")
-                + f"rejected: {rej}\n"
-                f"frames with several faces: {self.multi_face_frames} (kept the main person)\n"
+                + f"frames left out: {rej}\n"
+                f"frames with several faces: {self.multi_face_frames} (kept the main person; "
+                f"{plural(self.other_faces, 'other face')} left out)\n"
                 f"poses: {yaw}\n"
                 f"time: {self.seconds:.1f} s, {self.fps:.1f} frames/s"
                 + (f"\nskipped {plural(self.frames_skipped, 'frame')} extracted earlier"
@@ -161,9 +169,7 @@ class _Extractor:
         if self.people is None:
             return [True] * len(dets)
         who = matcher(frame, index, [(t, d.landmarks, False) for d, t in zip(dets, ids)])
-        keep = [k == self.people[1] for k in who]
-        self.rejected["other_person"] += keep.count(False)
-        return keep
+        return [k == self.people[1] for k in who]
 
     def make_entry(self, frame: np.ndarray, det: Detection, source: Path, index: int,
                    timestamp: float, track: int, k: int) -> tuple[FaceEntry, np.ndarray] | None:
@@ -171,7 +177,6 @@ class _Extractor:
         width = face_width(det.landmarks)
         target = s.role == "target"
         if width < (SWAPPABLE_FACE if target else s.min_face or SWAPPABLE_FACE):
-            self.rejected["too_small"] += 1
             return None
         mat = transform_matrix(det.landmarks, s.size, s.face_type)
         crop = warp_face(frame, mat, s.size)
@@ -223,27 +228,39 @@ class _Extractor:
                 self.summary.frames_skipped += 1
             else:
                 dets = backend.detect(frame)
-                if not dets:
-                    self.rejected["no_face"] += 1
                 if len(dets) > 1:
                     self.summary.multi_face_frames += 1
-                kept = []
+                kept, wanted = [], 0
                 ids = tracks.assign(dets)
                 for k, (det, tid, want) in enumerate(
                         zip(dets, ids, self.wanted(matcher, frame, index, dets, ids))):
                     if not want:
                         continue
+                    wanted += 1
                     made = self.make_entry(frame, det, path, index, ts, tid, k)
                     if made:
                         self.keep(*made)
                         kept.append(made[0])
                 if len(kept) > 1:
                     multi.append(kept)
+                self.frame_outcome(len(dets), wanted, len(kept))
             if done % 5 == 0 or done == total:
                 progress(done, total, f"{self.name(path)}: "
                          f"{plural(self.summary.faces_kept, 'face')}")
         self.one_person(multi, tracks)
         return done
+
+    def frame_outcome(self, faces: int, wanted: int, kept: int) -> None:
+        """One reason for a frame that gave no face (the likeliest to matter: the person was
+        there but too small before someone else was there), other faces beside a kept one."""
+        if kept:
+            self.summary.other_faces += faces - kept
+        elif not faces:
+            self.rejected["no_face"] += 1
+        elif wanted:
+            self.rejected["too_small"] += 1
+        else:
+            self.rejected["other_person"] += 1
 
     def one_person(self, multi: list[list[FaceEntry]], tracks: Tracks) -> None:
         """In frames with several faces keep the main person's: the longest track."""
@@ -258,7 +275,7 @@ class _Extractor:
                 if f is not keep:
                     self.fs.remove(f)
                     self.summary.faces_kept -= 1
-                    self.rejected["other_person"] += 1
+                    self.summary.other_faces += 1
 
     def image(self, path: Path, backend) -> None:
         self.summary.frames_read += 1
@@ -275,19 +292,20 @@ class _Extractor:
         if not dets:
             self.rejected["no_face"] += 1
             return
+        faces = len(dets)
         if self.people is not None:
             from localswap.faces.identities import Matcher
             keep = self.wanted(Matcher(self.people[0]), frame, 0, dets, [None] * len(dets))
             dets = [d for d, k in zip(dets, keep) if k]
-            if not dets:
-                return
-        if len(dets) > 1:
+        if faces > 1:
             self.summary.multi_face_frames += 1
-            self.rejected["other_person"] += len(dets) - 1
-        det = max(dets, key=lambda d: face_width(d.landmarks))
-        made = self.make_entry(frame, det, path, 0, 0.0, 0, 0)
+        made = None
+        if dets:
+            det = max(dets, key=lambda d: face_width(d.landmarks))
+            made = self.make_entry(frame, det, path, 0, 0.0, 0, 0)
         if made:
             self.keep(*made)
+        self.frame_outcome(faces, len(dets), int(made is not None))
 
 
     def judge_sharpness(self) -> None:

@@ -56,13 +56,19 @@ class Stopped(Exception):
 
 class Recorder:
     def __init__(self, store: JobStore, job_id: int, stage: str, stop: StopRequest,
-                 raise_on_stop: bool = True, info: dict | None = None):
+                 raise_on_stop: bool = True, info: dict | None = None,
+                 names: dict[str, str] | None = None):
         self.store, self.job_id, self.stage = store, job_id, stage
+        # stored file name -> the user's name for it: uploads are stored under generated
+        # names, and no line the user reads may show one
+        self.names = {k: v for k, v in (names or {}).items() if k and v and k != v}
         self.stop = stop
         self.raise_on_stop = raise_on_stop
         self.info: dict[str, Any] = dict(info or {})
         self.done = self.total = 0
         self.fraction: float | None = None    # the stage's own share done (a time budget)
+        # the count this run started at (training continued or resumed)
+        self.run_from = int(self.info.get("run_from") or 0)
         self.message = ""
         self._sums = {k: 0.0 for k in LOSS_KEYS}
         self._n = 0
@@ -83,10 +89,12 @@ class Recorder:
             self._first = (time.monotonic(), self.done)
         self._stage_eta = self._stage_eta or "eta" in info
         fraction = info.pop("fraction", None)
+        if isinstance(info.get("run_from"), int):
+            self.run_from = info["run_from"]
         if isinstance(fraction, (int, float)):
             self.fraction = float(fraction)
         if message:
-            self.message = message
+            self.message = message = self.words(message)
         if info.pop("event", None) == "note" and message:
             self._events.append(("log", {"text": message, "stage": self.stage}))
         losses = info.pop("losses", None)
@@ -113,8 +121,14 @@ class Recorder:
         return self.stop.reason
 
     def log(self, text: str) -> None:
-        self._events.append(("log", {"text": text, "stage": self.stage}))
+        self._events.append(("log", {"text": self.words(text), "stage": self.stage}))
         self.flush()
+
+    def words(self, text: str) -> str:
+        """`text` with every stored file name replaced by the name the user gave the file."""
+        for stored, name in self.names.items():
+            text = text.replace(stored, name)
+        return text
 
     def flush(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
@@ -122,12 +136,23 @@ class Recorder:
             point = {k: self._sums[k] / self._n for k in LOSS_KEYS}
             point["iteration"] = int(self.info.get("iteration", self.done))
             self._events.append(("loss", point))
+            # The loss the page shows is the plotted point (the mean since the last one), not
+            # the last step's, which jumps by a fifth from step to step.
+            for k in LOSS_KEYS:
+                last = self.info.get(k)
+                if isinstance(last, (int, float)):
+                    self.message = self.message.replace(f"{last:.4f}", f"{point[k]:.4f}", 1)
+                self.info[k] = point[k]
             self._sums = {k: 0.0 for k in LOSS_KEYS}
             self._n = 0
         if self.message and now - self._last_log >= LOG_SECONDS:
             self._events.append(("log", {"text": self.message, "stage": self.stage}))
             self._last_log = now
-        progress = min(1.0, self.done / self.total) if self.total else 0.0
+        # The bar is this run's: a model continued from iteration 278 to 578 is 2 % done at
+        # 285, not 49 %.
+        span = self.total - self.run_from
+        progress = (min(1.0, max(0.0, (self.done - self.run_from) / span)) if span > 0 else
+                    float(bool(self.total) and self.done >= self.total))
         if self.fraction is not None:
             progress = min(1.0, max(0.0, self.fraction))
         if not self._stage_eta and self._first and self.done > self._first[1]:

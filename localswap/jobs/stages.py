@@ -14,7 +14,7 @@ from pathlib import Path
 
 from localswap import media
 from localswap.errors import (DiskFullError, NoFacesError, UserError, error_summary,
-                              in_words, is_disk_full)
+                              is_disk_full)
 from localswap.jobs.recorder import Recorder, Stopped
 from localswap.jobs.store import Job
 from localswap.progress import plural
@@ -28,6 +28,7 @@ TITLES = {
     "train": "Training",
     "convert": "Rendering the video",
     "quick_convert": "Rendering the video",
+    "judge": "Checking the quality",      # part of the render stage; its own estimate line
 }
 STOPPABLE = ("train",)    # stages that end themselves on the stop event (after a checkpoint)
 
@@ -168,9 +169,13 @@ def output_path(ctx: StageContext, iteration: int | None = None) -> Path:
 
 
 def user_names(ctx: StageContext) -> dict[str, str]:
+    return job_names(ctx.job)
+
+
+def job_names(job: Job) -> dict[str, str]:
     """Stored file name -> the name the user gave it, for every upload of the job (and the
     downscaled copies prepare made), so messages never show the stored names."""
-    p, r = ctx.job.params, ctx.job.result
+    p, r = job.params, job.result
     out = {}
     for rel in (p.get("target"), r.get("target")):
         if rel and p.get("target_name"):
@@ -188,21 +193,30 @@ def _extract(ctx: StageContext, stage: str, side: str, who: str) -> dict:
         summary = run_stage(job, stage, ctx.workspace, ctx.progress, names=user_names(ctx))
     except NoFacesError as exc:
         raise NoFacesError(f"{who}: {exc}") from exc
-    line = (f"{who}: kept {plural(summary.faces_kept, 'face')} from "
-            f"{plural(summary.frames_read, 'frame')} ({summary.faces_total} in the faceset)")
-    if side == "target" and (summary.soft or summary.small):
-        line += f"; {summary.kept_though()} faces kept too, as every frame is rendered"
-    elif summary.soft:
-        line += f"; {summary.soft} of them soft, kept as the clip has few sharper faces"
-    left_out = {k: v for k, v in summary.rejected.items() if k != "no_face" and v}
-    if left_out:
-        line += f"; left out: {summary.rejected_text_of(left_out)}"
-    if summary.rejected.get("no_face"):
-        line += f"; no face in {plural(summary.rejected['no_face'], 'frame')}"
-    ctx.progress.log(line + ".")
+    ctx.progress.log(faces_line(who, summary, side))
     ctx.progress.info[f"faces_{side}"] = summary.faces_total
     folder = job.faceset_target if side == "target" else job.faceset_source
     return {f"faceset_{side}": ctx.rel(folder)}
+
+
+def faces_line(who: str, summary, side: str) -> str:
+    """What extraction kept and, frame by frame, why the rest was left out: the counts add
+    up to the frames read ('kept 45 faces from 200 frames; 155 frames left out: blurry
+    150, no face 5')."""
+    line = (f"{who}: kept {plural(summary.faces_kept, 'face')} from "
+            f"{plural(summary.frames_read, 'frame')}")
+    if summary.frames_skipped:
+        line += f" ({summary.frames_skipped} read on an earlier run)"
+    if summary.frames_rejected:
+        line += (f"; {plural(summary.frames_rejected, 'frame')} left out: "
+                 f"{summary.rejected_text()}")
+    if summary.other_faces:
+        line += f"; {plural(summary.other_faces, 'other face')} beside the person's left out"
+    if side == "target" and (summary.soft or summary.small):
+        line += f"; {summary.kept_though()} faces kept too, as every frame is rendered"
+    elif summary.soft:
+        line += f"; {summary.soft} of the kept faces soft, as the clip has few sharper ones"
+    return line + f" ({summary.faces_total} in the faceset)."
 
 
 def extract_target(ctx: StageContext) -> dict:
@@ -265,7 +279,8 @@ def convert(ctx: StageContext) -> dict:
         result = run_stage(job, "convert", ctx.workspace, ctx.progress, ctx.stop)
     except Cancelled as exc:
         raise Stopped(ctx.progress.stop_reason()) from exc
-    rendered, judged = _rendered(ctx, result, job.out), _judge(ctx, job)
+    from localswap.jobs.judging import judge
+    rendered, judged = _rendered(ctx, result, job.out), judge(ctx, job)
     try:                     # the model card shows the scores of the model's last render
         from localswap.models.card import record_evaluation
         record_evaluation(job.model_dir, judged.get("evaluation"),
@@ -273,30 +288,6 @@ def convert(ctx: StageContext) -> dict:
     except (OSError, UserError) as exc:
         ctx.progress.log(f"The model card was not updated: {exc}")
     return {**rendered, **judged}
-
-
-JUDGE_FRAMES, JUDGE_SOURCE_FACES = 40, 20   # 7-9 s on 2 CPU cores (one face descriptor: 75 ms)
-
-
-def _judge(ctx: StageContext, job) -> dict:
-    """localswap.evaluate's report on the render, for the job view. It never fails the job:
-    a judge that cannot judge (dlib missing, a render of part of the video) is a log line."""
-    from localswap.evaluate import evaluate
-
-    def stop_check(done: int, total: int, message: str = "", **info) -> None:
-        if ctx.stop.is_set() and ctx.stop.reason in ("cancel", "shutdown"):
-            raise Stopped(ctx.stop.reason)
-    try:
-        report = evaluate(job.sources, job.target, job.out, max_frames=JUDGE_FRAMES,
-                          source_faces=JUDGE_SOURCE_FACES, progress=stop_check)
-    except Exception as exc:  # noqa: BLE001  (the render is done; the judge is extra)
-        ctx.progress.log(f"Quality check skipped: {in_words(exc)}")
-        return {"evaluation": None}              # not an older render's report
-    ctx.progress.log(f"Quality: {report.sentence()}")
-    data = report.to_dict()
-    for key in ("output", "target", "sources"):   # absolute paths: the job keeps its own
-        data.pop(key)
-    return {"evaluation": data}
 
 
 def quick_convert(ctx: StageContext) -> dict:

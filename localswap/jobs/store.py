@@ -40,7 +40,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     control TEXT NOT NULL DEFAULT '',
     created REAL NOT NULL,
     started REAL,
-    finished REAL
+    finished REAL,
+    since REAL,
+    ran REAL NOT NULL DEFAULT 0,
+    waited REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -53,6 +56,9 @@ CREATE INDEX IF NOT EXISTS events_job_kind ON events(job_id, kind, id);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, id);
 """
 JSON_FIELDS = ("params", "info", "timings", "result")
+# Columns added after the first release, with their definitions: an older database gets them.
+ADDED = {"since": "REAL", "ran": "REAL NOT NULL DEFAULT 0",
+         "waited": "REAL NOT NULL DEFAULT 0"}
 
 
 @dataclass
@@ -74,6 +80,9 @@ class Job:
     created: float = 0.0
     started: float | None = None
     finished: float | None = None
+    since: float | None = None      # when the job entered its status (queued or running)
+    ran: float = 0.0                # seconds running, over every run before the current one
+    waited: float = 0.0             # seconds in the queue, over every wait before this one
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Job":
@@ -89,6 +98,21 @@ class Job:
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def running_seconds(self, now: float | None = None) -> float:
+        """Time spent running (every run: a continued or resumed job adds its new run), not
+        the time it waited in the queue or sat finished or interrupted."""
+        if self.since is None:          # a job from before these were kept
+            end = self.finished if self.finished and not self.active else time.time()
+            return max(0.0, end - self.started) if self.started else 0.0
+        now = time.time() if now is None else now
+        return self.ran + (max(0.0, now - self.since) if self.status == RUNNING else 0.0)
+
+    def queued_seconds(self, now: float | None = None) -> float:
+        """Time spent waiting in the queue for the worker, over every wait."""
+        now = time.time() if now is None else now
+        current = now - self.since if self.status == QUEUED and self.since else 0.0
+        return self.waited + max(0.0, current)
+
 
 class JobStore:
     def __init__(self, path: str | Path):
@@ -96,6 +120,10 @@ class JobStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._db().executescript(SCHEMA)
+        have = {r["name"] for r in self._db().execute("PRAGMA table_info(jobs)")}
+        for name, kind in ADDED.items():
+            if name not in have:
+                self._db().execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -127,9 +155,10 @@ class JobStore:
     # -- jobs -------------------------------------------------------------------------------
     def add(self, kind: str, params: dict, title: str = "") -> int:
         with self._tx() as db:
-            cur = db.execute("INSERT INTO jobs (kind, title, status, params, created) "
-                             "VALUES (?, ?, ?, ?, ?)",
-                             (kind, title, QUEUED, json.dumps(params), time.time()))
+            now = time.time()
+            cur = db.execute("INSERT INTO jobs (kind, title, status, params, created, since) "
+                             "VALUES (?, ?, ?, ?, ?, ?)",
+                             (kind, title, QUEUED, json.dumps(params), now, now))
             return int(cur.lastrowid)
 
     def get(self, job_id: int) -> Job | None:
@@ -151,14 +180,33 @@ class JobStore:
         return Job.from_row(row) if row else None
 
     def update(self, job_id: int, **values) -> None:
+        """Set columns of a job. A change of status also closes the time spent in the old
+        one: running time goes to `ran`, queue time to `waited` (the job page's figures)."""
         if not values:
             return
         for name in JSON_FIELDS:
             if name in values:
                 values[name] = json.dumps(values[name])
-        cols = ", ".join(f"{k} = ?" for k in values)
         with self._tx() as db:
+            if "status" in values:
+                values.update(self._closed(db, job_id, time.time()))
+            cols = ", ".join(f"{k} = ?" for k in values)
             db.execute(f"UPDATE jobs SET {cols} WHERE id = ?", (*values.values(), int(job_id)))
+
+    @staticmethod
+    def _closed(db: sqlite3.Connection, job_id: int, end: float, now: float | None = None
+                ) -> dict:
+        """The time columns once the job's current status ends at `end`."""
+        row = db.execute("SELECT status, since, ran, waited FROM jobs WHERE id = ?",
+                         (int(job_id),)).fetchone()
+        out = {"since": end if now is None else now}
+        if row is not None and row["since"] is not None:
+            spent = max(0.0, end - row["since"])
+            if row["status"] == RUNNING:
+                out["ran"] = row["ran"] + spent
+            elif row["status"] == QUEUED:
+                out["waited"] = row["waited"] + spent
+        return out
 
     def set_control(self, job_id: int, request: str, only_if: tuple[str, ...] = ()) -> bool:
         """Record a request ('cancel', 'convert_now', ...) for the runner; False if the job is
@@ -176,7 +224,16 @@ class JobStore:
         with self._tx() as db:
             ids = [r[0] for r in db.execute("SELECT id FROM jobs WHERE status = ? ORDER BY id",
                                             (RUNNING,))]
-            db.execute("UPDATE jobs SET status = ? WHERE status = ?", (INTERRUPTED, RUNNING))
+            for job_id in ids:
+                # It ran until its last recorded event, not until now (the app may have been
+                # down for hours).
+                last = db.execute("SELECT MAX(t) FROM events WHERE job_id = ?",
+                                  (job_id,)).fetchone()[0]
+                row = db.execute("SELECT since FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                end = max(last or 0.0, row["since"] or 0.0)
+                values = {"status": INTERRUPTED, **self._closed(db, job_id, end, time.time())}
+                cols = ", ".join(f"{k} = ?" for k in values)
+                db.execute(f"UPDATE jobs SET {cols} WHERE id = ?", (*values.values(), job_id))
         return ids
 
     def delete(self, job_id: int) -> None:

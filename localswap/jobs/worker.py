@@ -109,9 +109,12 @@ class Worker:
             job = self.store.get(job.id)
             if job.control == "cancel":
                 return self._finish(job, CANCELLED, "Cancelled. The last checkpoint is kept.")
+            info = {k: v for k, v in job.info.items() if k in KEEP_INFO}
+            if stage == "train":     # a continued model's run starts where it stopped
+                info["run_from"] = int(info.get("iteration") or 0)
             rec = Recorder(self.store, job.id, stage, stop,
-                           raise_on_stop=stage not in stages.STOPPABLE,
-                           info={k: v for k, v in job.info.items() if k in KEEP_INFO})
+                           raise_on_stop=stage not in stages.STOPPABLE, info=info,
+                           names=stages.job_names(job))
             self.store.update(job.id, stage=stage, progress=0.0,
                               message=stages.TITLES[stage] + "…", info=rec.info)
             rec.log(f"{stages.TITLES[stage]} started.")
@@ -167,6 +170,7 @@ class Worker:
                 resumable: bool = True) -> None:
         """The job fails with a sentence and a hint; `resumable` False when running it again
         would fail the same way (the app then offers no Resume)."""
+        error = rec.words(error)
         rec.log(f"Failed: {error}")
         self.store.update(job.id, status=FAILED, error=error, hint=hint, finished=time.time(),
                           control="", message=f"{stages.TITLES[stage]} failed.",

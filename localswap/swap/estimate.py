@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from localswap import media
 from localswap.jobs.store import JobStore
@@ -85,7 +86,9 @@ def measured_speeds(store: JobStore, limit: int = 20) -> dict[str, float]:
         if t.get("extract_target") and p.get("frames"):
             found["extract"].append(p["frames"] / every / max(t["extract_target"], 1e-3))
         rendered = t.get("convert") or t.get("quick_convert")
-        if rendered and p.get("frames"):
+        if rendered and p.get("frames"):      # the quality check's time is not the render's
+            judged = (job.result.get("evaluation") or {}).get("seconds") or 0.0
+            rendered = rendered - judged if rendered > judged else rendered
             found["convert"].append(p["frames"] / max(rendered, 1e-3))
         if t.get("train") and job.info.get("it_s"):
             found["train"].append(float(job.info["it_s"]))
@@ -136,6 +139,10 @@ def estimate_swap(runner, target: str, sources: list[str], options: dict) -> Est
         src = sum(media.probe(s).frames if media.is_video(s) else 1 for s in sources)
         est = from_past_jobs(runner.store, frames, src, train.iterations, extract.every,
                              max_minutes=train.max_minutes)
+    # The app checks every render's quality (jobs.stages): its own line, in the total.
+    seconds, basis = speeds.judge_seconds(runner.workspace, Path(target), kind)
+    est.stages.append(("judge", seconds))
+    est.bases["judge"] = basis
     if basic:
         seconds = sum(sec for stage, sec in est.stages if stage == "train")
         est.note = "Basic: " + budget.describe(train.iterations, seconds, kind,

@@ -61,10 +61,12 @@ def record(ws: Workspace, kind: str, value: float, job: SwapJob,
     """Remember a measured speed (frames/s or it/s) for `kind` under the job's key. A real
     stage's speed replaces a quick on-the-spot measurement and is averaged (half each) with
     earlier real ones, so one odd run moves an estimate only half way."""
-    if not value or value <= 0:
-        return
+    if value and value > 0:
+        _record_value(ws, kind, keys(job)[kind], value, quick)
+
+
+def _record_value(ws: Workspace, kind: str, key: str, value: float, quick: bool) -> None:
     data = load(ws)
-    key = keys(job)[kind]
     old = data.get(kind, {}).get(key) or {}
     if not quick and not old.get("quick") and isinstance(old.get("value"), (int, float)) \
             and old["value"] > 0:
@@ -103,9 +105,41 @@ def _rate(small: tuple[int, float], large: tuple[int, float]) -> float:
     return n2 / max(t2, 1e-6)
 
 
-# First guesses before anything was measured here (frames/s, it/s), by device kind.
-GUESS = {"cpu": {"extract": 15.0, "train": 2.0, "convert": 4.0},
-         "cuda": {"extract": 60.0, "train": 20.0, "convert": 30.0}}
+# First guesses before anything was measured here (frames/s, it/s; the quality check in
+# faces read per second, on the CPU whatever the device), by device kind.
+GUESS = {"cpu": {"extract": 15.0, "train": 2.0, "convert": 4.0, "judge": 10.0},
+         "cuda": {"extract": 60.0, "train": 20.0, "convert": 30.0, "judge": 10.0}}
+
+# The app's quality check after a render (localswap.evaluate): this many frames of the target
+# and of the render, and this many source faces (7-9 s on 2 CPU cores).
+JUDGE_FRAMES, JUDGE_SOURCE_FACES = 40, 20
+
+
+def judge_faces(target_frames: int) -> int:
+    """The faces the quality check reads: the source's, and the target's and the render's
+    in each sampled frame. Its time is about proportional to them."""
+    return JUDGE_SOURCE_FACES + 2 * min(JUDGE_FRAMES, max(1, int(target_frames)))
+
+
+def judge_key(target: Path) -> str:
+    info = media.probe(target)
+    return f"cpu:{info.width}x{info.height}"      # dlib and the detector run on the CPU
+
+
+def record_judge(ws: Workspace, target: Path, seconds: float) -> None:
+    """Remember how fast the quality check of a render of `target` went (faces/s)."""
+    if seconds and seconds > 0:
+        rate = judge_faces(media.probe(target).frames) / seconds
+        _record_value(ws, "judge", judge_key(target), rate, quick=False)
+
+
+def judge_seconds(ws: Workspace, target: Path, device: str = "cpu") -> tuple[float, str]:
+    """(seconds, basis) the quality check of a render of `target` will take here."""
+    rate = (load(ws).get("judge", {}).get(judge_key(target)) or {}).get("value")
+    basis = "measured on earlier runs here"
+    if not rate:
+        rate, basis = GUESS.get(device, GUESS["cpu"])["judge"], "a first guess"
+    return judge_faces(media.probe(target).frames) / rate, basis
 
 
 def measure(job: SwapJob) -> dict:

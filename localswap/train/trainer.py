@@ -319,7 +319,7 @@ class Trainer:
         self.start_it = self.it
         if self.d.main:
             self.progress(self.it, self.total, f"training from iteration {self.it}",
-                          iteration=self.it, batch=self.batch)
+                          iteration=self.it, batch=self.batch, run_from=self.it)
         self.preview_a = self.data_a.first(PREVIEW_FACES)
         self.preview_b = self.data_b.first(PREVIEW_FACES)
         # (time, iteration) over the last minute (at least 50 steps): the it/s and the live ETA
@@ -457,7 +457,7 @@ class Trainer:
                       event="step", iteration=it, loss_a=self.la, loss_b=self.lb,
                       it_s=round(it_s, 3), eg_s=round(it_s * 2 * self.batch * self.d.world, 2),
                       eta=round(eta, 2) if eta is not None else None,
-                      fraction=self.done_share(it),
+                      fraction=self.done_share(it), run_from=self.start_it,
                       batch=self.batch, preview=self.preview_path,
                       cpu_threads=self.tuner.current if self.tuner is not None else None,
                       plateau=fit.describe() if fit else None,
@@ -469,7 +469,11 @@ class Trainer:
         schedule's progress, iterations or minutes, whichever is further."""
         if not self.settings.max_minutes:
             return None
-        return round(schedule.progress(self.settings, it, time.monotonic() - self.t0), 4)
+        # This run's share: a continued model counts from where it resumed, not from 0.
+        left = self.settings.iterations - self.start_it
+        f = (it - self.start_it) / left if left > 0 else 0.0
+        f = max(f, (time.monotonic() - self.t0) / (self.settings.max_minutes * 60))
+        return round(min(1.0, max(0.0, f)), 4)
 
     def rolled_back(self, point: list) -> bool:
         """Finite divergence (train.divergence): back to the last good state in memory, at half

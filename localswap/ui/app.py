@@ -27,11 +27,19 @@ from localswap.workspace import Workspace  # noqa: E402
 CACHE_CLEANUP = (3600, 24 * 3600)   # every hour, drop Gradio cache files older than a day
 # Gallery captions (a model's name, iterations, "unfinished") wrap inside their tile instead
 # of ending in "…" at four fifths of it.
+# The people's captions too ("Person 1 · 24 frames" read "Person 1 · …"). The preview grid's
+# label and buttons sit in a row above it: floating, they covered its row label "A".
 CSS = """
-#model-gallery .caption-label, #timelapse .caption-label {
+#model-gallery .caption-label, #timelapse .caption-label, #target-people .caption-label,
+#source-people .caption-label, #quick-people .caption-label {
     white-space: normal; overflow-wrap: anywhere; max-width: calc(100% - 8px);
 }
 #live-in button { white-space: nowrap; }
+#preview { display: flex; flex-direction: column; }
+#preview > label[data-testid="block-label"] { position: static; align-self: flex-start; }
+#target-people .grid-container, #source-people .grid-container { padding-top: 32px; }
+#preview .image-container { min-height: 0; flex: 1 1 auto; overflow: visible; }
+#preview .image-container > .icon-button-wrapper { top: -26px; }
 """
 
 

@@ -32,9 +32,7 @@ def status_text(snap: Snapshot) -> str:
     if job.status == RUNNING:
         figures.append(f"{pct} %")
     if info.get("iteration") is not None:
-        target = train_target(job)
-        figures.append(f"iteration {int(info['iteration']):,}"
-                       + (f" of {target:,}" if target else ""))
+        figures.append(iteration_text(job))
     rate = info.get("it_s")
     if job.status == RUNNING and job.stage == "train" and rate:
         figures.append(f"{float(rate):.2f} it/s")
@@ -42,9 +40,7 @@ def status_text(snap: Snapshot) -> str:
         figures.append(f"{float(info['fps']):.1f} frames/s")
     if job.status == RUNNING and info.get("eta") is not None:
         figures.append(f"ETA {eta_text(float(info['eta']))}")
-    if job.started:
-        end = job.finished if job.finished and not job.active else time.time()
-        figures.append(f"elapsed {eta_text(end - job.started)}")
+    figures += time_figures(job)
     if figures:
         lines.append(" · ".join(figures))
     if job.timings:
@@ -53,6 +49,32 @@ def status_text(snap: Snapshot) -> str:
     if job.message:
         lines.append(html.escape(job.message))
     return "\n\n".join(lines)
+
+
+def iteration_text(job) -> str:
+    """'iteration 285 of 578', and while a continued or resumed training runs, what this run
+    adds: '(this run: 7 of 300)', the part the bar and the ETA describe."""
+    info, target = job.info, train_target(job)
+    it = int(info["iteration"])
+    text = f"iteration {it:,}" + (f" of {target:,}" if target else "")
+    start = info.get("run_from")
+    if job.status == RUNNING and job.stage == "train" and isinstance(start, int) and start > 0:
+        text += (f" (this run: {max(0, it - start):,}"
+                 + (f" of {target - start:,}" if target > start else "") + ")")
+    return text
+
+
+def time_figures(job, now: float | None = None) -> list[str]:
+    """How long the job has run ("elapsed 3 min 10 s": its running time only, not the time
+    it waited in the queue or sat interrupted or finished) and, apart, how long it waited."""
+    now = time.time() if now is None else now
+    out = []
+    waited = job.queued_seconds(now)
+    if job.started or job.status == RUNNING:
+        out.append(f"elapsed {eta_text(job.running_seconds(now))}")
+    if waited >= 1 or job.status == QUEUED:
+        out.append(f"waited in the queue {eta_text(waited)}")
+    return out
 
 
 def train_target(job) -> int:
