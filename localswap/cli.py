@@ -156,7 +156,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         target = args.target[0]
         if len(args.target) > 1:
-            from localswap.models.any_target import as_facesets, mix_facesets
+            from localswap.train.any_target import as_facesets, mix_facesets
             work = Path(args.target[0]).parent / f"{Path(args.model).name}-targets"
             target = mix_facesets(as_facesets(args.target, work / "people", args.source),
                                   work / "mix")
@@ -206,7 +206,7 @@ def _args_doctor(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from localswap.system import doctor
+    from localswap.bench import doctor
     checks = doctor.run(print, Path(args.keep) if args.keep else None)
     print(doctor.summary(checks))
     if args.json_file:
@@ -275,7 +275,7 @@ def _tell_fit(model: Path, args: argparse.Namespace) -> None:
     the command that adapts it (the render goes on: the user may want it anyway)."""
     import shlex
 
-    from localswap.models.fit import check
+    from localswap.swap.fit import check
     from localswap.workspace import Workspace
     fit = check(model, args.input, Workspace(args.workspace))
     if fit.verdict in ("other", "unknown"):
@@ -403,7 +403,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                   "without the training state): it renders and quick-swaps, but cannot "
                   "continue training where it stopped", file=sys.stderr)
         if out.suffix.lower() == ".dfm":
-            from localswap.models.manifest import read_manifest
+            from localswap.train.manifest import read_manifest
             from localswap.models.dfm_export import crop_notes
             for note in crop_notes(read_manifest(ws.path("models", args.export[0]))):
                 print(f"note: {note}", file=sys.stderr)
@@ -412,7 +412,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         info = library.import_model(ws, args.import_file, name=args.name)
         print(f"imported {info.name} ({info.arch}, {info.resolution} px)")
         from localswap.models.card import is_for_rendering
-        from localswap.models.manifest import read_manifest
+        from localswap.train.manifest import read_manifest
         if is_for_rendering(info.path, read_manifest(info.path)):
             print("note: this model was exported for rendering: it renders and quick-swaps, "
                   "but cannot continue training where it stopped (more training starts its "

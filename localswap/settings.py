@@ -11,18 +11,13 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from localswap.convert.blend import BLENDS
-from localswap.convert.color import METHODS as COLOR_METHODS
-from localswap.convert.mask import MASKS
-from localswap.convert.glasses import GLASSES
-from localswap.convert.occlusion import OCCLUSION
+from localswap.choices import (ARCHS, BLENDS, COLOR_METHODS, DETECTORS as DETECTOR_REGISTRY,
+                               FACE_TYPE_BOX, GLASSES, MASKS, OCCLUSION, PRECISIONS,
+                               RESOLUTIONS)
 from localswap.errors import UserError
-from localswap.faces.align import FACE_TYPE_BOX
-from localswap.faces.detect import DETECTORS as DETECTOR_REGISTRY
-from localswap.train.archs import ARCHS, RESOLUTIONS
 
-# The choice lists come from the registries they name, so a new detector, colour transfer,
-# blend, mask, face type or architecture is a choice everywhere once it is registered.
+# The choice lists come from localswap/choices.py, which the stages read too, so a new
+# detector, colour transfer, blend, mask, face type or architecture is a choice everywhere.
 # dfl_whole_face: DeepFaceLab's whole face, exactly what DeepFaceLive .dfm models take.
 FACE_TYPES = tuple(FACE_TYPE_BOX)
 DETECTORS = tuple(DETECTOR_REGISTRY)
@@ -93,6 +88,21 @@ class SettingsBase:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def checked(cls, values: dict | None, section: str) -> dict:
+    """Validate `values` (a request's or a job's settings dict) against the settings
+    dataclass `cls`; return them as given. Job submission and the frame preview call it."""
+    values = {k: v for k, v in (values or {}).items() if v is not None}  # None = default
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(f"unknown {section} setting(s): {', '.join(unknown)}")
+    if values.get("person_photo"):      # a path on the server: never taken from a request
+        raise UserError("person_photo names a file on this machine, so only the command line "
+                        "takes it; in the app pick the person from the list after upload")
+    cls(**values).validate()
+    return values
 
 
 @dataclass
@@ -200,9 +210,6 @@ class ConvertSettings(SettingsBase):
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise UserError(f"end ({self.end} s) must come after start ({self.start} s)")
         return self
-
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass

@@ -9,7 +9,7 @@ An export is a zip (stored, not compressed: weights do not compress) holding
                          left out of an export "for rendering": 60% of the file, and rendering
                          never reads it. Its manifest then lists no optimizer checksum and
                          says "for_rendering", which the model card and the CLI show)
-    detail/bank.json, detail/NNN.png  the source's sharp crops (convert.detail), when present
+    detail/bank.json, detail/NNN.png  the source's sharp crops (train.detail_bank), when present
     evaluation.json, source.png, target.png, identity.json  the model card's files: its last
                          report, both people's faces and descriptors (a quick swap's fit)
 Import reads only JSON and safetensors. Pickles (.pth, .ckpt, .pkl, torch zip files) are
@@ -26,9 +26,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from localswap.convert.detail import BANK_DIR, BANK_FILE
+from localswap.train.detail_bank import BANK_DIR, BANK_FILE
 from localswap.convert.swapper import build_from_state
-from localswap.models.manifest import (MANIFEST_FILE, MODEL_FILE, OPTIMIZER_FILE, ModelInfo,
+from localswap.train.manifest import (MANIFEST_FILE, MODEL_FILE, OPTIMIZER_FILE, ModelInfo,
                                        model_info, read_manifest)
 from localswap.errors import UserError
 from localswap.workspace import AtomicFile, Workspace, check_name, file_sha256
@@ -180,7 +180,7 @@ def import_model(ws: Workspace, file: str | Path, name: str | None = None) -> Mo
     if not file.is_file():
         raise UserError(f"{file}: file not found")
     if file.suffix.lower() in (".dfm", ".onnx"):
-        from localswap.models.dfm import import_dfm
+        from localswap.convert.dfm import import_dfm
         return import_dfm(ws, file, name)
     with open(file, "rb") as fh:
         head = fh.read(8)

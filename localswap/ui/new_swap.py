@@ -209,7 +209,7 @@ def propose_start(ctx: Context, sources_v) -> tuple:
 
 def trainable_models(ctx: Context) -> list[str]:
     """Library models a new model can start from (not imported .dfm files)."""
-    from localswap.models.dfm import is_dfm_dir
+    from localswap.convert.dfm import is_dfm_dir
     return [n for n in ctx.workspace.names("models")
             if not is_dfm_dir(ctx.workspace.root / "models" / n)]
 
@@ -273,7 +273,10 @@ def estimate_text(ctx: Context, target, sources, opts: dict) -> str:
     if not target or not sources:
         return ""
     try:
-        est = estimate_swap(ctx.runner, _pair(target)[0], [_pair(s)[0] for s in sources], opts)
+        runner = ctx.runner
+        est = estimate_swap(runner.workspace.root, _pair(target)[0],
+                            [_pair(s)[0] for s in sources], opts, idle=runner.idle(),
+                            past_speeds=runner.store.stage_speeds)
     except Exception as exc:  # an estimate must never break the page
         return f"No estimate: {human_error(exc)}"
     rows = " · ".join(f"{stages.TITLES[s]}: ~{eta_text(sec)}" for s, sec in est.stages)

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from localswap.errors import UserError, error_summary
-from localswap.models.manifest import DFM_FILE, MANIFEST_FILE, model_info
-from localswap.models.manifest import is_dfm_dir  # noqa: F401  (the app asks it here)
+from localswap.train.manifest import DFM_FILE, MANIFEST_FILE, model_info
+from localswap.train.manifest import is_dfm_dir  # noqa: F401  (the app asks it here)
 
 IN_FACE, IN_MORPH = "in_face:0", "morph_value:0"
 OUTPUTS = ("out_face_mask:0", "out_celeb_face:0", "out_celeb_face_mask:0")
