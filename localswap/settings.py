@@ -22,6 +22,10 @@ from localswap.errors import UserError
 FACE_TYPES = tuple(FACE_TYPE_BOX)
 DETECTORS = tuple(DETECTOR_REGISTRY)
 DEVICES = ("auto", "cpu", "cuda")
+# One meaning of each precision word for training and rendering (`swap --precision` sets both).
+PRECISION_HELP = ("The number format the model computes in: auto uses a fast 16-bit one where "
+                  "the device has it (bf16, or fp16 on older GPUs), else fp32. Choose fp32 "
+                  "if the result shows odd colours or speckles.")
 ROLES = ("source", "target")
 
 
@@ -201,9 +205,8 @@ class ConvertSettings(SettingsBase):
     min_confidence: float = option(0.5, "detector confidence needed to accept a face",
                                    low=0.05, high=0.99, label="Detector confidence")
     device: str = option("auto", "device the model runs on", choices=DEVICES, label="Device")
-    precision: str = option("auto", "model arithmetic: auto (bf16 on GPUs and CPUs with bf16 "
-                            "hardware, fp16 on older GPUs, else fp32) or fp32",
-                            choices=("auto", "fp32"), label="Model precision")
+    precision: str = option("auto", PRECISION_HELP, choices=PRECISIONS,
+                            label="Rendering precision")
 
     def validate(self) -> "ConvertSettings":
         super().validate()
@@ -232,8 +235,8 @@ class TrainSettings(SettingsBase):
                             "come from it, the original is left as it is", label="Start from")
     batch: int = option(0, "faces of each identity per step (0 = planner)", low=0, high=1024,
                         label="Batch size", auto="auto")
-    precision: str = option("auto", "arithmetic: auto = bf16/fp16 autocast where the device "
-                            "supports it", choices=PRECISIONS, label="Precision")
+    precision: str = option("auto", PRECISION_HELP, choices=PRECISIONS,
+                            label="Training precision")
     device: str = option("auto", "training device", choices=DEVICES, label="Device")
     lr: float = option(0.0, "peak Adam learning rate, reached after the warm-up (0 = auto: "
                        "1e-3 for 64 px models, less for larger ones; a resumed model keeps its "

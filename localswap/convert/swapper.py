@@ -42,6 +42,14 @@ def half_dtype(device: torch.device, capability=None) -> torch.dtype | None:
     return None
 
 
+def run_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The type a model runs in for a `precision` word (choices.PRECISIONS, the words training
+    takes too): auto = half_dtype(device), fp32 = None (no autocast), bf16 / fp16 = that type."""
+    if precision == "auto":
+        return half_dtype(device)
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
 def build_from_state(manifest: dict, state: dict[str, torch.Tensor]) -> torch.nn.Module:
     """The model the manifest names, with `state` loaded; UserError if they do not fit."""
     from localswap.train import models
@@ -96,7 +104,7 @@ class Swapper:
         self.name = str(self.manifest.get("name") or Path(model_dir).resolve().name)
         # Half precision where the hardware has it: about twice the speed for a mean change
         # of about half a level of 255 in the output (measured on 64 and 128 px models).
-        self.dtype = half_dtype(self.device) if precision == "auto" else None
+        self.dtype = run_dtype(self.device, precision)
         # the source's sharp crops, for fine detail the model is too small to draw
         self.detail = DetailBank.open(Path(model_dir), self.manifest)
 
