@@ -451,14 +451,17 @@ def table(rows: list[tuple[str, ...]], right: tuple[int, ...] = ()) -> list[str]
             for row in rows]
 
 
+# bench.suite.SECTIONS' names (a test keeps them equal), here so `--help` need not load torch
+BENCH_SECTIONS = ("machine", "extraction", "training", "baseline", "conversion", "quality",
+                  "sharing", "corpus", "occlusion", "adapt")
+
+
 def _args_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="short runs (under 3 minutes on a "
                    "2-core CPU); noisier figures")
     p.add_argument("--json", dest="json_file", metavar="FILE", help="also write the figures here")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--only", nargs="+", metavar="SECTION", choices=(
-                   "machine", "extraction", "training", "baseline", "conversion", "quality",
-                   "sharing", "corpus", "occlusion", "adapt"),
+    p.add_argument("--only", nargs="+", metavar="SECTION", choices=BENCH_SECTIONS,
                    help="run only these sections (machine runs too, but for corpus, occlusion "
                    "or adapt alone): extraction training baseline conversion quality sharing "
                    "corpus occlusion (hands in front of the face; only when named) adapt (a "
