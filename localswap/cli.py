@@ -156,7 +156,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         target = args.target[0]
         if len(args.target) > 1:
-            from localswap.models.any_target import as_facesets, mix_facesets
+            from localswap.train.any_target import as_facesets, mix_facesets
             work = Path(args.target[0]).parent / f"{Path(args.model).name}-targets"
             target = mix_facesets(as_facesets(args.target, work / "people", args.source),
                                   work / "mix")
@@ -206,7 +206,7 @@ def _args_doctor(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from localswap.system import doctor
+    from localswap.bench import doctor
     checks = doctor.run(print, Path(args.keep) if args.keep else None)
     print(doctor.summary(checks))
     if args.json_file:
@@ -278,7 +278,7 @@ def _tell_fit(model: Path, args: argparse.Namespace) -> bool | None:
     whether it is the model's person (None: not known)."""
     import shlex
 
-    from localswap.models.fit import check
+    from localswap.swap.fit import check
     from localswap.workspace import Workspace
     fit = check(model, args.input, Workspace(args.workspace))
     if fit.verdict in ("other", "unknown"):
@@ -407,7 +407,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                   "without the training state): it renders and quick-swaps, but cannot "
                   "continue training where it stopped", file=sys.stderr)
         if out.suffix.lower() == ".dfm":
-            from localswap.models.manifest import read_manifest
+            from localswap.train.manifest import read_manifest
             from localswap.models.dfm_export import crop_notes
             for note in crop_notes(read_manifest(ws.path("models", args.export[0]))):
                 print(f"note: {note}", file=sys.stderr)
@@ -416,7 +416,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         info = library.import_model(ws, args.import_file, name=args.name)
         print(f"imported {info.name} ({info.arch}, {info.resolution} px)")
         from localswap.models.card import is_for_rendering
-        from localswap.models.manifest import read_manifest
+        from localswap.train.manifest import read_manifest
         if is_for_rendering(info.path, read_manifest(info.path)):
             print("note: this model was exported for rendering: it renders and quick-swaps, "
                   "but cannot continue training where it stopped (more training starts its "
@@ -455,14 +455,17 @@ def table(rows: list[tuple[str, ...]], right: tuple[int, ...] = ()) -> list[str]
             for row in rows]
 
 
+# bench.suite.SECTIONS' names (a test keeps them equal), here so `--help` need not load torch
+BENCH_SECTIONS = ("machine", "extraction", "training", "baseline", "conversion", "quality",
+                  "sharing", "corpus", "occlusion", "adapt")
+
+
 def _args_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="short runs (under 3 minutes on a "
                    "2-core CPU); noisier figures")
     p.add_argument("--json", dest="json_file", metavar="FILE", help="also write the figures here")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--only", nargs="+", metavar="SECTION", choices=(
-                   "machine", "extraction", "training", "baseline", "conversion", "quality",
-                   "sharing", "corpus", "occlusion", "adapt"),
+    p.add_argument("--only", nargs="+", metavar="SECTION", choices=BENCH_SECTIONS,
                    help="run only these sections (machine runs too, but for corpus, occlusion "
                    "or adapt alone): extraction training baseline conversion quality sharing "
                    "corpus occlusion (hands in front of the face; only when named) adapt (a "

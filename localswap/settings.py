@@ -11,33 +11,34 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from localswap.convert.blend import BLENDS
-from localswap.convert.color import METHODS as COLOR_METHODS
-from localswap.convert.mask import MASKS
-from localswap.convert.glasses import GLASSES
-from localswap.convert.occlusion import OCCLUSION
+from localswap.choices import (ARCHS, BLENDS, COLOR_METHODS, DETECTORS as DETECTOR_REGISTRY,
+                               FACE_TYPE_BOX, GLASSES, MASKS, OCCLUSION, PRECISIONS,
+                               RESOLUTIONS)
 from localswap.errors import UserError
-from localswap.faces.align import FACE_TYPE_BOX
-from localswap.faces.detect import DETECTORS as DETECTOR_REGISTRY
-from localswap.train.archs import ARCHS, RESOLUTIONS
 
-# The choice lists come from the registries they name, so a new detector, colour transfer,
-# blend, mask, face type or architecture is a choice everywhere once it is registered.
+# The choice lists come from localswap/choices.py, which the stages read too, so a new
+# detector, colour transfer, blend, mask, face type or architecture is a choice everywhere.
 # dfl_whole_face: DeepFaceLab's whole face, exactly what DeepFaceLive .dfm models take.
 FACE_TYPES = tuple(FACE_TYPE_BOX)
 DETECTORS = tuple(DETECTOR_REGISTRY)
 DEVICES = ("auto", "cpu", "cuda")
+# One meaning of each precision word for training and rendering (`swap --precision` sets both).
+PRECISION_HELP = ("The number format the model computes in: auto uses a fast 16-bit one where "
+                  "the device has it (bf16, or fp16 on older GPUs), else fp32. Choose fp32 "
+                  "if the result shows odd colours or speckles.")
 ROLES = ("source", "target")
 
 
 def option(default: Any, help: str, *, choices: tuple | None = None, low: float | None = None,
            high: float | None = None, cli: bool = True, label: str = "",
-           auto: str = "") -> Any:
-    """A dataclass field with the metadata the CLI, UI and validation read. `label` is the
-    widget's name in the app (plain words, no abbreviations); `auto` is how the app shows the
-    default 0 (or unset) value that means "chosen for you", e.g. "auto" or "Basic"."""
+           auto: str = "", cli_note: str = "") -> Any:
+    """A dataclass field with the metadata the CLI, UI and validation read. `help` is shown
+    by both, in a user's words (what it does, when to change it: no flags, files or code
+    names); `cli_note` adds what only the command line needs (what 0 means there, a related
+    flag). `label` is the widget's name in the app (plain words, no abbreviations); `auto` is
+    how the app shows the default 0 (or unset) value that means "chosen for you"."""
     meta = {"help": help, "choices": choices, "low": low, "high": high, "cli": cli,
-            "label": label, "auto": auto}
+            "label": label, "auto": auto, "cli_note": cli_note}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -68,8 +69,9 @@ class SettingsBase:
                 continue
             flag = "--" + f.name.replace("_", "-")
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            note = f"; {f.metadata['cli_note']}" if f.metadata.get("cli_note") else ""
             kwargs: dict[str, Any] = {"dest": f.name, "default": None,
-                                      "help": f"{f.metadata['help']} (default: {default})"}
+                                      "help": f"{f.metadata['help']}{note} (default: {default})"}
             if isinstance(default, bool):
                 parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
                 continue
@@ -95,105 +97,153 @@ class SettingsBase:
         return dataclasses.asdict(self)
 
 
+def checked(cls, values: dict | None, section: str) -> dict:
+    """Validate `values` (a request's or a job's settings dict) against the settings
+    dataclass `cls`; return them as given. Job submission and the frame preview call it."""
+    values = {k: v for k, v in (values or {}).items() if v is not None}  # None = default
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(f"unknown {section} setting(s): {', '.join(unknown)}")
+    if values.get("person_photo"):      # a path on the server: never taken from a request
+        raise UserError("person_photo names a file on this machine, so only the command line "
+                        "takes it; in the app pick the person from the list after upload")
+    cls(**values).validate()
+    return values
+
+
 @dataclass
 class ExtractSettings(SettingsBase):
-    size: int = option(256, "side of the aligned face crop in pixels", low=32, high=1024,
-                       label="Face crop size (px)")
-    face_type: str = option("face", "how much of the head the crop covers: face (brows to "
-                            "chin, the most pixels on eyes and mouth: measured sharper at "
-                            "64-128 px), whole_face (with the forehead), head, dfl_whole_face "
-                            "(DeepFaceLab's whole face, for .dfm export)", choices=FACE_TYPES,
-                            label="Face crop")
-    detector: str = option("mediapipe", "face detector backend", choices=DETECTORS,
-                           label="Face detector")
-    every: int = option(1, "use every Nth video frame", low=1, high=10_000,
-                        label="Use every Nth frame")
-    role: str = option("source", "whose faces these are: source (the identity to put in: "
-                       "faces much softer than the clip's sharpest, blurred or smaller than "
-                       "--min-face are left out) or target (every face the render will swap "
-                       "is kept)", choices=ROLES, label="Faces for")
-    min_face: int = option(0, "leave out source faces smaller than this many pixels across; "
-                           "0 = auto: under 48 px only while the clip keeps its 48 largest "
-                           "(a target keeps every face the render can swap)", low=0,
-                           high=4096, label="Smallest source face (px)", auto="auto")
+    size: int = option(256, "The size each found face is saved at for training. 256 suits "
+                       "models up to 256 px; raise it only for larger models (more disk).",
+                       low=32, high=1024, label="Face crop size (px)")
+    face_type: str = option("face", "How much of the head each face picture covers: face "
+                            "(brows to chin) gives the eyes and mouth the most detail, "
+                            "whole_face adds the forehead, head adds hair and ears. Choose "
+                            "dfl_whole_face to use the model in DeepFaceLive later.",
+                            choices=FACE_TYPES, label="Face crop")
+    detector: str = option("mediapipe", "What finds the faces. mediapipe works out of the box; "
+                           "facexlib finds more difficult faces but needs its extra weight "
+                           "files installed first.", choices=DETECTORS,
+                           label="Face detector (preparing faces)",
+                           cli_note="facexlib's files: `localswap download-weights`")
+    every: int = option(1, "Look at every Nth frame only. Raise it to prepare long videos "
+                        "faster; the model then learns from fewer faces.", low=1,
+                        high=10_000, label="Use every Nth frame")
+    role: str = option("source", "Whose faces these are: source (the person to put in: faces "
+                       "much softer than the video's sharpest, or too small, are left out) or "
+                       "target (every face the swap will replace is kept).", choices=ROLES,
+                       label="Faces for", cli_note="too small: see --min-face")
+    min_face: int = option(0, "Source faces smaller than this are left out, as they teach the "
+                           "model blur. Lower it when a source video shows its person small "
+                           "and too few faces are kept.", low=0, high=4096,
+                           label="Smallest source face (px)", auto="auto",
+                           cli_note="0 = auto: under 48 px only while the video keeps its 48 "
+                           "largest faces")
     soft_share: float = option(
-        0.25, "leave out source faces less sharp than this share of the clip's sharpest "
-        "faces (motion blur, a focus pull), and blurred ones; at least the 48 sharpest of a "
-        "clip stay; 0 keeps every face", low=0.0, high=1.0,
-        label="Leave out soft source faces (share of the sharpest; 0 keeps all)")
-    min_confidence: float = option(0.5, "detector confidence needed to accept a face",
-                                   low=0.05, high=0.99, label="Detector confidence")
-    max_frames: int = option(0, "stop after this many frames per video (0 = all)", low=0,
-                             label="Frames per video", auto="all")
-    device: str = option("auto", "device for backends that use torch", choices=DEVICES,
-                         label="Device")
-    person: int = option(0, "keep only this person's faces: their number in `extract "
-                         "--list-people` (0 = the main person, the longest face track)",
-                         low=0, high=999, label="Person", auto="the main person")
-    person_photo: str = option("", "keep only the faces of the person in this reference photo",
-                               label="Reference photo of the person")
+        0.25, "Source faces much softer than the video's sharpest (motion blur, a focus "
+        "change) are left out; this is how soft a face may be, as a share of the sharpest. "
+        "Lower it, or set 0 to keep every face, when too few faces are kept.", low=0.0,
+        high=1.0, label="Leave out soft source faces (share of the sharpest; 0 keeps all)",
+        cli_note="the 48 sharpest faces of a video always stay")
+    min_confidence: float = option(0.5, "How sure the face finder must be that it sees a "
+                                   "face. Lower it when faces are missed; raise it when "
+                                   "things that are not faces get swapped.", low=0.05,
+                                   high=0.99, label="Detector confidence (preparing faces)")
+    max_frames: int = option(0, "Stop after this many frames of each video. Use it for a quick "
+                             "try on the start of a long video.", low=0,
+                             label="Frames per video", auto="all", cli_note="0 = all")
+    device: str = option("auto", "Where face finding runs (auto: the GPU when there is one).",
+                         choices=DEVICES, label="Device")
+    person: int = option(0, "Keep only this person's faces, by their number in the list of "
+                         "people found in the video.", low=0, high=999, label="Person",
+                         auto="the main person",
+                         cli_note="the list: `extract --list-people`; 0 = the main person, "
+                         "the longest face track")
+    person_photo: str = option("", "Keep only the faces of the person in this photo.",
+                               label="Reference photo of the person",
+                               cli_note="a photo file on this machine")
 
 
 @dataclass
 class ConvertSettings(SettingsBase):
-    color: str = option("rct", "colour transfer to the original face: rct (Lab mean and "
-                        "deviation), lct (full colour covariance), hist, none",
-                        choices=COLOR_METHODS, label="Colour transfer")
-    blend: str = option("feather", "feather (alpha blend with a soft mask) or poisson "
-                        "(seamless cloning, slower)", choices=BLENDS,
-                        label="Blending")
-    mask: str = option("both", "where the new face goes: the landmark hull, the model's "
-                       "learned mask, or both (their intersection)",
-                       choices=MASKS, label="Mask")
-    erode: int | None = option(None, "shrink the mask by this many pixels (negative grows "
-                               "it); unset = 3 percent of the face width", low=-200, high=200,
-                               label="Mask erosion (px)", auto="auto")
-    blur: int | None = option(None, "feather the mask edge over this many pixels; unset = "
-                              "6 percent of the face width", low=0, high=400,
-                              label="Mask edge blur (px)", auto="auto")
-    detail: float = option(1.0, "add the source's fine detail (lashes, nostrils, lip lines) "
-                           "from its own sharp photos to the enlarged model face: 0 (off) "
-                           "to 1.5", low=0.0, high=1.5, label="Source detail")
-    mouth: float = option(0.0, "where the lips part, keep the target's own mouth inside "
-                          "them (teeth, tongue; the lips stay swapped): 0 (off, the model's) "
-                          "to 1",
-                          low=0.0, high=1.0, label="Target's open mouth (teeth)")
-    occlusion: str = option("hands", "keep what stands in front of the face in front: hands; "
-                            "auto (hands, and anything else over the face that the model "
-                            "never saw there, such as a cup or a microphone; works on the "
-                            "person the model was trained on); or off", choices=OCCLUSION,
+    color: str = option("rct", "How the new face takes on the light and colour of the video: "
+                        "rct (the usual choice) and lct match colour and brightness, hist "
+                        "matches every shade (strongest), none keeps the model's own.",
+                        choices=COLOR_METHODS, label="Colour transfer",
+                        cli_note="rct: Lab mean and deviation; lct: full colour covariance")
+    blend: str = option("feather", "How the edge of the new face meets the video: feather "
+                        "fades it softly; poisson blends it in seamlessly (slower, can wash "
+                        "out colours).", choices=BLENDS, label="Blending")
+    mask: str = option("both", "Which area gets the new face: the face outline from the face "
+                       "points (hull), the area the model learned (learned), or only where "
+                       "both agree (both, the safest).", choices=MASKS, label="Mask")
+    erode: int | None = option(None, "Shrink the swapped area by this many pixels (negative "
+                               "grows it). Shrink it when an edge of the old face shows; grow "
+                               "it when the new face looks cut short.", low=-200, high=200,
+                               label="Mask erosion (px)", auto="auto",
+                               cli_note="unset = 3 percent of the face width")
+    blur: int | None = option(None, "How softly the edge of the swapped area fades, in "
+                              "pixels. Raise it when a seam shows around the face.", low=0,
+                              high=400, label="Mask edge blur (px)", auto="auto",
+                              cli_note="unset = 6 percent of the face width")
+    detail: float = option(1.0, "Add fine detail (lashes, nostrils, lip lines) from the "
+                           "source's own sharp pictures, which a small model cannot draw. "
+                           "0 turns it off; lower it if the face looks grainy.", low=0.0,
+                           high=1.5, label="Source detail")
+    mouth: float = option(0.0, "When the mouth opens, keep the video's own teeth and tongue "
+                          "inside the lips (the lips stay swapped). Try it when the open "
+                          "mouth looks smeared; 0 is off.", low=0.0, high=1.0,
+                          label="Target's open mouth (teeth)")
+    occlusion: str = option("hands", "Keep what passes in front of the face in front of the new "
+                            "face: hands, or auto (hands and anything else over the face, such "
+                            "as a cup or a microphone; best on the person the model learned), "
+                            "or off (faster).", choices=OCCLUSION,
                             label="Keep in front of the face")
-    glasses: str = option("keep", "the target's glasses: keep (their frame stays in front of "
-                          "the swapped face) or source (the model draws the face, as the "
-                          "source person looks)", choices=GLASSES, label="Target's glasses")
-    smooth: float = option(0.5, "temporal landmark smoothing, 0 (off) to 1 (steadiest)",
+    glasses: str = option("keep", "The video's glasses: keep them on the new face, or leave "
+                          "the face as the source person looks (source).", choices=GLASSES,
+                          label="Target's glasses")
+    smooth: float = option(0.5, "Steadies the face from frame to frame: raise it if the face "
+                           "jitters, lower it if it lags behind quick moves. 0 is off.",
                            low=0.0, high=1.0, label="Temporal smoothing")
-    fill_gap: int = option(6, "fill a face missed for up to this many frames from its track",
-                           low=0, high=60, label="Fill missed faces (frames)")
-    faces: str = option("all", "swap every face or only the largest in each frame",
-                        choices=("all", "largest"), label="Faces to swap")
-    person: int = option(0, "swap only this person: their number in `extract --list-people` "
-                         "(0 = by --faces)", low=0, high=999,
-                         label="Person", auto="by faces to swap")
-    person_photo: str = option("", "swap only the person in this reference photo",
-                               label="Reference photo of the person")
-    start: float | None = option(None, "start at this many seconds into the video", low=0.0,
+    fill_gap: int = option(6, "When a face is missed for a few frames (a turn, a blink), swap "
+                           "it there anyway, for up to this many frames.", low=0, high=60,
+                           label="Fill missed faces (frames)")
+    faces: str = option("all", "Swap every face in the video, or only the largest in each "
+                        "frame.", choices=("all", "largest"), label="Faces to swap")
+    person: int = option(0, "Swap only this person, by their number in the list of people "
+                         "found in the video.", low=0, high=999,
+                         label="Person", auto="by faces to swap",
+                         cli_note="the list: `extract --list-people`; 0 = as --faces says")
+    person_photo: str = option("", "Swap only the person in this photo.",
+                               label="Reference photo of the person",
+                               cli_note="a photo file on this machine")
+    start: float | None = option(None, "Start this many seconds into the video.", low=0.0,
                                  label="Start (s)", auto="the start")
-    end: float | None = option(None, "stop at this many seconds into the video", low=0.0,
+    end: float | None = option(None, "Stop this many seconds into the video.", low=0.0,
                                label="End (s)", auto="the end")
-    batch: int = option(8, "faces per model call", low=1, high=512, label="Faces per model call")
-    label: bool = option(False, "draw a small visible 'AI-generated' label on the output",
+    batch: int = option(8, "How many faces the model draws at once. Lower it if rendering "
+                        "runs out of GPU memory.", low=1, high=512,
+                        label="Faces per model call")
+    label: bool = option(False, "Draw a small visible 'AI-generated' label on the video.",
                          label="Visible 'AI-generated' label")
-    crf: int = option(18, "H.264 quality: lower is better and bigger (17-23 is typical)",
-                      low=0, high=51, label="Video quality (CRF, lower is better)")
-    detector: str = option("mediapipe", "face detector backend", choices=DETECTORS,
-                           label="Face detector")
-    min_confidence: float = option(0.5, "detector confidence needed to accept a face",
-                                   low=0.05, high=0.99, label="Detector confidence")
-    device: str = option("auto", "device the model runs on", choices=DEVICES, label="Device")
-    precision: str = option("auto", "model arithmetic: auto (bf16 on GPUs and CPUs with bf16 "
-                            "hardware, fp16 on older GPUs, else fp32) or fp32",
-                            choices=("auto", "fp32"), label="Model precision")
+    crf: int = option(18, "Video quality: lower numbers look better and make bigger files. "
+                      "18 looks like the original; 23 is about half the size.",
+                      low=0, high=51, label="Video quality (lower is better)",
+                      cli_note="the H.264 CRF")
+    detector: str = option("mediapipe", "What finds the faces in the video. mediapipe works "
+                           "out of the box; facexlib finds more difficult faces but needs "
+                           "its extra weight files installed first.", choices=DETECTORS,
+                           label="Face detector (rendering)",
+                           cli_note="facexlib's files: `localswap download-weights`")
+    min_confidence: float = option(0.5, "How sure the face finder must be that it sees a "
+                                   "face. Lower it when faces are missed; raise it when "
+                                   "things that are not faces get swapped.", low=0.05,
+                                   high=0.99, label="Detector confidence (rendering)")
+    device: str = option("auto", "Where rendering runs (auto: the GPU when there is one).",
+                         choices=DEVICES, label="Device")
+    precision: str = option("auto", PRECISION_HELP, choices=PRECISIONS,
+                            label="Rendering precision")
 
     def validate(self) -> "ConvertSettings":
         super().validate()
@@ -202,76 +252,95 @@ class ConvertSettings(SettingsBase):
         return self
 
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
-
 @dataclass
 class TrainSettings(SettingsBase):
-    iterations: int = option(0, "target total iterations of the model: a new model trains "
-                             "to N, a model at iteration k < N continues to N; 0 = Basic: the "
-                             "iterations after which this recipe's swap clears the quality bar "
-                             "(docs/benchmarks.md, time to quality)", low=0,
-                             high=100_000_000, label="Iterations (total)", auto="Basic")
-    arch: str = option("auto", "model architecture (auto = localswap, sized by the planner); "
-                       "fixed once the model exists", choices=("auto",) + ARCHS,
-                       label="Model architecture")
-    resolution: int = option(0, "face resolution in pixels (0 = planner); fixed once the model "
-                             "exists", choices=(0,) + RESOLUTIONS,
-                             label="Resolution (px)", auto="auto")
-    width: int = option(0, "model width, the channels of its first layer (0 = planner); fixed "
-                        "once the model exists", low=0, high=256, label="Model width", auto="auto")
-    init_from: str = option("", "start a new model from this trained model's weights "
-                            "(library name or folder): architecture, resolution and width "
-                            "come from it, the original is left as it is", label="Start from")
-    batch: int = option(0, "faces of each identity per step (0 = planner)", low=0, high=1024,
-                        label="Batch size", auto="auto")
-    precision: str = option("auto", "arithmetic: auto = bf16/fp16 autocast where the device "
-                            "supports it", choices=PRECISIONS, label="Precision")
-    device: str = option("auto", "training device", choices=DEVICES, label="Device")
-    lr: float = option(0.0, "peak Adam learning rate, reached after the warm-up (0 = auto: "
-                       "1e-3 for 64 px models, less for larger ones; a resumed model keeps its "
-                       "own)", low=0.0, high=1e-2, label="Learning rate", auto="auto")
-    warmup: int = option(200, "iterations of linear learning-rate warm-up at the start of a "
-                         "new model", low=0, label="Warm-up iterations")
-    schedule: str = option("cosine", "learning rate after the warm-up: cosine (decays to a "
-                           "tenth of the peak by the end of the run) or constant",
+    iterations: int = option(0, "How long the model learns, as a total number of training "
+                             "steps. Leave it empty for Basic's count, which reaches good "
+                             "quality for most videos; more steps give a sharper swap. A "
+                             "model you continue trains on up to this total.", low=0,
+                             high=100_000_000, label="Iterations (total)", auto="Basic",
+                             cli_note="0 = Basic: the count after which this recipe's swap "
+                             "clears the quality bar (docs/benchmarks.md, time to quality)")
+    arch: str = option("auto", "The kind of model: localswap (the default, any size) or "
+                       "original (a small 64 px model, for comparison). Cannot change once "
+                       "the model exists.", choices=("auto",) + ARCHS,
+                       label="Model architecture",
+                       cli_note="auto = localswap, sized for this device")
+    resolution: int = option(0, "The size of the face the model draws. Larger is sharper on "
+                             "close-ups but trains slower and needs more GPU memory; auto "
+                             "picks what fits your GPU. Cannot change once the model exists.",
+                             choices=(0,) + RESOLUTIONS, label="Resolution (px)", auto="auto",
+                             cli_note="0 = sized for this device")
+    width: int = option(0, "How big the model is inside: wider learns more detail but trains "
+                        "slower and needs more memory; auto fits it to your GPU. Cannot "
+                        "change once the model exists.", low=0, high=256,
+                        label="Model width", auto="auto",
+                        cli_note="the channels of its first layer; 0 = sized for this device")
+    init_from: str = option("", "Start a new model from a trained model's knowledge: it "
+                            "learns far sooner when the source person is the same. Its size "
+                            "and kind come from that model, which stays as it is.",
+                            label="Start from", cli_note="a library name or a model folder")
+    batch: int = option(0, "How many faces of each person the model learns from per step. "
+                        "Lower it if training runs out of GPU memory; auto fits your GPU.",
+                        low=0, high=1024, label="Batch size", auto="auto",
+                        cli_note="0 = sized for this device")
+    precision: str = option("auto", PRECISION_HELP, choices=PRECISIONS,
+                            label="Training precision")
+    device: str = option("auto", "Where training runs (auto: the GPU when there is one).",
+                         choices=DEVICES, label="Device")
+    lr: float = option(0.0, "How big each learning step is. Leave it on auto; lower it only "
+                       "if training goes wrong (the loss jumps up).", low=0.0, high=1e-2,
+                       label="Learning rate", auto="auto",
+                       cli_note="the peak Adam learning rate after the warm-up; 0 = auto: "
+                       "1e-3 for 64 px models, less for larger ones; a resumed model keeps "
+                       "its own")
+    warmup: int = option(200, "Steps at the start of a new model during which the learning "
+                         "rate rises gently from zero.", low=0, label="Warm-up iterations")
+    schedule: str = option("cosine", "The learning rate after the warm-up: cosine lowers it "
+                           "slowly to a tenth by the end (finer detail); constant keeps it.",
                            choices=("cosine", "constant"), label="Learning-rate schedule")
-    clip_grad: float = option(0.0, "clip the gradient norm to this value (0 = off)", low=0.0,
-                              high=1e6, label="Gradient clipping (0 = off)")
-    eyes_mouth_weight: float = option(3.0, "extra loss weight on eyes and mouth", low=0.0,
+    clip_grad: float = option(0.0, "Limit how far one step can move the model. Try 1 if "
+                              "training goes wrong (the loss jumps up); 0 is off.", low=0.0,
+                              high=1e6, label="Gradient clipping (0 = off)",
+                              cli_note="the gradient norm's limit")
+    eyes_mouth_weight: float = option(3.0, "How much more the model cares about the eyes and "
+                                      "mouth than about the rest of the face.", low=0.0,
                                       high=100.0, label="Extra weight on eyes and mouth")
-    guide: bool = option(True, "expression guide: the decoders see where the target's lids, "
-                         "brows and lips are (lines, with the eye openings and the inner mouth "
-                         "filled; in the source's range) and the encoder "
-                         "does not see the eyes and mouth, so the swap opens and closes them "
-                         "with the target (localswap architecture; fixed once the model "
-                         "exists; --no-guide for a model that can be exported to .dfm)",
-                         label="Expression guide")
-    color_match: str = option("none", "train the source's faces in the target's colours and "
-                              "light (rct: Lab mean and deviation of a random target face, "
-                              "DeepFaceLab's colour transfer mode) or in their own (none)",
-                              choices=("none", "rct"),
-                              label="Train the source in the target's colours")
-    warp: bool = option(True, "randomly warp the input faces (what teaches the swap)",
-                        label="Random warp")
-    sharpen: float = option(0.0, "final share of the run trained without random warp, which "
-                            "sharpens detail (DeepFaceLab's trick); 0 = warp throughout",
+    guide: bool = option(True, "The swap opens and closes the eyes and mouth with the video "
+                         "(recommended). Switch it off only for a model you will use in "
+                         "DeepFaceLive. Cannot change once the model exists.",
+                         label="Expression guide",
+                         cli_note="--no-guide for a model that can be exported to .dfm; "
+                         "localswap architecture only")
+    color_match: str = option("none", "Train the source's faces in the video's colours and "
+                              "light (rct), or in their own (none). Try rct when the source "
+                              "was filmed in very different light.", choices=("none", "rct"),
+                              label="Train the source in the target's colours",
+                              cli_note="rct: Lab mean and deviation of a random target face")
+    warp: bool = option(True, "Randomly bend the training faces a little: this is what "
+                        "teaches the swap. Leave it on.", label="Random warp")
+    sharpen: float = option(0.0, "Train the last part of the run without random bending, "
+                            "which sharpens detail. 0.1 to 0.2 is typical; 0 is off.",
                             low=0.0, high=0.9,
                             label="Sharpen at the end (share of the run, 0 = off)")
-    flip: bool = option(True, "randomly mirror faces", label="Random mirroring")
-    save_every: int = option(1000, "save the model every N iterations", low=1,
-                             label="Save every N iterations")
-    save_minutes: float = option(10.0, "also save every M minutes (0 = off)", low=0.0,
-                                 label="Also save every N minutes (0 = off)")
-    preview_every: int = option(200, "write a preview grid and a loss-history point every K "
-                                "iterations", low=1, label="Preview every N iterations")
-    preview_seconds: float = option(20.0, "also write a preview when S seconds passed since "
-                                    "the last one, so a slow run shows progress (0 = off)",
-                                    low=0.0, label="Also preview every N seconds (0 = off)")
-    max_minutes: float = option(0.0, "stop this run after this many minutes (0 = no limit)",
-                                low=0.0, label="Time budget in minutes (0 = no limit)")
-    plateau: float = option(0.0, "stop when an exponential-decay fit of the loss predicts less "
-                            "than this fraction of further improvement, e.g. 0.01 (0 = off)",
-                            low=0.0, high=1.0, label="Stop at a plateau (0 = off)")
-    seed: int = option(0, "random seed (weights, batches, augmentation)", low=0,
-                       label="Random seed")
+    flip: bool = option(True, "Also learn from mirrored faces (more variety).",
+                        label="Random mirroring")
+    save_every: int = option(1000, "Save the model every this many steps.", low=1,
+                             label="Save every (iterations)")
+    save_minutes: float = option(10.0, "Also save the model every this many minutes; 0 is "
+                                 "off.", low=0.0, label="Also save every (minutes, 0 = off)")
+    preview_every: int = option(200, "Show a preview picture and a loss point every this many "
+                                "steps.", low=1, label="Preview every (iterations)")
+    preview_seconds: float = option(20.0, "Also show a preview when this many seconds passed "
+                                    "since the last one, so a slow run shows progress; 0 is "
+                                    "off.", low=0.0,
+                                    label="Also preview every (seconds, 0 = off)")
+    max_minutes: float = option(0.0, "Stop training after this many minutes and make the "
+                                "video with what was learned; 0 is no limit.", low=0.0,
+                                label="Time budget in minutes (0 = no limit)")
+    plateau: float = option(0.0, "Stop early once the model has almost stopped improving: "
+                            "0.01 stops when less than 1 percent more is expected; 0 is off.",
+                            low=0.0, high=1.0, label="Stop at a plateau (0 = off)",
+                            cli_note="from an exponential-decay fit of the loss")
+    seed: int = option(0, "The same number gives the same training run again; change it "
+                       "to try another.", low=0, label="Random seed")

@@ -4,7 +4,7 @@ import json
 
 from localswap import cli
 from localswap.faces.faceset import Faceset
-from localswap.models.any_target import mix_facesets, people_of
+from localswap.train.any_target import mix_facesets, people_of
 from localswap.models.card import card_markdown, model_card
 from model_fixtures import one_torch_thread
 

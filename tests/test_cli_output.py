@@ -121,3 +121,24 @@ def test_the_localswap_command_works_from_any_folder(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("usage: localswap") and "swap" in out.stdout
     assert "No module named" not in out.stderr
+
+
+def test_bench_only_with_an_unknown_section_fails_and_names_the_known_ones(capsys):
+    """`bench --only NAME` with a name it does not know exits non-zero with a sentence listing
+    the sections, before any benchmark runs; the sections the CLI offers are the suite's."""
+    import pytest
+
+    from localswap.bench import suite
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench", "--only", "machin"])
+    assert exc.value.code != 0
+    err = capsys.readouterr().err
+    assert "invalid choice: 'machin'" in err
+    assert all(name in err for name in suite.SECTIONS)
+    assert cli.BENCH_SECTIONS == tuple(suite.SECTIONS)
+    # the suite itself refuses too (the CLI is not its only caller), naming every section
+    from localswap.errors import UserError
+    with pytest.raises(UserError) as refused:
+        suite.run(only=["machine", "corpuss"], progress=lambda _: None)
+    assert str(refused.value).startswith("unknown bench section corpuss: the sections are ")
+    assert all(name in str(refused.value) for name in suite.SECTIONS)

@@ -18,7 +18,7 @@ import torch
 
 from localswap import cli, gpu
 from localswap.system import cuda_support
-from localswap.system import doctor
+from localswap.bench import doctor
 from localswap.convert.swapper import half_dtype
 from localswap.errors import UserError
 from localswap.settings import TrainSettings
@@ -79,7 +79,6 @@ for name in ("_lazy_init", "init", "is_available", "device_count", "mem_get_info
 
 from localswap.swap import speeds
 from localswap.swap.estimate import estimate_swap
-from localswap.jobs.store import JobStore
 from localswap.swap.plan import plan_swap
 from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
 from localswap.workspace import Workspace
@@ -87,11 +86,6 @@ from localswap.workspace import Workspace
 root, target, source = sys.argv[1:4]
 opts = {"train": {"iterations": 100, "resolution": 64, "width": 8, "batch": 2,
                   "device": "cpu"}, "convert": {"device": "cpu"}}
-class Runner:
-    def __init__(self, ws):
-        self.workspace, self.store = ws, JobStore(ws.db_path)
-    def idle(self):
-        return True
 out = {}
 # Speeds stored by earlier runs: read here, nothing measured.
 ws = Workspace(root + "/stored")
@@ -100,14 +94,14 @@ job = plan_swap([source], target, ws.root / "outputs" / "x.mp4", ws, None,
                 ExtractSettings())
 (ws.root / "speeds.json").write_text(json.dumps(
     {kind: {key: {"value": 10.0}} for kind, key in speeds.keys(job).items()}))
-out["stored"] = estimate_swap(Runner(ws), target, [source], opts).basis
+out["stored"] = estimate_swap(ws.root, target, [source], opts).basis
 # Basic mode (no iterations): Basic's count, and how long it takes here, in words.
 basic = dict(opts, train={k: v for k, v in opts["train"].items() if k != "iterations"})
-est = estimate_swap(Runner(ws), target, [source], basic)
+est = estimate_swap(ws.root, target, [source], basic)
 out["basic"] = [est.note, dict(est.stages)["train"]]
 # Nothing stored: measured in a process of its own, which stores what it measured.
 ws = Workspace(root + "/fresh")
-out["fresh"] = estimate_swap(Runner(ws), target, [source], opts).basis
+out["fresh"] = estimate_swap(ws.root, target, [source], opts).basis
 out["stored_after"] = sorted(json.loads((ws.root / "speeds.json").read_text()))
 out["touched"] = touched
 out["modules"] = [m for m in ("localswap.train.trainer", "localswap.convert.render",

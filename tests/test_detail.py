@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from localswap.convert import detail
-from localswap.convert.detail import DetailBank, write_bank
+from localswap.convert.detail import DetailBank
+from localswap.train.detail_bank import write_bank
 
 
 def _crop(faceset, k):

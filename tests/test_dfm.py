@@ -14,7 +14,7 @@ from localswap.models import library
 from localswap.convert.render import convert
 from localswap.convert.swapper import load_model
 from localswap.errors import UserError
-from localswap.models import dfm
+from localswap.convert import dfm
 from localswap.settings import ConvertSettings
 from localswap.workspace import Workspace
 from model_fixtures import one_torch_thread, tiny_plain_model  # noqa: F401  (module-scoped fixture)

@@ -313,7 +313,7 @@ def test_photos_are_judged_without_a_stability(video_b, tmp_path):
 
 def test_missing_dlib_names_the_pip_line(monkeypatch):
     from localswap.errors import UserError
-    from localswap.evaluate import embedder
+    from localswap.faces import embedder
     embedder._load.cache_clear()
     monkeypatch.setitem(sys.modules, "dlib", None)      # import dlib -> ImportError
     try:
@@ -379,7 +379,7 @@ def test_a_second_render_of_the_same_target_is_judged_without_reading_it_again(
     scores it exactly as before; a damaged cache file is read again, never trusted."""
     import shutil
 
-    from localswap.evaluate.embedder import Embedder
+    from localswap.faces.embedder import Embedder
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     reads = []
     embed = Embedder.embed

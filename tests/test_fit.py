@@ -30,7 +30,7 @@ def ws(tmp_path, tiny_model):
 
 def test_the_model_knows_its_target_and_tells_who_fits(ws, video_a, video_b):
     from localswap.models.card import card_markdown, model_card
-    from localswap.models.fit import check
+    from localswap.swap.fit import check
     from localswap.train.budget import ADAPT_MINUTES
     model = ws.path("models", "grace")
     same = check(model, video_a, ws)
@@ -51,7 +51,7 @@ def test_the_model_knows_its_target_and_tells_who_fits(ws, video_a, video_b):
 
 def test_an_exported_model_still_knows_its_target_without_its_facesets(ws, tmp_path, video_a,
                                                                       video_b):
-    from localswap.models.fit import check
+    from localswap.swap.fit import check
     from localswap.models.library import export_model, import_model
     zipped = export_model(ws, "grace", tmp_path / "grace.zip")
     other = Workspace(tmp_path / "elsewhere")
@@ -114,7 +114,7 @@ def test_basic_from_a_trained_model_is_the_adapt_budget():
 def test_adapt_starts_from_the_model_and_reuses_its_source(ws, tmp_path, video_b):
     """`swap --adapt`: no --source, no source extraction; the original is not written; the
     adapted model knows its new target, so the same video now fits it."""
-    from localswap.models.fit import check
+    from localswap.swap.fit import check
     before = {p.name: p.stat().st_mtime_ns for p in ws.path("models", "grace").iterdir()
               if p.is_file() and p.name != "identity.json"}
     facesets_before = set(ws.names("facesets"))
@@ -136,7 +136,7 @@ def test_adapt_starts_from_the_model_and_reuses_its_source(ws, tmp_path, video_b
 
 
 def test_live_frames_are_checked_against_the_model(ws):
-    from localswap.models.fit import check_images
+    from localswap.swap.fit import check_images
     model = ws.path("models", "grace")
     grace = mb.moving_frames(mb.grace_hopper(), mb.FACE_CENTRES["grace_hopper"], 2,
                              size=(640, 480))

@@ -121,7 +121,8 @@ def test_the_estimate_has_the_quality_check_and_the_total_includes_it(ws, video_
     options = {"train": {**TINY_TRAIN, "iterations": 30, "device": "cpu"},
                "extract": FAST_EXTRACT, "convert": {"device": "cpu"}}
     speeds.record_judge(ws, video_a, 11.0)           # a check of this size took 11 s here
-    est = estimate_swap(runner, str(video_a), [str(video_b)], options)
+    est = estimate_swap(ws.root, str(video_a), [str(video_b)], options, idle=runner.idle(),
+                        past_speeds=runner.store.stage_speeds)
     stages_ = dict(est.stages)
     assert stages_["judge"] == pytest.approx(11.0, rel=0.01)
     assert est.total == pytest.approx(sum(stages_.values())) and est.total > stages_["judge"]
@@ -136,12 +137,11 @@ def test_the_estimate_has_the_quality_check_and_the_total_includes_it(ws, video_
 
 
 def test_a_past_jobs_render_speed_leaves_its_quality_check_out(ws):
-    from localswap.swap.estimate import measured_speeds
     store = JobStore(ws.db_path)
     j = store.add("swap", {"frames": 48}, "past")
     store.update(j, status="done", timings={"convert": 22.0},
                  result={"evaluation": {"seconds": 11.0}})
-    assert measured_speeds(store)["convert"] == pytest.approx(48 / 11.0)
+    assert store.stage_speeds()["convert"] == pytest.approx(48 / 11.0)
 
 
 def _counts_add_up(s) -> None:

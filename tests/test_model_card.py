@@ -50,7 +50,7 @@ def test_card_is_shown_and_travels_with_the_model(tmp_path, tiny_plain_model):
 def test_models_panel_exports_a_dfm_where_the_app_serves_files(tmp_path, tiny_plain_model):
     from types import SimpleNamespace
 
-    from localswap.models.dfm import check_dfm
+    from localswap.convert.dfm import check_dfm
     from localswap.ui import models_panel
     ws = Workspace(tmp_path / "ws")
     shutil.copytree(tiny_plain_model, ws.path("models", "grace"))

@@ -9,8 +9,25 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "localswap"
-ROOT_MODULES = {"__init__", "__main__", "cli", "settings", "errors", "progress", "workspace",
-                "media", "gpu"}
+ROOT_MODULES = {"__init__", "__main__", "cli", "settings", "choices", "errors", "progress",
+                "workspace", "media", "gpu"}
+# The layers, lowest first (docs/architecture.md): a module imports only modules of its own
+# layer or of a lower one. Every module of the package is in exactly one layer.
+LAYERS = [
+    ("base", {"localswap", "localswap.choices", "localswap.errors", "localswap.progress",
+              "localswap.settings", "localswap.workspace", "localswap.media", "localswap.gpu",
+              "localswap.system"}),
+    ("faces", {"localswap.faces"}),
+    ("train", {"localswap.train"}),
+    ("convert", {"localswap.convert"}),
+    ("evaluate", {"localswap.evaluate"}),
+    ("models", {"localswap.models"}),
+    ("swap", {"localswap.swap"}),
+    ("jobs", {"localswap.jobs"}),
+    ("bench", {"localswap.bench"}),
+    ("ui", {"localswap.ui"}),
+    ("cli", {"localswap.cli", "localswap.__main__"}),
+]
 MAX_FUNCTION_LINES = 100
 
 
@@ -26,11 +43,22 @@ def modules() -> dict[str, Path]:
 
 def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     """The package's modules that `name` imports, wherever in the file the import stands."""
+    return set(import_lines(name, path, known))
+
+
+def import_lines(name: str, path: Path, known: dict[str, Path]) -> dict[str, int]:
+    """{module of the package that `name` imports: the line of the first import of it},
+    counting imports inside functions and under TYPE_CHECKING."""
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-    found = set()
+    found: dict[str, int] = {}
+
+    def add(module: str, line: int) -> None:
+        found[module] = min(line, found.get(module, line))
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name in known}
+            for a in node.names:
+                if a.name in known:
+                    add(a.name, node.lineno)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
@@ -39,10 +67,34 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
             for alias in node.names:
                 full = f"{base}.{alias.name}"
                 if full in known:
-                    found.add(full)           # a module: from pkg import module
+                    add(full, node.lineno)    # a module: from pkg import module
                 elif base in known:
-                    found.add(base)           # a name defined in the module `base`
-    found.discard(name)
+                    add(base, node.lineno)    # a name defined in the module `base`
+    found.pop(name, None)
+    return found
+
+
+def layer_of(module: str) -> int:
+    """The index in LAYERS of the layer holding `module` (by its longest listed prefix)."""
+    best, index = "", -1
+    for i, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > len(best):
+                best, index = prefix, i
+    assert index >= 0, f"{module} is in no layer: add it to LAYERS and docs/architecture.md"
+    return index
+
+
+def layer_violations(known: dict[str, Path], root: Path = ROOT) -> list[str]:
+    """'module (layer) imports module (higher layer) at file:line' for each upward import."""
+    found = []
+    for name, path in sorted(known.items()):
+        mine = layer_of(name)
+        for other, line in sorted(import_lines(name, path, known).items()):
+            theirs = layer_of(other)
+            if theirs > mine:
+                found.append(f"{name} ({LAYERS[mine][0]}) imports {other} "
+                             f"({LAYERS[theirs][0]}) at {path.relative_to(root)}:{line}")
     return found
 
 
@@ -106,6 +158,40 @@ def test_no_import_cycle_between_modules():
     assert not found, "import cycles:\n" + "\n".join(detail)
 
 
+def test_no_module_imports_a_higher_layer():
+    """The base sits below the stages, the stages below models/ and swap/, those below jobs/,
+    and ui/ and the CLI on top: no exceptions, function-level imports counted."""
+    known = modules()
+    assert layer_of("localswap.settings") < layer_of("localswap.faces.detect") \
+        < layer_of("localswap.jobs.submit") < layer_of("localswap.ui.app")
+    found = layer_violations(known)
+    assert not found, "imports of a higher layer:\n" + "\n".join(found)
+
+
+def test_the_layer_check_names_an_upward_import_inside_a_function(tmp_path):
+    """A stage importing the jobs layer inside a function is found, with module and line."""
+    base = tmp_path / "localswap"
+    (base / "convert").mkdir(parents=True)
+    (base / "jobs").mkdir()
+    for init in (base, base / "convert", base / "jobs"):
+        (init / "__init__.py").write_text("")
+    (base / "jobs" / "submit.py").write_text("def checked():\n    pass\n")
+    (base / "convert" / "preview.py").write_text(
+        "import numpy\n\n\ndef settings_from():\n"
+        "    from localswap.jobs.submit import checked\n    return checked()\n")
+    known = {"localswap": base / "__init__.py",
+             "localswap.convert": base / "convert" / "__init__.py",
+             "localswap.convert.preview": base / "convert" / "preview.py",
+             "localswap.jobs": base / "jobs" / "__init__.py",
+             "localswap.jobs.submit": base / "jobs" / "submit.py"}
+    assert layer_violations(known, tmp_path) == [
+        "localswap.convert.preview (convert) imports localswap.jobs.submit (jobs) at "
+        "localswap/convert/preview.py:5"]
+    (base / "convert" / "preview.py").write_text("import numpy\n")
+    (base / "jobs" / "submit.py").write_text("from localswap.convert import preview\n")
+    assert layer_violations(known, tmp_path) == []      # downward: allowed
+
+
 def test_the_package_root_holds_only_the_core_modules():
     here = {p.stem for p in PACKAGE.glob("*.py")}
     assert here - ROOT_MODULES == set(), "move these into a folder: " + \
@@ -161,25 +247,28 @@ def test_in_ci_a_skipped_test_fails(tmp_path):
 
 
 def test_the_settings_choices_are_the_registries():
-    """settings.py lists no choice of its own that a registry holds: a new detector, colour
-    transfer, blend, mask, face type or architecture is a choice everywhere once registered."""
+    """settings.py lists no choice of its own: the choice lists live in localswap/choices.py
+    (below the stages), and the stages that act on them read the same objects, so a new
+    detector, colour transfer, blend, mask, face type or architecture is a choice everywhere."""
     from dataclasses import fields
 
-    from localswap.convert.blend import BLENDS
-    from localswap.convert.color import METHODS
-    from localswap.convert.mask import MASKS
-    from localswap.faces.align import FACE_TYPE_BOX
-    from localswap.faces.detect import DETECTORS
+    from localswap import choices
+    from localswap.convert import color
+    from localswap.faces import align, detect
     from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
-    from localswap.train.archs import ARCHS, RESOLUTIONS
+    from localswap.train import models
 
-    def choices(cls, name):
+    def choices_of(cls, name):
         return next(f.metadata["choices"] for f in fields(cls) if f.name == name)
-    assert choices(ConvertSettings, "color") is METHODS
-    assert choices(ConvertSettings, "blend") is BLENDS
-    assert choices(ConvertSettings, "mask") is MASKS
-    assert choices(ConvertSettings, "detector") == choices(ExtractSettings, "detector") \
-        == tuple(DETECTORS)
-    assert choices(ExtractSettings, "face_type") == tuple(FACE_TYPE_BOX)
-    assert choices(TrainSettings, "arch") == ("auto", *ARCHS)
-    assert choices(TrainSettings, "resolution") == (0, *RESOLUTIONS)
+    assert choices_of(ConvertSettings, "color") is choices.COLOR_METHODS is color.METHODS
+    assert choices_of(ConvertSettings, "blend") is choices.BLENDS
+    assert choices_of(ConvertSettings, "mask") is choices.MASKS
+    assert choices_of(ConvertSettings, "occlusion") is choices.OCCLUSION
+    assert choices_of(ConvertSettings, "glasses") is choices.GLASSES
+    assert choices_of(ConvertSettings, "detector") == choices_of(ExtractSettings, "detector") \
+        == tuple(choices.DETECTORS)
+    assert detect.DETECTORS is choices.DETECTORS and align.FACE_TYPE_BOX is choices.FACE_TYPE_BOX
+    assert choices_of(ExtractSettings, "face_type") == tuple(choices.FACE_TYPE_BOX)
+    assert choices_of(TrainSettings, "arch") == ("auto", *choices.ARCHS)
+    assert models.ARCHS is choices.ARCHS and models.RESOLUTIONS is choices.RESOLUTIONS
+    assert choices_of(TrainSettings, "resolution") == (0, *choices.RESOLUTIONS)

@@ -202,13 +202,13 @@ def test_swap_in_the_browser(launched, browser, video_a, video_b):
     # Advanced mode: a tiny model and a handful of iterations, so it runs on this CPU.
     page.locator("#mode").get_by_role("radio", name="Advanced").check()
     fill_number(page, "train-iterations", 30)
-    page.get_by_text("More training settings").click()
+    page.locator("#adv-training .label-wrap").first.click()
     fill_number(page, "train-preview-every", 3)
     fill_number(page, "train-width", 8)
     fill_number(page, "train-batch", 4)
     pick(page, "train-resolution", "64")
     pick(page, "train-arch", "localswap")
-    page.get_by_text("Face extraction").click()
+    page.locator("#adv-faces .label-wrap").first.click()
     fill_number(page, "extract-every", 4)
     page.locator("#target-file input[type=file]").set_input_files(str(video_a))
     page.locator("#source-files input[type=file]").set_input_files([str(video_b)])
@@ -220,8 +220,8 @@ def test_swap_in_the_browser(launched, browser, video_a, video_b):
     page.locator("#start").click()
     page.locator("#start-message").get_by_text("Tick").wait_for(timeout=10_000)
     page.locator("#consent input[type=checkbox]").check()
-    page.get_by_text("More training settings").click()      # folded again for the picture
-    page.get_by_text("Face extraction").click()
+    page.locator("#adv-training .label-wrap").first.click()  # folded again for the picture
+    page.locator("#adv-faces .label-wrap").first.click()
     shot = screenshot(page, "new-swap.png")
     page.locator("#start").click()
     # The job view: the loss plot draws both curves and a preview grid appears.

@@ -147,10 +147,16 @@ def test_models_library_tiles_click_to_choose_and_the_choice_stays(app, browser)
     page.close()
 
 
+def open_group(page, elem_id: str) -> None:
+    """Unfold one of Advanced mode's groups by its heading."""
+    page.locator(f"#{elem_id} .label-wrap").first.click()
+
+
 def test_advanced_mode_speaks_plainly(app, browser):
     page = open_tab(browser, app.url, "New swap", height=3000)
     page.locator("#mode").get_by_role("radio", name="Advanced").check()
-    page.get_by_text("More training settings").click()
+    open_group(page, "adv-training")
+    open_group(page, "adv-expert")
     page.get_by_text("Learning rate", exact=True).wait_for(timeout=20_000)
     labels = page.inner_text("body")
     for plain in ("Model architecture", "Learning rate", "Gradient clipping (0 = off)",
@@ -165,6 +171,37 @@ def test_advanced_mode_speaks_plainly(app, browser):
         box = page.locator(f"#{elem} input:not([type=range]), #{elem} textarea")
         assert box.input_value() == "" and box.get_attribute("placeholder") == word, elem
         assert page.locator(f"#{elem} input[type=range]").count() == 0, elem
+    page.close()
+
+
+def test_advanced_mode_folds_into_groups_that_open(app, browser):
+    """Advanced mode keeps open only what most swaps change (how long, how sharp, who, hands,
+    glasses); the rest folds into four groups. Folded, the page fits well under the old
+    6,200 px (all of it was about 6,500 px at this size), and a group opened shows its
+    fields. Measured at 1280x900."""
+    page = open_tab(browser, app.url, "New swap", height=900)
+    page.locator("#mode").get_by_role("radio", name="Advanced").check()
+    page.locator("#train-iterations").wait_for(timeout=20_000)
+    for elem in ("train-iterations", "train-max-minutes", "train-resolution", "convert-faces",
+                 "convert-occlusion", "convert-glasses"):
+        assert page.locator(f"#{elem}").is_visible(), elem
+    groups = {"adv-faces": "extract-face-type", "adv-training": "train-arch",
+              "adv-rendering": "convert-color", "adv-expert": "train-lr"}
+    for group, field in groups.items():
+        assert page.locator(f"#{group}").is_visible(), group
+        assert not page.locator(f"#{field}").is_visible(), field
+    page.wait_for_timeout(500)                  # let the layout settle before measuring
+    folded = page.evaluate("document.documentElement.scrollHeight")
+    assert folded < 2500, folded
+    for group, field in groups.items():
+        open_group(page, group)
+        page.locator(f"#{field}").wait_for(state="visible", timeout=10_000)
+    page.locator("#convert-crf").wait_for(state="visible", timeout=10_000)
+    page.wait_for_timeout(500)
+    unfolded = page.evaluate("document.documentElement.scrollHeight")
+    assert folded < 0.5 * unfolded, (folded, unfolded)
+    open_group(page, "adv-expert")              # a second click folds it again
+    page.locator("#train-lr").wait_for(state="hidden", timeout=10_000)
     page.close()
 
 

@@ -57,7 +57,7 @@ def _judge(source: Path, target: Path, out: Path, sheet: Path) -> dict:
 
 def section_adapt(ctx: dict) -> dict:
     from localswap.convert.render import convert
-    from localswap.models.fit import check
+    from localswap.swap.fit import check
     from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
     from localswap.swap.pipeline import swap
     from localswap.workspace import Workspace

@@ -37,6 +37,7 @@ import torch
 
 from localswap import __version__, media
 from localswap.bench import samples
+from localswap.errors import UserError
 SCHEMA_VERSION = 1
 
 
@@ -165,6 +166,10 @@ def run(quick: bool = False, device: str = "auto", only: list[str] | None = None
     Pictures (the quality section's contact sheets and renders) go to `out_dir`; `pair` and
     `recipe` choose the quality section's videos and training recipe; `corpus` the corpus
     section's clips, pairs and minutes of training."""
+    unknown = sorted(set(only or ()) - set(SECTIONS))
+    if unknown:          # a typo must not run the machine section and report success
+        raise UserError(f"unknown bench section {', '.join(unknown)}: the sections are "
+                        f"{', '.join(SECTIONS)}")
     quick = quick or tiny
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))

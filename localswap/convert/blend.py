@@ -23,9 +23,6 @@ from localswap.convert.occlusion import hand_mask
 from localswap.faces.align import invert, transform_points
 from localswap.faces.landmarks import face_hull, face_width
 
-BLENDS = ("feather", "poisson")
-
-
 @dataclass
 class Look:
     """How a face is put back (the blending part of ConvertSettings)."""

@@ -18,7 +18,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-METHODS = ("rct", "lct", "hist", "none")
+from localswap.choices import COLOR_METHODS
+
+METHODS = COLOR_METHODS
 _MIN_PIXELS = 32  # fewer masked pixels than this and the statistics mean nothing
 
 

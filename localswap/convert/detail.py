@@ -9,33 +9,23 @@ the enlarged output: half on the mouth, and none where the photo's lips part unl
 face's. Colour and shape stay the model's; only the fine texture comes from the photo.
 
 A model dir keeps its bank in `detail/` (PNG crops + bank.json), written when training
-starts, so a model copied elsewhere brings it along; an older model falls back to its
-source faceset when that is still on disk.
+starts (train.detail_bank), so a model copied elsewhere brings it along; an older model falls
+back to its source faceset when that is still on disk.
 """
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from localswap.faces.landmarks import eye_gap, lip_gap, mouth_width
+# the bank on disk and the landmark weights of "nearest", shared with its writer (training)
+from localswap.train.detail_bank import BANK_DIR, BANK_FILE, FACE_WEIGHTS, MOUTH_WEIGHTS
 
-BANK_DIR = "detail"
-BANK_FILE = "bank.json"
-BANK_FACES = 96          # crops kept: enough to cover a clip's poses and expressions
 HI = 256                 # the bank's working size (faceset crops are 256 px)
 BAND = 0.5               # the band kept: finer than this many model pixels (Gaussian sigma)
-# "Nearest" is judged twice: the face (pose, eyes, brows, nose) and the mouth, each with its
-# own crop, as a clip's eyes and mouth move independently. Landmark weights of each:
-FACE_WEIGHTS = np.ones(68, np.float32)
-FACE_WEIGHTS[36:48] = 3.0
-MOUTH_WEIGHTS = np.ones(68, np.float32)
-MOUTH_WEIGHTS[48:68] = 4.0
 # and how parted the eyelids and the lips are: by the landmarks alone, on the tuning pair
 # the crops' eye opening did not follow the target's at all (correlation -0.14; 0.83 with
 # this), so the lashes drew their own blinks; check4's crops matched a mouth the source held
@@ -57,43 +47,6 @@ MOUTH_OFF = 0.12
 # and at most this much there even then: glossy lips warped from a photo still drew bright
 # rims around an open mouth in check4
 MOUTH_KEEP = 0.5
-
-
-def write_bank(faceset_dir: Path, model_dir: Path, faces: int = BANK_FACES) -> int:
-    """Copy the sharpest, most varied crops of the source faceset into model_dir/detail/.
-    Returns the number kept (0 when the faceset has no usable crops)."""
-    faceset_dir, model_dir = Path(faceset_dir), Path(model_dir)
-    info = json.loads((faceset_dir / "faceset.json").read_text())
-    rows = [f for f in info.get("faces", [])
-            if len(f.get("landmarks") or []) == 68 and (faceset_dir / f["image"]).is_file()]
-    if not rows:
-        return 0
-    # the sharpest 70%, then farthest-point sampling in (weighted) landmark space
-    rows.sort(key=lambda f: -float(f.get("blur") or 0.0))
-    rows = rows[:max(1, int(round(len(rows) * 0.7)))]
-    spread = np.sqrt(np.maximum(FACE_WEIGHTS, MOUTH_WEIGHTS))[None, :, None]
-    lms = np.array([f["landmarks"] for f in rows], np.float32) * spread
-    chosen, gap = [0], np.full(len(rows), np.inf)
-    while len(chosen) < min(faces, len(rows)):
-        gap = np.minimum(gap, ((lms - lms[chosen[-1]]) ** 2).sum((1, 2)))
-        chosen.append(int(np.argmax(gap)))
-    tmp = Path(tempfile.mkdtemp(prefix=".detail-", dir=model_dir))
-    try:
-        kept = []
-        for k, i in enumerate(chosen):
-            name = f"{k:03d}.png"
-            shutil.copyfile(faceset_dir / rows[i]["image"], tmp / name)
-            kept.append({"image": name, "landmarks": rows[i]["landmarks"]})
-        (tmp / BANK_FILE).write_text(json.dumps({
-            "version": 1, "face_type": info.get("face_type"), "size": info.get("size"),
-            "faces": kept}))
-        target = model_dir / BANK_DIR
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)      # what a failed copy left
-    return len(kept)
 
 
 class DetailBank:

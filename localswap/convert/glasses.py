@@ -16,7 +16,6 @@ import numpy as np
 
 from localswap.faces.glasses import bar, bridge, frame_mask, wears
 
-GLASSES = ("keep", "source")
 WINDOW = 15
 
 

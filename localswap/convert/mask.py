@@ -12,7 +12,6 @@ import numpy as np
 
 from localswap.faces.landmarks import face_hull, lip_gap, mouth_width
 
-MASKS = ("hull", "learned", "both")
 # the target's own open mouth: from a lip gap of this share of the mouth's width, kept this
 # share of the width inside the inner lip line (the model's lips stay; check4 and check2)
 MOUTH_PARTED = 0.06

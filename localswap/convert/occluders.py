@@ -9,7 +9,7 @@ it draws the face underneath. Those pixels are kept from the frame, like a hand.
 
 The check only works on the person the model was trained on: on anyone else the drawing
 departs everywhere. The caller says whether the video shows that person when it knows (the
-swap pipeline trained on it; `convert` and quick swaps ask models.fit, which tells people
+swap pipeline trained on it; `convert` and quick swaps ask swap.fit, which tells people
 apart by their dlib signature): not that person, the check stands aside and only hands are
 kept. Where nobody said, the drawing itself decides: where the face's closer 40% departs by
 TRUST or more (4.4-11 on other people, 1.4-4.5 on the model's own, docs/benchmarks.md), the

@@ -27,7 +27,6 @@ import numpy as np
 
 from localswap.faces.landmarks import face_width
 
-OCCLUSION = ("off", "hands", "auto")   # auto: hands and other things (convert.occluders)
 REGION = 2.8          # the square looked at, in face widths
 SIDE = 256            # ... scaled to this many pixels
 GROW = 0.2            # the hull grows by this share of the palm's length (wrist to middle knuckle)

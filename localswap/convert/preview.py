@@ -30,7 +30,7 @@ from localswap.convert.glasses import find_glasses, keeper_for
 from localswap.convert.occluders import check_for
 from localswap.convert.occlusion import HandTracker
 from localswap.errors import UserError
-from localswap.settings import ConvertSettings
+from localswap.settings import ConvertSettings, checked
 
 
 WARM = 8     # frames the hand landmarker tracks before the one shown
@@ -218,6 +218,5 @@ class FramePreview:
 
 def settings_from(values: dict | None, base: dict | None = None) -> ConvertSettings:
     """ConvertSettings from a job's convert dict overlaid with `values` (None = default)."""
-    from localswap.jobs.submit import checked
     merged = {**(base or {}), **{k: v for k, v in (values or {}).items() if v is not None}}
     return replace(ConvertSettings(), **checked(ConvertSettings, merged, "conversion"))

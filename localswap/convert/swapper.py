@@ -1,12 +1,11 @@
 """Load a model dir for inference and run batches of aligned faces through it.
 
-A model dir holds `model.safetensors` + `manifest.json` (see localswap.models.manifest).
+A model dir holds `model.safetensors` + `manifest.json` (see localswap.train.manifest).
 Only safetensors and JSON are read: nothing is unpickled. The swap is decoder B applied to
 the encoding of an A face (A = the target video's person, B = the source person).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +17,9 @@ from localswap.faces.landmarks import expression_map, region_masks
 from localswap.faces.retarget import retarget
 from localswap.gpu import cpu_has_native_bf16
 from localswap.train.hide import hide_features
-from localswap.models.manifest import (BACKUP_DIR, DFM_FILE, MANIFEST_FILE, MODEL_FILE,
-                                       Manifest, is_dfm_dir, read_manifest)
-from localswap.workspace import file_sha256
+from localswap.train.checkpoint import weights_folder
+from localswap.train.manifest import (DFM_FILE, MODEL_FILE, Manifest, is_dfm_dir,
+                                      read_manifest)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -43,6 +42,14 @@ def half_dtype(device: torch.device, capability=None) -> torch.dtype | None:
     return None
 
 
+def run_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The type a model runs in for a `precision` word (choices.PRECISIONS, the words training
+    takes too): auto = half_dtype(device), fp32 = None (no autocast), bf16 / fp16 = that type."""
+    if precision == "auto":
+        return half_dtype(device)
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
 def build_from_state(manifest: dict, state: dict[str, torch.Tensor]) -> torch.nn.Module:
     """The model the manifest names, with `state` loaded; UserError if they do not fit."""
     from localswap.train import models
@@ -62,30 +69,6 @@ def build_from_state(manifest: dict, state: dict[str, torch.Tensor]) -> torch.nn
         raise UserError(f"the weights do not match a {arch} {res} px model "
                         f"({str(exc).splitlines()[0][:200]})") from exc
     return model
-
-
-def weights_folder(model_dir: Path) -> Path:
-    """The folder whose weights to use: the model dir, or its backup/ when the main weights
-    do not match the SHA-256 the trainer's manifest records (an interrupted or damaged
-    save). Only the weights are checked: conversion does not need the optimizer state."""
-    problems = []
-    for folder in (model_dir, model_dir / BACKUP_DIR):
-        if not (folder / MANIFEST_FILE).is_file():
-            continue
-        try:
-            digest = (json.loads((folder / MANIFEST_FILE).read_text()).get("files") or {}) \
-                .get(MODEL_FILE)
-        except (OSError, ValueError, AttributeError):
-            problems.append(f"{folder / MANIFEST_FILE} is unreadable")
-            continue
-        if digest and (not (folder / MODEL_FILE).is_file() or
-                       file_sha256(folder / MODEL_FILE) != digest):
-            problems.append(f"{folder / MODEL_FILE} does not match its manifest")
-            continue
-        return folder
-    if problems:
-        raise UserError(f"{model_dir}: no usable weights: {'; '.join(problems)}")
-    return model_dir
 
 
 def load_model(model_dir: str | Path, device: torch.device | str = "cpu"):
@@ -121,7 +104,7 @@ class Swapper:
         self.name = str(self.manifest.get("name") or Path(model_dir).resolve().name)
         # Half precision where the hardware has it: about twice the speed for a mean change
         # of about half a level of 255 in the output (measured on 64 and 128 px models).
-        self.dtype = half_dtype(self.device) if precision == "auto" else None
+        self.dtype = run_dtype(self.device, precision)
         # the source's sharp crops, for fine detail the model is too small to draw
         self.detail = DetailBank.open(Path(model_dir), self.manifest)
 
@@ -184,11 +167,11 @@ class Swapper:
 
 
 class DfmSwapper(Swapper):
-    """The Swapper interface for a library `.dfm` (localswap.models.dfm), run through
+    """The Swapper interface for a library `.dfm` (localswap.convert.dfm), run through
     onnxruntime: RGB uint8 crops in, RGB uint8 swapped faces and the combined mask out."""
 
     def __init__(self, model_dir: str | Path, device: str = "auto"):   # no torch model
-        from localswap.models.dfm import FACE_TYPE, MORPH_DEFAULT, open_session
+        from localswap.convert.dfm import FACE_TYPE, MORPH_DEFAULT, open_session
         self.manifest = read_manifest(model_dir)
         self.session = open_session(Path(model_dir) / DFM_FILE, device)
         cuda = self.session.get_providers()[0].startswith("CUDA")
@@ -204,7 +187,7 @@ class DfmSwapper(Swapper):
         self.draws_target = False   # a .dfm carries only the swap's decoder
 
     def __call__(self, crops: np.ndarray, landmarks: list[np.ndarray] | None = None):
-        from localswap.models.dfm import run
+        from localswap.convert.dfm import run
         bgr = np.ascontiguousarray(crops[..., ::-1], np.float32) / 255.0
         face, mask, celeb = run(self.session, bgr, self.morph, self.morph_value)
         rgb = (np.clip(face[..., ::-1], 0, 1) * 255 + 0.5).astype(np.uint8)

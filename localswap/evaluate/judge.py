@@ -21,7 +21,7 @@ import numpy as np
 from localswap.errors import UserError
 from localswap.evaluate import colours, frames, glasses, pixels
 from localswap.evaluate import face_measures as fm
-from localswap.evaluate.embedder import Embedder, distance
+from localswap.faces.embedder import Embedder, distance
 from localswap.evaluate.report import Report
 from localswap.faces.detect import make_backend
 from localswap.progress import Progress, no_progress

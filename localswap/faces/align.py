@@ -10,19 +10,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from localswap.choices import FACE_TYPE_BOX
 from localswap.faces.landmarks import MEAN_FACE, MEAN_FACE_FIRST
 
-# face type -> (centre x, centre y, half side) of the crop in mean-face units
-FACE_TYPE_BOX = {
-    "face": (0.49, 0.50, 0.80),
-    "whole_face": (0.49, 0.43, 1.07),
-    "head": (0.49, 0.30, 1.45),
-    # DeepFaceLab's "whole face" (what DeepFaceLive .dfm models take): the unit square of the
-    # same mean face, padded by 0.40 of its diagonal on each side (half side 0.4*sqrt(2)+0.5)
-    # and moved up 7% of its side for more forehead; fitted on brows, nose, eyes and the two
-    # mouth corners only (DFL_POINTS).
-    "dfl_whole_face": (0.5, 0.43, 0.4 * 2 ** 0.5 + 0.5),
-}
 DFL_POINTS = list(range(17, 49)) + [54]
 
 

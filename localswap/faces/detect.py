@@ -9,14 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from localswap.choices import DETECTORS
 from localswap.errors import UserError
 from localswap.faces.detection import FaceBackend
 
-# The detector backends by name: what each needs. settings.py reads its choices from here.
-DETECTORS = {
-    "mediapipe": "BlazeFace + FaceMesh, weights inside the wheel (no download)",
-    "facexlib": "RetinaFace + AWing landmarks, weight files in the weights folder",
-}
 SOURCE_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 

@@ -1,7 +1,7 @@
 """Who is who: the distinct people in a video, and which listed person a tracked face is.
 
 Listing (`list_people`): detect every frame, follow faces with the IoU tracker, embed a
-track's face with dlib's descriptor (localswap.evaluate.embedder) when it starts, every
+track's face with dlib's descriptor (localswap.faces.embedder) when it starts, every
 EMBED_EVERY frames and every few frames while another face touches it (where a tracker can
 mix two people up), in a worker thread beside the detector, cluster the embeddings, and give each detection the person of its track's latest
 embedding. People are numbered by how many frames they are in, most first; a listing is
@@ -52,7 +52,7 @@ CACHE_VERSION = 1
 
 
 def _embedder():
-    from localswap.evaluate.embedder import Embedder
+    from localswap.faces.embedder import Embedder
     return Embedder()
 
 

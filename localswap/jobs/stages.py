@@ -228,7 +228,7 @@ def extract_source(ctx: StageContext) -> dict:
 
 
 def _iteration(model: Path) -> int:
-    from localswap.models.manifest import read_manifest
+    from localswap.train.manifest import read_manifest
     try:
         return int(read_manifest(model).get("iteration", 0) or 0)
     except UserError:
@@ -302,7 +302,7 @@ def quick_convert(ctx: StageContext) -> dict:
                  for n, m in ctx.job.params["map"].items()}
     knows = None
     if not ctx.job.params.get("map"):     # the model fits this person, or the log says not
-        from localswap.models.fit import check
+        from localswap.swap.fit import check
         fit = check(model, target_path(ctx), ctx.workspace)
         if fit.verdict in ("same", "other"):
             ctx.progress.log(fit.sentence())

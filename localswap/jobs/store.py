@@ -165,6 +165,24 @@ class JobStore:
         row = self._db().execute("SELECT * FROM jobs WHERE id = ?", (int(job_id),)).fetchone()
         return Job.from_row(row) if row else None
 
+    def stage_speeds(self, limit: int = 20) -> dict[str, float]:
+        """Median speeds of recent finished stages: extract/convert in frames/s, train in
+        it/s (what swap.estimate times a swap by while a job holds the device)."""
+        found: dict[str, list[float]] = {"extract": [], "train": [], "convert": []}
+        for job in self.list(limit=limit):
+            t, p = job.timings, job.params
+            every = max(1, int(p.get("extract", {}).get("every", 1)))
+            if t.get("extract_target") and p.get("frames"):
+                found["extract"].append(p["frames"] / every / max(t["extract_target"], 1e-3))
+            rendered = t.get("convert") or t.get("quick_convert")
+            if rendered and p.get("frames"):      # the quality check's time is not the render's
+                judged = (job.result.get("evaluation") or {}).get("seconds") or 0.0
+                rendered = rendered - judged if rendered > judged else rendered
+                found["convert"].append(p["frames"] / max(rendered, 1e-3))
+            if t.get("train") and job.info.get("it_s"):
+                found["train"].append(float(job.info["it_s"]))
+        return {k: sorted(v)[len(v) // 2] for k, v in found.items() if v}
+
     def list(self, limit: int = 100, statuses: tuple[str, ...] = ()) -> list[Job]:
         sql, args = "SELECT * FROM jobs", []
         if statuses:

@@ -2,31 +2,16 @@
 call these, so the checks (consent, limits, settings ranges) are the same everywhere."""
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 
 from localswap.errors import UserError
 from localswap.jobs.runner import Runner
 from localswap.jobs.uploads import (Upload, UploadSettings, check_media, no_face_sentence,
                                     photos_without_face, store_upload)
-from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
+from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings, checked
 from localswap.workspace import check_name
 
 CONSENT = "I have the right to use these faces"
-
-
-def checked(cls, values: dict | None, section: str) -> dict:
-    """Validate `values` against the settings dataclass `cls`; return them as given."""
-    values = {k: v for k, v in (values or {}).items() if v is not None}  # None = default
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise UserError(f"unknown {section} setting(s): {', '.join(unknown)}")
-    if values.get("person_photo"):      # a path on the server: never taken from a request
-        raise UserError("person_photo names a file on this machine, so only the command line "
-                        "takes it; in the app pick the person from the list after upload")
-    cls(**values).validate()
-    return values
 
 
 def _consent_and_target(consent: bool, target: tuple[str, str] | None, missing: str) -> None:
@@ -123,7 +108,7 @@ def submit_adapt(runner: Runner, target: tuple[str, str], model: str, consent: b
     """Queue the adaptation of library model `model` to the person in `target`: a new model
     starts from it, reuses its source faces, trains the adapt budget on the new target
     (unless options' train says otherwise) and renders the target. The model is not changed."""
-    from localswap.models.manifest import is_dfm_dir
+    from localswap.train.manifest import is_dfm_dir
     from localswap.swap.plan import source_of
     options, limits = dict(options or {}), limits or UploadSettings()
     _consent_and_target(consent, target, "Add the video of the new person.")

@@ -31,7 +31,7 @@ THUMB_PX = 96
 
 def record_evaluation(model_dir: str | Path, evaluation: dict | None, target: str) -> None:
     """Keep the report of the model's latest render beside it (None: nothing judged)."""
-    from localswap.models.manifest import read_manifest
+    from localswap.train.manifest import read_manifest
     from localswap.workspace import AtomicFile
     model_dir = Path(model_dir)
     if not evaluation or not (model_dir / "manifest.json").is_file():
@@ -85,7 +85,7 @@ def source_thumbnail(model_dir: str | Path, side: str = "source") -> Path | None
 
 def model_card(model_dir: str | Path, thumbnail: bool = True) -> dict:
     """The card as JSON-ready data; `thumbnail` adds the source face as base64 PNG."""
-    from localswap.models.manifest import Manifest
+    from localswap.train.manifest import Manifest
     model_dir = Path(model_dir)
     typed = Manifest.read(model_dir)
     m, source, target = typed.data, typed.source, typed.target
@@ -145,7 +145,7 @@ FOR_RENDERING = ("**For rendering only**: exported without its training state. I
 def is_for_rendering(model_dir: Path, manifest: dict) -> bool:
     """A model without its optimizer state (an export for rendering): it cannot continue
     training where it stopped. DeepFaceLive models never train, so they are not counted."""
-    from localswap.models.manifest import OPTIMIZER_FILE
+    from localswap.train.manifest import OPTIMIZER_FILE
     return manifest.get("arch") != "dfm" and (
         bool(manifest.get("for_rendering")) or not (Path(model_dir) / OPTIMIZER_FILE).is_file())
 

@@ -1,5 +1,5 @@
 """Write a localswap model as a DeepFaceLive `.dfm` (ONNX): the same input and output names,
-layout and pixel convention as DeepFaceLab's export (see localswap.models.dfm), so a model
+layout and pixel convention as DeepFaceLab's export (see localswap.convert.dfm), so a model
 trained here runs in DeepFaceLive, FaceFusion or VisoMaster.
 
 The graph: in_face:0 NHWC BGR [0, 1] -> NCHW RGB -> encoder -> decoder A's mask of the input
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from localswap.errors import UserError
-from localswap.models.dfm import FACE_TYPE, IN_FACE, OUTPUTS, check_dfm
+from localswap.convert.dfm import FACE_TYPE, IN_FACE, OUTPUTS, check_dfm
 
 
 class DfmGraph(nn.Module):
@@ -102,8 +102,8 @@ def export_dfm(model_dir: str | Path, file: str | Path) -> tuple[Path, list[str]
     import shutil
 
     from localswap.convert.swapper import load_model
-    from localswap.models.manifest import read_manifest
-    from localswap.models.manifest import DFM_FILE, is_dfm_dir
+    from localswap.train.manifest import read_manifest
+    from localswap.train.manifest import DFM_FILE, is_dfm_dir
     from localswap.workspace import AtomicFile
     model_dir, file = Path(model_dir), Path(file)
     notes: list[str] = []

@@ -1,7 +1,7 @@
 """Who a model's source and target people are, as face descriptors (the `evaluate` judge's
 dlib embedder): a new swap of the same source person can start from that model
 (--init-from), and a quick swap can tell whether a new video shows the person the model
-learned as its target (localswap.models.fit).
+learned as its target (localswap.swap.fit).
 
 A model's signature of a side is the mean descriptor of up to SAMPLE faces of that side's
 faceset, kept in `identity.json` beside the model once computed. Two people are "the same" when the
@@ -24,7 +24,7 @@ SAME = 0.5
 
 def images_signature(images) -> np.ndarray | None:
     """Mean descriptor of the main face in each RGB image (None: no face in any)."""
-    from localswap.evaluate.embedder import Embedder
+    from localswap.faces.embedder import Embedder
     from localswap.evaluate.frames import main_face
     from localswap.faces.detect import make_backend
     embedder, backend = Embedder(), make_backend("mediapipe")
@@ -66,7 +66,7 @@ def _store(model_dir: Path, side: str, sig: np.ndarray) -> None:
 def _faceset_folder(model_dir: Path, side: str) -> Path | None:
     """The faceset the model was trained on for `side` (None: a .dfm, a target mix of many
     people, or no manifest)."""
-    from localswap.models.manifest import read_manifest
+    from localswap.train.manifest import read_manifest
     try:
         manifest = read_manifest(model_dir)
     except UserError:
@@ -135,7 +135,7 @@ def remember(model_dir: str | Path) -> None:
 def propose(ws, sources: list[str | Path]) -> tuple[str, float] | None:
     """(library model, distance) whose source is the person in `sources`, the nearest one
     within SAME; None if none is (or nothing can be judged)."""
-    from localswap.models.manifest import is_dfm_dir
+    from localswap.train.manifest import is_dfm_dir
     names = [n for n in ws.names("models") if not is_dfm_dir(ws.root / "models" / n)]
     sigs = {n: s for n in names if (s := model_signature(ws.root / "models" / n)) is not None}
     if not sigs:

@@ -9,7 +9,7 @@ An export is a zip (stored, not compressed: weights do not compress) holding
                          left out of an export "for rendering": 60% of the file, and rendering
                          never reads it. Its manifest then lists no optimizer checksum and
                          says "for_rendering", which the model card and the CLI show)
-    detail/bank.json, detail/NNN.png  the source's sharp crops (convert.detail), when present
+    detail/bank.json, detail/NNN.png  the source's sharp crops (train.detail_bank), when present
     evaluation.json, source.png, target.png, identity.json  the model card's files: its last
                          report, both people's faces and descriptors (a quick swap's fit)
 Import reads only JSON and safetensors. Pickles (.pth, .ckpt, .pkl, torch zip files) are
@@ -23,13 +23,15 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
-from localswap.convert.detail import BANK_DIR, BANK_FILE
+from localswap.convert.dfm import FACE_TYPE, MORPH_DEFAULT, check_dfm
 from localswap.convert.swapper import build_from_state
-from localswap.models.manifest import (MANIFEST_FILE, MODEL_FILE, OPTIMIZER_FILE, ModelInfo,
-                                       model_info, read_manifest)
+from localswap.train.detail_bank import BANK_DIR, BANK_FILE
+from localswap.train.manifest import (DFM_FILE, MANIFEST_FILE, MODEL_FILE, OPTIMIZER_FILE,
+                                      ModelInfo, model_info, read_manifest)
 from localswap.errors import UserError
 from localswap.workspace import AtomicFile, Workspace, check_name, file_sha256
 
@@ -180,7 +182,6 @@ def import_model(ws: Workspace, file: str | Path, name: str | None = None) -> Mo
     if not file.is_file():
         raise UserError(f"{file}: file not found")
     if file.suffix.lower() in (".dfm", ".onnx"):
-        from localswap.models.dfm import import_dfm
         return import_dfm(ws, file, name)
     with open(file, "rb") as fh:
         head = fh.read(8)
@@ -288,3 +289,33 @@ def _check_card_files(folder: Path, label: str) -> None:
     for png in (folder / "source.png", folder / "target.png"):
         if png.is_file() and not png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n":
             raise UserError(f"{label}: {png.name} is not a PNG image")
+
+
+def import_dfm(ws, file: str | Path, name: str | None = None):
+    """Check `file` and add it to the library as `name` (default: the file's stem). Nothing is
+    written unless the check passes. Returns the library's ModelInfo."""
+    file = Path(file)
+    info = check_dfm(file)
+    name = check_name(name or file.stem)
+    dest = ws.path("models", name)
+    if dest.exists():
+        raise UserError(f"a model named {name!r} is already in the library; import with "
+                        "--name NEW_NAME")
+    models = ws.root / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=models))
+    try:
+        shutil.copyfile(file, tmp / DFM_FILE)
+        manifest = {
+            "arch": "dfm", "resolution": info.resolution, "face_type": FACE_TYPE,
+            "morph_input": info.morph, "morph_value": MORPH_DEFAULT, "opset": info.opset,
+            "producer": info.producer, "source": file.stem, "target": "any",
+            "imported_from": file.name, "iteration": 0,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "files": {DFM_FILE: file_sha256(tmp / DFM_FILE)}}
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
+        os.rename(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return model_info(dest)

@@ -17,9 +17,9 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from localswap import media
-from localswap.jobs.store import JobStore
 from localswap.progress import duration_text
 from localswap.swap import speeds
 from localswap.swap.plan import SwapJob, iterations_left
@@ -77,29 +77,11 @@ def device_kind() -> str:
     return "cuda" if nvidia_present() else "cpu"
 
 
-def measured_speeds(store: JobStore, limit: int = 20) -> dict[str, float]:
-    """Median speeds of recent finished stages: extract/convert in frames/s, train in it/s."""
-    found: dict[str, list[float]] = {"extract": [], "train": [], "convert": []}
-    for job in store.list(limit=limit):
-        t, p = job.timings, job.params
-        every = max(1, int(p.get("extract", {}).get("every", 1)))
-        if t.get("extract_target") and p.get("frames"):
-            found["extract"].append(p["frames"] / every / max(t["extract_target"], 1e-3))
-        rendered = t.get("convert") or t.get("quick_convert")
-        if rendered and p.get("frames"):      # the quality check's time is not the render's
-            judged = (job.result.get("evaluation") or {}).get("seconds") or 0.0
-            rendered = rendered - judged if rendered > judged else rendered
-            found["convert"].append(p["frames"] / max(rendered, 1e-3))
-        if t.get("train") and job.info.get("it_s"):
-            found["train"].append(float(job.info["it_s"]))
-    return {k: sorted(v)[len(v) // 2] for k, v in found.items() if v}
-
-
-def from_past_jobs(store: JobStore, target_frames: int, source_frames: int, iterations: int,
-                   every: int = 1, quick: bool = False, device: str | None = None,
-                   max_minutes: float = 0.0) -> Estimate:
-    """Seconds per stage from the speeds of the jobs run here before, else first guesses."""
-    speeds = measured_speeds(store)
+def from_past_jobs(speeds: dict[str, float], target_frames: int, source_frames: int,
+                   iterations: int, every: int = 1, quick: bool = False,
+                   device: str | None = None, max_minutes: float = 0.0) -> Estimate:
+    """Seconds per stage from `speeds`, the median speeds of the jobs run here before
+    (jobs.store.JobStore.stage_speeds), else first guesses."""
     guess = GUESS[device or device_kind()]
     rate = {k: speeds.get(k, guess[k]) for k in guess}
     stages: list[tuple[str, float]] = []
@@ -114,10 +96,13 @@ def from_past_jobs(store: JobStore, target_frames: int, source_frames: int, iter
                     "a first guess: it gets exact after the first job on this machine")
 
 
-def estimate_swap(runner, target: str, sources: list[str], options: dict) -> Estimate:
-    """Seconds per stage for a swap of `target` with `sources` (files not yet submitted).
-    Basic mode (no iterations and no time budget given) trains Basic's iteration count, and
-    the estimate's note says how long that takes here."""
+def estimate_swap(root, target: str, sources: list[str], options: dict, *, idle: bool = True,
+                  past_speeds: Callable[[], dict[str, float]] = dict) -> Estimate:
+    """Seconds per stage for a swap of `target` with `sources` (files not yet submitted) in
+    the workspace at `root`. `idle`: no job is running, so speeds may be measured; else (or
+    when measuring is impossible) the estimate comes from `past_speeds()`, the speeds of the
+    jobs run here before. Basic mode (no iterations and no time budget given) trains Basic's
+    iteration count, and the estimate's note says how long that takes here."""
     from localswap.settings import ExtractSettings, TrainSettings
     from localswap.train import budget
     train = TrainSettings(**options.get("train", {})).validate()
@@ -126,21 +111,20 @@ def estimate_swap(runner, target: str, sources: list[str], options: dict) -> Est
     train = budget.resolve(train, kind)
     extract = ExtractSettings(**options.get("extract", {})).validate()
     est = None
-    if runner.idle():
+    if idle:
         try:
-            est = _job_estimate(str(runner.workspace.root), target, sources, options,
-                                measure=False)
+            est = _job_estimate(str(root), target, sources, options, measure=False)
             if est is None:        # a speed is missing: measure it, away from the server
-                est = measure_elsewhere(str(runner.workspace.root), target, sources, options)
+                est = measure_elsewhere(str(root), target, sources, options)
         except ImportError:
             pass            # the pipeline's pieces are missing from this build
     if est is None:
         frames = media.probe(target).frames
         src = sum(media.probe(s).frames if media.is_video(s) else 1 for s in sources)
-        est = from_past_jobs(runner.store, frames, src, train.iterations, extract.every,
+        est = from_past_jobs(past_speeds(), frames, src, train.iterations, extract.every,
                              max_minutes=train.max_minutes)
     # The app checks every render's quality (jobs.stages): its own line, in the total.
-    seconds, basis = speeds.judge_seconds(runner.workspace, Path(target), kind)
+    seconds, basis = speeds.judge_seconds(Workspace(root), Path(target), kind)
     est.stages.append(("judge", seconds))
     est.bases["judge"] = basis
     if basic:

@@ -79,15 +79,15 @@ def plan_swap(sources: list[str | Path], target: str | Path, out: str | Path, ws
     else:
         model_dir = ws.path("models", str(model))   # a library name: likewise
     if (model_dir / "manifest.json").is_file():
-        from localswap.models.manifest import read_manifest
-        from localswap.models.manifest import is_dfm_dir
+        from localswap.train.manifest import read_manifest
+        from localswap.train.manifest import is_dfm_dir
         if is_dfm_dir(model_dir):
             raise UserError(f"{model_dir.name} is a DeepFaceLive model: it cannot be trained "
                             "here; use it as it is (convert, or Models → Quick swap)")
         extract.face_type = read_manifest(model_dir).get("face_type", extract.face_type)
     elif train.init_from:       # a new model from a trained one: its faces, checked now
-        from localswap.models.manifest import read_manifest
-        from localswap.models.init_from import find
+        from localswap.train.manifest import read_manifest
+        from localswap.train.init_from import find
         start = find(train.init_from, model_dir).absolute()
         train = replace(train, init_from=str(start))     # the same model from any folder
         extract.face_type = read_manifest(start).get("face_type", extract.face_type)
@@ -113,7 +113,7 @@ def source_of(model_dir: Path) -> tuple[Path, list[Path]]:
     """The source faceset a trained model learned from, and the videos/photos its faces came
     from that are still on disk (the judge compares the render with them)."""
     from localswap.faces.faceset import Faceset
-    from localswap.models.manifest import read_manifest
+    from localswap.train.manifest import read_manifest
     fs = (read_manifest(model_dir).get("facesets") or {}).get("source") or {}
     folder = Path(fs["path"]) if isinstance(fs, dict) and fs.get("path") else None
     if folder is None or not (folder / "faceset.json").is_file():
@@ -129,6 +129,6 @@ def iterations_left(job: SwapJob) -> int:
     """The iterations training still has to run: the target less what the model has."""
     done = 0
     if (job.model_dir / "manifest.json").is_file():
-        from localswap.models.manifest import read_manifest
+        from localswap.train.manifest import read_manifest
         done = int(read_manifest(job.model_dir).get("iteration", 0) or 0)
     return max(0, job.train.iterations - done)

@@ -26,7 +26,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save as st_save
 
 from localswap.errors import UserError
-from localswap.models.manifest import BACKUP_DIR, MANIFEST_FILE, MODEL_FILE, OPTIMIZER_FILE
+from localswap.train.manifest import BACKUP_DIR, MANIFEST_FILE, MODEL_FILE, OPTIMIZER_FILE
 from localswap.workspace import AtomicFile, file_sha256
 
 FORMAT = 1
@@ -155,3 +155,28 @@ def stored_width(model_dir: Path) -> int | None:
             return int(fh.get_slice("encoder.0.conv.weight").get_shape()[0])
     except (SafetensorError, OSError, ValueError, KeyError):
         return None
+
+
+def weights_folder(model_dir: Path) -> Path:
+    """The folder whose weights to use: the model dir, or its backup/ when the main weights
+    do not match the SHA-256 the trainer's manifest records (an interrupted or damaged
+    save). Only the weights are checked: conversion and a new model started from this one
+    do not need the optimizer state."""
+    problems = []
+    for folder in (model_dir, model_dir / BACKUP_DIR):
+        if not (folder / MANIFEST_FILE).is_file():
+            continue
+        try:
+            digest = (json.loads((folder / MANIFEST_FILE).read_text()).get("files") or {}) \
+                .get(MODEL_FILE)
+        except (OSError, ValueError, AttributeError):
+            problems.append(f"{folder / MANIFEST_FILE} is unreadable")
+            continue
+        if digest and (not (folder / MODEL_FILE).is_file() or
+                       file_sha256(folder / MODEL_FILE) != digest):
+            problems.append(f"{folder / MODEL_FILE} does not match its manifest")
+            continue
+        return folder
+    if problems:
+        raise UserError(f"{model_dir}: no usable weights: {'; '.join(problems)}")
+    return model_dir

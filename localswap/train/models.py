@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from localswap.train.archs import ARCHS, RESOLUTIONS
+from localswap.choices import ARCHS, RESOLUTIONS
 
 DEFAULT_WIDTH = {"original": 128, "localswap": 64}
 

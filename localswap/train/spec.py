@@ -2,7 +2,7 @@
 model exists) and the plan for this device (batch, precision, where the faces live).
 
 An existing model's manifest fixes the three; a new one takes what the settings ask for and
-the planner fills in the rest. `--init-from` (localswap.models.init_from) checks its starting
+the planner fills in the rest. `--init-from` (localswap.train.init_from) checks its starting
 model against the settings with `asked_otherwise`, as continuing a model does.
 """
 from __future__ import annotations

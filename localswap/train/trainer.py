@@ -18,12 +18,12 @@ from typing import Callable
 import torch
 
 from localswap import __version__, gpu
-from localswap.convert import detail
+from localswap.train import detail_bank
 from localswap.errors import DiskFullError, UserError, is_disk_full
 from localswap.faces.faceset import Faceset
-from localswap.models import init_from
-from localswap.models.any_target import people_of
-from localswap.models.manifest import BACKUP_DIR, find_manifest
+from localswap.train import init_from
+from localswap.train.any_target import people_of
+from localswap.train.manifest import BACKUP_DIR, find_manifest
 from localswap.progress import Progress, duration_text, no_progress
 from localswap.settings import TrainSettings
 from localswap.system.threads import ThreadTuner
@@ -310,10 +310,10 @@ class Trainer:
             self.it = self.restore(checkpoint.load(self.model_dir))
         elif self.d.main:
             self.save(0)
-        if self.d.main and not (self.model_dir / detail.BANK_DIR).is_dir():
-            # the source's sharp crops go with the model (convert.detail)
+        if self.d.main and not (self.model_dir / detail_bank.BANK_DIR).is_dir():
+            # the source's sharp crops go with the model (read back by convert.detail)
             try:
-                detail.write_bank(self.source, self.model_dir)
+                detail_bank.write_bank(self.source, self.model_dir)
             except (OSError, ValueError) as exc:    # the render then goes without the detail
                 self.note(f"the source's detail crops were not kept ({exc})")
         self.start_it = self.it

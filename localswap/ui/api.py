@@ -81,7 +81,7 @@ def register(ctx: Context) -> None:
     def fit(target: FileData, model: str) -> dict:
         """Before a quick swap: does `model` know the person in `target`? verdict "same",
         "other" (adapt it first: adapt_seconds), "any" or "unknown", and one sentence."""
-        from localswap.models.fit import check
+        from localswap.swap.fit import check
         from localswap.workspace import check_name
         folder = ctx.workspace.path("models", check_name(model or ""))
         if not (folder / "manifest.json").is_file():

@@ -4,7 +4,7 @@ screen measured in the browser (live_delay), the frames per second and the serve
 per frame.
 
 The first frame with a face is checked against the person the model was trained on
-(localswap.models.fit). When it is someone else, the page says so and offers to adapt the
+(localswap.swap.fit). When it is someone else, the page says so and offers to adapt the
 model: with consent it records a few seconds of the webcam, queues an adaptation job on
 them, and once that job is done swaps with the adapted model."""
 from __future__ import annotations
@@ -72,7 +72,7 @@ def session(request: gr.Request | None) -> Session:
 
 def _fit_of(ctx: Context, sess: Session, name: str, frame):
     """The model's fit to the person in `frame` (checked once per model and session)."""
-    from localswap.models.fit import check_images
+    from localswap.swap.fit import check_images
     if name not in sess.fits:
         fit = check_images(ctx.workspace.path("models", name), [frame[..., :3]])
         if fit.verdict == "unknown" and "no face" in fit.why:

@@ -194,7 +194,7 @@ def _quick_swap(ctx: Context):
 def quick_look(ctx: Context, name: str, video: str) -> tuple:
     """(the frame image update, the fit sentence, the adapt button update) for `video`."""
     from localswap.convert.preview import settings_from
-    from localswap.models.fit import check
+    from localswap.swap.fit import check
     model = ctx.workspace.path("models", check_name(name))
     if not (model / "manifest.json").is_file():
         return gr.update(visible=False), f"There is no model called {name!r}.", \

@@ -20,13 +20,29 @@ from localswap.ui.context import Context, human_error
 
 VIDEO_TYPES = sorted(media.VIDEO_EXTS)
 MEDIA_TYPES = sorted(media.VIDEO_EXTS | media.IMAGE_EXTS)
-# The fields Advanced mode shows first, when the settings class has them.
-TRAIN_MAIN = ["iterations", "max_minutes", "arch", "resolution", "width", "batch"]
-TRAIN_MORE_FIRST = ["precision", "plateau", "preview_every", "save_every", "save_minutes"]
-CONVERT_FIRST = ["color", "blend", "mask", "erode", "blur", "detail", "mouth", "occlusion",
-                 "glasses", "smooth", "faces", "label"]
-EXTRACT_FIELDS = ["face_type", "every", "size", "min_face", "soft_share", "detector",
-                  "max_frames"]
+# Advanced mode: the few settings most swaps change stay open (how long, how sharp, who,
+# hands, glasses); the rest fold into groups, as in faceswap's and FaceFusion's settings.
+T, C, E = TrainSettings, ConvertSettings, ExtractSettings
+ADVANCED_OPEN = [(T, "iterations"), (T, "max_minutes"), (T, "resolution"), (C, "faces"),
+                 (C, "occlusion"), (C, "glasses")]
+ADVANCED_GROUPS = [
+    ("Faces and extraction", "adv-faces",
+     [(E, "face_type"), (E, "every"), (E, "min_face"), (E, "soft_share"), (E, "size"),
+      (E, "max_frames"), (E, "detector"), (E, "min_confidence"), (C, "detector"),
+      (C, "min_confidence")]),
+    ("Training", "adv-training",
+     [(T, "arch"), (T, "width"), (T, "batch"), (T, "guide"), (T, "color_match"),
+      (T, "sharpen"), (T, "plateau"), (T, "eyes_mouth_weight"), (T, "preview_every"),
+      (T, "warp"), (T, "flip")]),
+    ("Rendering: colour, blend and mask", "adv-rendering",
+     [(C, "color"), (C, "blend"), (C, "mask"), (C, "erode"), (C, "blur"), (C, "detail"),
+      (C, "mouth"), (C, "smooth"), (C, "fill_gap"), (C, "crf"), (C, "label")]),
+    ("Expert", "adv-expert",
+     [(T, "lr"), (T, "warmup"), (T, "schedule"), (T, "clip_grad"), (T, "precision"),
+      (T, "seed"), (T, "save_every"), (T, "save_minutes"), (T, "preview_seconds"),
+      (C, "precision"), (C, "batch")]),
+]
+PREFIX = {T: "train", C: "convert", E: "extract"}
 NEW_MODEL = "(new model)"
 FRESH = "(fresh)"
 
@@ -161,32 +177,29 @@ def _uploads():
 
 
 def _advanced(ctx: Context, start_from: gr.Dropdown):
-    """Advanced mode's column: the model choice and the training, rendering and extraction
-    settings, as widgets by field name ("Start from" is the first training one)."""
+    """Advanced mode's column: the model choice, the settings most swaps change, and the
+    rest in folded groups; returns the widgets by settings class and field name ("Start
+    from", shown in both modes, is the first training one)."""
+    found: dict = {T: {"init_from": start_from}, C: {}, E: {}}
     with gr.Column(visible=False) as advanced:
         models = [NEW_MODEL] + ctx.workspace.names("models")
         model = gr.Dropdown(models, value=NEW_MODEL, label="Model", elem_id="model-choice",
-                            info="train a new model, or continue one from the library",
+                            info="Train a new model, or continue one from the library.",
                             allow_custom_value=False)
-        with gr.Accordion("Training", open=True):
-            train_w = {"init_from": start_from,
-                       **widgets.settings_widgets(TrainSettings, TRAIN_MAIN, prefix="train")}
-            with gr.Accordion("More training settings", open=False):
-                more = [n for n in _order(TrainSettings, TRAIN_MORE_FIRST)
-                        if n not in TRAIN_MAIN]
-                train_w.update(widgets.settings_widgets(TrainSettings, more,
-                                                        skip=("device", "init_from"),
-                                                        prefix="train"))
-        with gr.Accordion("Rendering: colour, blend and mask", open=False):
-            convert_w = widgets.settings_widgets(ConvertSettings,
-                                                 _order(ConvertSettings, CONVERT_FIRST),
-                                                 skip=("device", "start", "end", "person",
-                                                       "person_photo"),
-                                                 prefix="convert")
-        with gr.Accordion("Face extraction", open=False):
-            extract_w = widgets.settings_widgets(ExtractSettings, EXTRACT_FIELDS,
-                                                 prefix="extract")
-    return advanced, model, train_w, convert_w, extract_w
+        _settings(ADVANCED_OPEN, found, per_row=3)
+        for title, elem_id, pairs in ADVANCED_GROUPS:
+            with gr.Accordion(title, open=False, elem_id=elem_id):
+                _settings(pairs, found, per_row=2)
+    return advanced, model, found[T], found[C], found[E]
+
+
+def _settings(pairs: list, found: dict, per_row: int) -> None:
+    """The widgets of these (settings class, field) pairs, `per_row` to a row, added to
+    `found` by class and field name."""
+    for i in range(0, len(pairs), per_row):
+        with gr.Row(equal_height=True):
+            for cls, name in pairs[i:i + per_row]:
+                found[cls].update(widgets.settings_widgets(cls, [name], prefix=PREFIX[cls]))
 
 
 def propose_start(ctx: Context, sources_v) -> tuple:
@@ -209,17 +222,9 @@ def propose_start(ctx: Context, sources_v) -> tuple:
 
 def trainable_models(ctx: Context) -> list[str]:
     """Library models a new model can start from (not imported .dfm files)."""
-    from localswap.models.dfm import is_dfm_dir
+    from localswap.convert.dfm import is_dfm_dir
     return [n for n in ctx.workspace.names("models")
             if not is_dfm_dir(ctx.workspace.root / "models" / n)]
-
-
-def _order(cls, first: list[str]) -> list[str]:
-    if cls is None:
-        return []
-    from dataclasses import fields
-    names = [f.name for f in fields(cls)]
-    return [n for n in first if n in names] + [n for n in names if n not in first]
 
 
 def _first_video(files) -> str | None:
@@ -273,7 +278,10 @@ def estimate_text(ctx: Context, target, sources, opts: dict) -> str:
     if not target or not sources:
         return ""
     try:
-        est = estimate_swap(ctx.runner, _pair(target)[0], [_pair(s)[0] for s in sources], opts)
+        runner = ctx.runner
+        est = estimate_swap(runner.workspace.root, _pair(target)[0],
+                            [_pair(s)[0] for s in sources], opts, idle=runner.idle(),
+                            past_speeds=runner.store.stage_speeds)
     except Exception as exc:  # an estimate must never break the page
         return f"No estimate: {human_error(exc)}"
     rows = " · ".join(f"{stages.TITLES[s]}: ~{eta_text(sec)}" for s, sec in est.stages)

@@ -1,4 +1,5 @@
-"""DeepFaceLive `.dfm` models: check a file, add it to the library, run it.
+"""DeepFaceLive `.dfm` models: check a file and run it (adding one to the library is
+models.library.import_dfm).
 
 A `.dfm` is an ONNX model. Input `in_face:0`: float32 NHWC [N, R, R, 3], BGR in [0, 1], a
 face aligned the way DeepFaceLab's "whole face" is (face type `dfl_whole_face` in
@@ -11,19 +12,13 @@ In the library such a model is a folder: `model.dfm` + `manifest.json` with arch
 """
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from localswap.errors import UserError, error_summary
-from localswap.models.manifest import DFM_FILE, MANIFEST_FILE, model_info
-from localswap.models.manifest import is_dfm_dir  # noqa: F401  (the app asks it here)
+from localswap.train.manifest import is_dfm_dir  # noqa: F401  (the app asks it here)
 
 IN_FACE, IN_MORPH = "in_face:0", "morph_value:0"
 OUTPUTS = ("out_face_mask:0", "out_celeb_face:0", "out_celeb_face_mask:0")
@@ -139,34 +134,3 @@ def run(session, faces_bgr: np.ndarray, morph: bool, morph_value: float = MORPH_
         feed[IN_MORPH] = np.array([morph_value], np.float32)
     mask, face, celeb_mask = session.run(list(OUTPUTS), feed)
     return face, mask, celeb_mask
-
-
-def import_dfm(ws, file: str | Path, name: str | None = None):
-    """Check `file` and add it to the library as `name` (default: the file's stem). Nothing is
-    written unless the check passes. Returns the library's ModelInfo."""
-    from localswap.workspace import check_name, file_sha256
-    file = Path(file)
-    info = check_dfm(file)
-    name = check_name(name or file.stem)
-    dest = ws.path("models", name)
-    if dest.exists():
-        raise UserError(f"a model named {name!r} is already in the library; import with "
-                        "--name NEW_NAME")
-    models = ws.root / "models"
-    models.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=models))
-    try:
-        shutil.copyfile(file, tmp / DFM_FILE)
-        manifest = {
-            "arch": "dfm", "resolution": info.resolution, "face_type": FACE_TYPE,
-            "morph_input": info.morph, "morph_value": MORPH_DEFAULT, "opset": info.opset,
-            "producer": info.producer, "source": file.stem, "target": "any",
-            "imported_from": file.name, "iteration": 0,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "files": {DFM_FILE: file_sha256(tmp / DFM_FILE)}}
-        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
-        os.rename(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return model_info(dest)

@@ -64,7 +64,7 @@ def _device_kind() -> str:
 
 def _learned(model_dir: Path) -> str:
     """The name the model's target goes by: the video the user gave, where known."""
-    from localswap.models.manifest import Manifest
+    from localswap.train.manifest import Manifest
     named = identity.names(model_dir).get("target")
     if named:
         return named
@@ -90,7 +90,7 @@ def check_images(model_dir: str | Path, images: list[np.ndarray],
 
 
 def _check(model_dir: Path, signature, seconds) -> Fit:
-    from localswap.models.manifest import read_manifest
+    from localswap.train.manifest import read_manifest
     name = model_dir.name
     try:
         manifest = read_manifest(model_dir)

@@ -29,9 +29,8 @@ class InitFrom:
                 "target": self.manifest.get("target", "")}
 
     def load_into(self, model: torch.nn.Module) -> None:
-        from localswap.convert.swapper import weights_folder
-        from localswap.models.manifest import MODEL_FILE
-        from localswap.train.checkpoint import model_tensors
+        from localswap.train.manifest import MODEL_FILE
+        from localswap.train.checkpoint import model_tensors, weights_folder
         folder = weights_folder(self.path)
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -68,7 +67,7 @@ def find(value: str | Path, model_dir: Path) -> Path:
 
 def resolve(settings, model_dir: Path, face_type: str) -> InitFrom:
     """The model to start from, checked against the settings and the facesets."""
-    from localswap.models.manifest import read_manifest
+    from localswap.train.manifest import read_manifest
     from localswap.train.checkpoint import stored_width
     from localswap.train.spec import IMMUTABLE, refuse_otherwise
     path = find(settings.init_from, model_dir)

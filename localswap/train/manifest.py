@@ -40,7 +40,7 @@ def _load(folder: Path) -> dict:
         raise UserError(f"{path}: damaged manifest ({exc})") from exc
     if not isinstance(manifest, dict):
         raise UserError(f"{path}: damaged manifest (not a JSON object)")
-    from localswap.train.archs import ARCHS
+    from localswap.choices import ARCHS
     arch, res = manifest.get("arch"), manifest.get("resolution")
     if weights.name == DFM_FILE and arch != "dfm" or weights.name == MODEL_FILE and arch == "dfm":
         raise UserError(f"{path}: the manifest's architecture {arch!r} does not match "
@@ -48,7 +48,7 @@ def _load(folder: Path) -> dict:
     if arch not in (*ARCHS, "dfm") or not isinstance(res, int) or not 16 <= res <= 1024:
         raise UserError(f"{path}: not a localswap model manifest (arch {arch!r}, "
                         f"resolution {res!r})")
-    from localswap.faces.align import FACE_TYPE_BOX
+    from localswap.choices import FACE_TYPE_BOX
     if manifest.get("face_type", "whole_face") not in FACE_TYPE_BOX:
         raise UserError(f"{path}: unknown face type {manifest.get('face_type')!r}")
     return manifest
