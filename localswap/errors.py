@@ -8,7 +8,12 @@ class UserError(Exception):
 
 
 class NoFacesError(UserError):
-    """Extraction found no usable face."""
+    """Extraction found no usable face. `summary`: the extraction's counts (frames read and
+    why each was left out), for a caller that words its own sentence."""
+
+    def __init__(self, message: str = "", summary=None):
+        super().__init__(message)
+        self.summary = summary
 
 
 class DiskFullError(UserError):

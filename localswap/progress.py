@@ -37,16 +37,28 @@ def duration_text(seconds: float | None) -> str:
 
 
 class TqdmProgress:
-    """Drives a tqdm bar from progress calls (the CLI's view)."""
+    """Drives a tqdm bar from progress calls (the CLI's view). Training reports where its run
+    started (info run_from: a continued model's iteration): the bar counts this run from
+    there, so its share, rate and ETA describe this run, and its text names the model's
+    iteration ('iteration 285 of 578')."""
 
     def __init__(self, desc: str = "", unit: str = "it"):
         from tqdm import tqdm
         self._bar = tqdm(total=0, desc=desc, unit=unit, dynamic_ncols=True)
+        self._from: int | None = None
 
     def __call__(self, done: int, total: int, message: str = "", **info: Any) -> None:
-        if total and self._bar.total != total:
-            self._bar.total = total
-        self._bar.n = done
+        start = info.get("run_from")
+        if isinstance(start, int) and start != self._from:
+            self._from = start          # the clock restarts too: the rate is this run's
+            self._bar.reset(total=max(0, total - start) if total else self._bar.total)
+        offset = self._from or 0
+        if total and self._bar.total != total - offset:
+            self._bar.total = max(0, total - offset)
+        self._bar.n = max(0, done - offset)
+        if offset:
+            message = f"iteration {done:,}" + (f" of {total:,}" if total else "") + \
+                (f", {message}" if message else "")
         if message:
             self._bar.set_postfix_str(message, refresh=False)
         self._bar.refresh()

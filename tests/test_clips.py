@@ -188,3 +188,46 @@ def test_files_named_like_youtube_ids_get_a_model_and_an_output(tmp_path):
     job = plan_swap([clip], target, tmp_path / "o.mp4", Workspace(tmp_path / "ws"))
     assert job.model_dir.name == "UacrmKiTn4_10-on-100499_3"
     assert job.faceset_source.name == "UacrmKiTn4_10-on-100499_3-source"
+
+
+def test_a_probe_without_a_face_names_the_users_target_and_its_counts_add_up(
+        video_no_face, video_b, tmp_path, capsys):
+    """Before a job, the estimate read 'No estimate: no usable face found in 3 frames
+    (rejected: blurry 3)': it named no video and read as if the job could not run. It now
+    names the target as the user's file, says what the quick look means, and counts each
+    frame it looked at once."""
+    import re
+    import shutil
+    from types import SimpleNamespace
+
+    from localswap.jobs.runner import Runner
+    from localswap.ui.new_swap import estimate_text
+    from localswap.workspace import Workspace
+    # An upload as Gradio keeps it: a generated folder holding the user's file name.
+    upload = tmp_path / "gradio" / "3f9a0c51d2"
+    upload.mkdir(parents=True)
+    target = str(shutil.copy(video_no_face, upload / "Beach day.mp4"))
+    options = {"train": {"device": "cpu"}, "extract": {"size": 64},
+               "convert": {"device": "cpu"}}
+    runner = Runner(Workspace(tmp_path / "ws"))          # idle: the estimate measures now
+    text = estimate_text(SimpleNamespace(runner=runner), target, [str(video_b)], options)
+    assert text.startswith("**Estimated time**"), text
+    found = re.search(r"A quick look at (\d+) frames across the target video Beach day\.mp4 "
+                      r"found no usable face in them \(([^)]*)\)", text)
+    assert found, text
+    counts = [int(n) for n in re.findall(r"(\d+)", found[2])]
+    assert counts and sum(counts) == int(found[1]) == 12, text
+    assert "no face" in found[2]
+    assert "This does not stop the swap: it reads every frame of Beach day.mp4" in text
+    assert "3f9a0c51d2" not in text
+    # The command line says the same before its own extraction finds nothing in the video.
+    with one_torch_thread():
+        code = cli.main(["swap", "--source", str(video_b), "--target", str(target), "--out",
+                         str(tmp_path / "o.mp4"), "--workspace", str(tmp_path / "ws2"),
+                         "--iterations", "4", "--arch", "localswap", "--resolution", "64",
+                         "--width", "8", "--batch", "4", "--device", "cpu"])
+    printed = capsys.readouterr()
+    assert code == 2, printed
+    assert "A quick look at 12 frames across the target video Beach day.mp4 found no usable " \
+           "face in them (no face 12)" in printed.out, printed.out
+    assert "Beach day.mp4: no usable face found in 24 frames" in printed.err, printed.err

@@ -337,3 +337,52 @@ def test_a_finite_divergence_goes_back_to_the_last_good_state_at_half_the_rate(f
         pytest.approx(1.5e-4)
     its = [p[0] for p in manifest["loss_history"]]              # no point from the lost stretch
     assert its == sorted(set(its)) and its[-1] == 140
+
+
+def _bar_states(stderr: str) -> list[str]:
+    """Each state tqdm drew of the 'train' bar (it redraws in place with carriage returns)."""
+    return [s.strip() for s in re.split(r"[\r\n]", stderr) if s.strip().startswith("train:")]
+
+
+def test_the_cli_bar_of_a_continued_model_counts_this_run(facesets, tmp_path):
+    """A continued model's bar read 'iteration 285 of 578' as 49%: it counted from 0. The
+    real `python -m localswap train`, run twice on one model: the second bar counts from
+    where the run started (its share, rate and ETA are this run's) and names the model's
+    iteration beside it."""
+    import os
+    import subprocess
+    import sys
+    src, tgt = facesets
+    model = tmp_path / "m"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+
+    def run(iterations: int) -> list[str]:
+        out = subprocess.run(
+            [sys.executable, "-m", "localswap", "train", "--source", str(src), "--target",
+             str(tgt), "--model", str(model), "--iterations", str(iterations), "--arch",
+             "localswap", "--resolution", "64", "--width", "8", "--batch", "2", "--device",
+             "cpu", "--precision", "fp32", "--preview-every", "1000", "--save-every", "1000"],
+            capture_output=True, text=True, env=env, timeout=300)
+        assert out.returncode == 0, out.stderr
+        return _bar_states(out.stderr)
+
+    first = run(4)
+    assert first and re.search(r"100%.*\b4/4\b", first[-1]), first
+    again = run(10)
+    drawn = [re.search(r"train:\s+(\d+)%\|.*?\|\s*(\d+)/(\d+) \[.*?iteration (\d+) of (\d+)", s)
+             for s in again]
+    drawn = [tuple(int(v) for v in m.groups()) for m in drawn if m]
+    assert drawn, again
+    for share, n, total, it, of in drawn:
+        assert (total, of) == (6, 10), again            # this run: 6 of the model's 10
+        assert n == it - 4, again                       # counted from iteration 4
+        assert abs(share - 100 * n / total) < 1, again
+    assert drawn[0][1] == 0 and drawn[-1][1:4] == (6, 6, 10), drawn
+    # its rate is this run's 6 iterations over the seconds the bar shows (whole seconds)
+    clock = re.search(r"\[(\d+):(\d+)<[^,]*,\s*([\d.]+)(it/s|s/it)", again[-1])
+    assert clock, again[-1]
+    minutes, seconds, rate, unit = clock.groups()
+    elapsed = 60 * int(minutes) + int(seconds)
+    took = 6 / float(rate) if unit == "it/s" else 6 * float(rate)
+    assert elapsed - 0.05 <= took < elapsed + 1.05, again[-1]
+    assert not any(re.search(r"\b(4|10)/10\b", s) for s in again), again

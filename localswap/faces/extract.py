@@ -420,7 +420,8 @@ def extract(inputs: list[str | Path], out: str | Path, settings: ExtractSettings
     if not fs.faces:
         if created:
             shutil.rmtree(out, ignore_errors=True)
-        raise NoFacesError(no_faces_sentence([ex.name(p) for p, _ in items], summary, settings))
+        raise NoFacesError(no_faces_sentence([ex.name(p) for p, _ in items], summary, settings),
+                           summary)
     return summary
 
 

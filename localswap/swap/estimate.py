@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from localswap import media
-from localswap.progress import duration_text
+from localswap.progress import duration_text, plural
 from localswap.swap import speeds
 from localswap.swap.plan import SwapJob, iterations_left
 from localswap.train.budget import train_seconds
@@ -36,6 +36,9 @@ class Estimate:
     basis: str = ""                     # how the speeds were obtained
     note: str = ""                      # Basic mode: how long a good swap takes here
     bases: dict = field(default_factory=dict)   # per stage, where they differ
+    # The speed probe found no usable face in the target's frames it looked at:
+    # (frames, {reason: frames}), one reason a frame
+    faceless: tuple[int, dict] | None = None
 
     @property
     def total(self) -> float:
@@ -49,6 +52,19 @@ class Estimate:
         return [f"{stage:<15} ~{duration_text(sec):>12}  ({self.bases.get(stage, self.basis)})"
                 for stage, sec in self.stages] + \
             [f"{'total':<15} ~{duration_text(self.total):>12}"]
+
+    def faceless_text(self, target_name: str) -> str:
+        """What a probe without a face means, naming the target as the user knows it; ''
+        when the probe found faces (or nothing was probed)."""
+        if not self.faceless:
+            return ""
+        from localswap.faces.extract import ExtractSummary
+        frames, why = self.faceless
+        return (f"A quick look at {plural(frames, 'frame')} across the target video "
+                f"{target_name} found no usable face in them "
+                f"({ExtractSummary.rejected_text_of(why)}), so the training and render times "
+                f"are first guesses. This does not stop the swap: it reads every frame of "
+                f"{target_name}, and stops only if none of them shows a usable face.")
 
 
 def estimate(job: SwapJob, ws: Workspace) -> Estimate:
@@ -68,7 +84,8 @@ def estimate(job: SwapJob, ws: Workspace) -> Estimate:
               ("convert", conv_frames / found.convert_fps)]
     bases = {"extract_target": found.extract_basis, "extract_source": found.extract_basis,
              "train": found.train_basis, "convert": found.convert_basis}
-    return Estimate(stages, measured=True, basis=found.extract_basis, bases=bases)
+    return Estimate(stages, measured=True, basis=found.extract_basis, bases=bases,
+                    faceless=found.faceless)
 
 
 def device_kind() -> str:

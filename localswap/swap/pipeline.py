@@ -81,6 +81,8 @@ def swap(sources: list[str | Path], target: str | Path, out: str | Path, ws: Wor
     report(f"model {job.model_dir}; estimated time on this machine:")
     for line in est.lines():
         report("  " + line)
+    if est.faceless:
+        report(est.faceless_text(job.target.name))
     if job.basic:
         report("Basic: " + budget.describe(job.train.iterations, est.seconds("train"),
                                            job.device_kind,

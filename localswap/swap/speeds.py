@@ -29,6 +29,8 @@ class Speeds:
     extract_basis: str = ""
     train_basis: str = ""
     convert_basis: str = ""
+    # Measured just now and no usable face in the frames looked at: (frames, {reason: frames})
+    faceless: tuple[int, dict] | None = None
 
 
 def _device(name: str) -> str:
@@ -91,6 +93,7 @@ def for_job(job: SwapJob, ws: Workspace) -> Speeds:
         setattr(out, {"extract": "extract_fps", "train": "train_its",
                       "convert": "convert_fps"}[kind], max(value, 1e-3))
         setattr(out, f"{kind}_basis", basis)
+    out.faceless = measured.get("faceless")
     for kind in ("extract", "train", "convert"):
         if not got[kind] and measured[f"{kind}_basis"].startswith("measured"):
             record(ws, kind, measured[kind], job, quick=True)
@@ -149,16 +152,17 @@ def measure(job: SwapJob) -> dict:
     from localswap.errors import is_disk_full
     guess = GUESS[_device(job.train.device)]
     found = {"extract": None, "train": None, "convert": None}
+    faceless: list = []             # filled when the frames looked at showed no usable face
     why = ""
     with tempfile.TemporaryDirectory(prefix="localswap-speed-") as tmp:
         try:
-            _measure(job, Path(tmp), found)
+            _measure(job, Path(tmp), found, faceless)
         except Exception as exc:            # the job itself will say what is wrong, if anything
             if is_disk_full(exc):
                 raise
             why = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else \
                 type(exc).__name__
-    out = {}
+    out: dict = {"faceless": faceless[0] if faceless else None}
     for kind in found:
         if found[kind]:
             out[kind], out[f"{kind}_basis"] = found[kind], \
@@ -170,9 +174,11 @@ def measure(job: SwapJob) -> dict:
     return out
 
 
-def _measure(job: SwapJob, tmp: Path, found: dict) -> None:
+def _measure(job: SwapJob, tmp: Path, found: dict, faceless: list) -> None:
     """Fill `found` with extract (frames/s), train (it/s), convert (frames/s), as far as the
-    video allows: training needs faces, the render a trained model."""
+    video allows: training needs faces, the render a trained model. When the frames looked
+    across the clip show no usable face, `faceless` gets (those frames, {reason: frames}):
+    one reason a frame (localswap.faces.extract), so the counts add up to the frames."""
     from localswap.convert.render import convert
     from localswap.errors import NoFacesError
     from localswap.faces.extract import extract
@@ -199,7 +205,9 @@ def _measure(job: SwapJob, tmp: Path, found: dict) -> None:
         try:
             extract([job.target], tmp / "fs-spread",
                     ExtractSettings(**{**base, "every": spread, "max_frames": 12}))
-        except NoFacesError:
+        except NoFacesError as exc:
+            seen = exc.summary      # the user reads about these frames, across the clip
+            faceless.append((seen.frames_read, dict(seen.rejected)) if seen else (0, {}))
             return
         faces = tmp / "fs-spread"
     if len(Faceset.load(faces)) < 1:

@@ -286,4 +286,6 @@ def estimate_text(ctx: Context, target, sources, opts: dict) -> str:
         return f"No estimate: {human_error(exc)}"
     rows = " · ".join(f"{stages.TITLES[s]}: ~{eta_text(sec)}" for s, sec in est.stages)
     note = f"\n\n{est.note}." if est.note else ""
-    return f"**Estimated time**: about {eta_text(est.total)} ({rows}); {est.basis}.{note}"
+    faceless = f"\n\n{est.faceless_text(_pair(target)[1])}" if est.faceless else ""
+    return (f"**Estimated time**: about {eta_text(est.total)} ({rows}); {est.basis}.{note}"
+            f"{faceless}")
