@@ -10,8 +10,9 @@ it draws the face underneath. Those pixels are kept from the frame, like a hand.
 The check only works where the model draws this person closely: on anyone else the drawing
 departs everywhere, and a model trained for minutes draws even its own target loosely, so
 that hair, teeth and the jaw's edge depart as much as a cup does. How closely it draws is
-read over the video's faces so far (the median of each face's closer-40% distance, so a cup
-over half the face does not count): the check looks only while that stays under TRUST.
+read over the video's faces so far (each face's closer-40% distance, so a cup over half the
+face does not count, then the 30th percentile of the latest faces', so that frames where the
+cup is held do not either): the check looks only while that stays under TRUST.
 Measured (docs/benchmarks.md, "Objects in front of the face"): 1.7 for a Basic model on its
 own target, 2.5 adapted for 2 minutes to a new one, 3.7-4.1 for a model trained 2 minutes from
 scratch (which kept the target's face in 379 of 472 faces and fell from 77% to 33% of frames
@@ -27,8 +28,9 @@ import numpy as np
 from localswap.convert.mask import hull_mask
 
 THRESHOLD = 12.0      # Lab distance from the model's drawing that marks a pixel as in front
-TRUST = 3.2           # the video's median closeness at and above which the check stands aside
-WINDOW = 50           # ... over this many faces, the latest
+TRUST = 3.2           # the video's closeness at and above which the check stands aside:
+WINDOW = 150          # ... the 30th percentile of the latest this many faces' (a cup held
+SHARE = 30            #     for a third of the clip raises the median, not the 30th)
 MIN_SHARE = 0.02      # a region smaller than this share of the face is an edge, not a thing,
 STRONG = 30.0         # ... unless it departs this far somewhere (a cup's white rim just
 #                       entering the face: wrinkles and lids the drawing misses stay under 25)
@@ -111,7 +113,7 @@ class OccluderCheck:
                 continue
             distance, hull = departure(face.crop, own, lm)
             self.closeness.append(closeness(distance, hull))
-            if not np.median(self.closeness[-WINDOW:]) < TRUST:
+            if not np.percentile(self.closeness[-WINDOW:], SHARE) < TRUST:
                 continue
             self.trusted += 1
             mask = in_front(distance, hull)
