@@ -461,8 +461,9 @@ BENCH_SECTIONS = ("machine", "extraction", "training", "baseline", "conversion",
 
 
 def _args_bench(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quick", action="store_true", help="short runs (under 3 minutes on a "
-                   "2-core CPU); noisier figures")
+    p.add_argument("--quick", action="store_true", help="short runs of the speed sections "
+                   "(under 3 minutes on a 2-core CPU; quality, sharing and corpus only when "
+                   "named with --only); noisier figures")
     p.add_argument("--json", dest="json_file", metavar="FILE", help="also write the figures here")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--only", nargs="+", metavar="SECTION", choices=BENCH_SECTIONS,
