@@ -360,8 +360,9 @@ def pick_job(page, job_id: int) -> None:
 def test_the_job_page_never_shows_another_jobs_files(app, browser, video_a, video_b,
                                                       video_no_face):
     """Issue 28: after switching jobs, every download, button, slider and picture belongs to
-    the job shown. Three kinds: a finished swap, a swap failed at stage 1, a quick swap."""
-    from localswap.jobs.submit import submit_quick_swap
+    the job shown. Five kinds: a finished swap, a swap failed at stage 1, a quick swap, a swap
+    cancelled in the queue, and a model adapted to another person."""
+    from localswap.jobs.submit import submit_adapt, submit_quick_swap
     quick = submit_quick_swap(app.runner, (str(video_a), "quick.mp4"), "tiny_model", True)
     failed = submit_swap(app.runner, (str(video_no_face), "coffee.mp4"),
                          [(str(video_b), "hopper.mp4")], True, {"extract": FAST_EXTRACT})
@@ -369,7 +370,13 @@ def test_the_job_page_never_shows_another_jobs_files(app, browser, video_a, vide
                        [(str(video_b), "hopper.mp4")], True,
                        {"train": {**TINY_TRAIN, "iterations": 12, "preview_every": 6},
                         "extract": FAST_EXTRACT})
-    for j, status in ((quick, "done"), (failed, "failed"), (swap, "done")):
+    cancelled = submit_swap(app.runner, (str(video_b), "later.mp4"),
+                            [(str(video_a), "astronaut.mp4")], True, {"extract": FAST_EXTRACT})
+    assert app.runner.cancel(cancelled)            # still waiting behind the others
+    adapted = submit_adapt(app.runner, (str(video_b), "hopper-new.mp4"), "tiny_model", True,
+                           {"train": {"iterations": 2, "batch": 4}, "extract": FAST_EXTRACT})
+    for j, status in ((quick, "done"), (failed, "failed"), (swap, "done"),
+                      (cancelled, "cancelled"), (adapted, "done")):
         assert wait_job(app.runner.store, j, timeout=300).status == status
     page = open_tab(browser, app.url, "Job", height=2400)
     pick_job(page, swap)
@@ -399,6 +406,22 @@ def test_the_job_page_never_shows_another_jobs_files(app, browser, video_a, vide
         frame = page.locator("#job-preview-frame input[type=number]")
         assert frame.input_value() == "0"
         assert page.locator("#download").is_visible()      # its own render
+        # cancelled before it started: nothing of its own, and nothing of the others
+        pick_job(page, cancelled)
+        wait_for(lambda: not page.locator("#download").is_visible(), 20,
+                 what="the quick swap's render to go")
+        for elem in ("job-compare-download", "job-timelapse", "job-timelapse-download",
+                     "job-compare"):
+            assert not page.locator(f"#{elem}").is_visible(), elem
+        assert page.locator("#job-preview-swapped img").count() == 0
+        # the adapted model's job: its own render and previews, none of the swap's files,
+        # and the frame preview back at its first frame
+        pick_job(page, adapted)
+        page.locator("#download").wait_for(timeout=30_000)
+        for elem in ("job-compare-download", "job-timelapse-download"):
+            assert not page.locator(f"#{elem}").is_visible(), elem
+        assert page.locator("#job-preview-swapped img").count() == 0
+        assert page.locator("#job-preview-frame input[type=number]").input_value() == "0"
     finally:
         page.screenshot(path=str(OUTPUT / "job-switch.png"), full_page=True)
         page.close()
