@@ -44,6 +44,22 @@ def option(default: Any, help: str, *, choices: tuple | None = None, low: float 
     return field(default=default, metadata=meta)
 
 
+def detector_option(what: str, step: str) -> Any:
+    """The face detector's field, for extraction and for rendering (`step` names which in
+    the app, where both show)."""
+    return option("mediapipe", f"What finds {what}. mediapipe works out of the box; facexlib "
+                  "finds more difficult faces but needs its extra weight files installed "
+                  "first.", choices=DETECTORS, label=f"Face detector ({step})",
+                  cli_note="facexlib's files: `localswap download-weights`")
+
+
+def confidence_option(step: str) -> Any:
+    """The detector's confidence field, likewise."""
+    return option(0.5, "How sure the face finder must be that it sees a face. Lower it when "
+                  "faces are missed; raise it when things that are not faces get swapped.",
+                  low=0.05, high=0.99, label=f"Detector confidence ({step})")
+
+
 class SettingsBase:
     """Mixin: validation and argparse glue shared by every settings dataclass."""
 
@@ -122,11 +138,7 @@ class ExtractSettings(SettingsBase):
                             "whole_face adds the forehead, head adds hair and ears. Choose "
                             "dfl_whole_face to use the model in DeepFaceLive later.",
                             choices=FACE_TYPES, label="Face crop")
-    detector: str = option("mediapipe", "What finds the faces. mediapipe works out of the box; "
-                           "facexlib finds more difficult faces but needs its extra weight "
-                           "files installed first.", choices=DETECTORS,
-                           label="Face detector (preparing faces)",
-                           cli_note="facexlib's files: `localswap download-weights`")
+    detector: str = detector_option("the faces", "preparing faces")
     every: int = option(1, "Look at every Nth frame only. Raise it to prepare long videos "
                         "faster; the model then learns from fewer faces.", low=1,
                         high=10_000, label="Use every Nth frame")
@@ -146,10 +158,7 @@ class ExtractSettings(SettingsBase):
         "Lower it, or set 0 to keep every face, when too few faces are kept.", low=0.0,
         high=1.0, label="Leave out soft source faces (share of the sharpest; 0 keeps all)",
         cli_note="the 48 sharpest faces of a video always stay")
-    min_confidence: float = option(0.5, "How sure the face finder must be that it sees a "
-                                   "face. Lower it when faces are missed; raise it when "
-                                   "things that are not faces get swapped.", low=0.05,
-                                   high=0.99, label="Detector confidence (preparing faces)")
+    min_confidence: float = confidence_option("preparing faces")
     max_frames: int = option(0, "Stop after this many frames of each video. Use it for a quick "
                              "try on the start of a long video.", low=0,
                              label="Frames per video", auto="all", cli_note="0 = all")
@@ -231,15 +240,8 @@ class ConvertSettings(SettingsBase):
                       "18 looks like the original; 23 is about half the size.",
                       low=0, high=51, label="Video quality (lower is better)",
                       cli_note="the H.264 CRF")
-    detector: str = option("mediapipe", "What finds the faces in the video. mediapipe works "
-                           "out of the box; facexlib finds more difficult faces but needs "
-                           "its extra weight files installed first.", choices=DETECTORS,
-                           label="Face detector (rendering)",
-                           cli_note="facexlib's files: `localswap download-weights`")
-    min_confidence: float = option(0.5, "How sure the face finder must be that it sees a "
-                                   "face. Lower it when faces are missed; raise it when "
-                                   "things that are not faces get swapped.", low=0.05,
-                                   high=0.99, label="Detector confidence (rendering)")
+    detector: str = detector_option("the faces in the video", "rendering")
+    min_confidence: float = confidence_option("rendering")
     device: str = option("auto", "Where rendering runs (auto: the GPU when there is one).",
                          choices=DEVICES, label="Device")
     precision: str = option("auto", PRECISION_HELP, choices=PRECISIONS,
