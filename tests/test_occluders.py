@@ -45,10 +45,10 @@ def cup_scene():
 
 
 def test_a_cup_in_front_of_the_face_is_kept_and_nothing_else(cup_scene):
-    from localswap.convert.occluders import departure, in_front, trusted
+    from localswap.convert.occluders import TRUST, closeness, departure, in_front
     clean, with_cup, cup, drawing, lm = cup_scene
     distance, hull = departure(with_cup, drawing, lm)
-    assert trusted(distance, hull)
+    assert closeness(distance, hull) < TRUST
     kept = in_front(distance, hull) > 0.5
     on_face = cup & hull
     assert on_face.sum() > 0.1 * hull.sum()          # the cup covers her mouth and chin
@@ -59,17 +59,17 @@ def test_a_cup_in_front_of_the_face_is_kept_and_nothing_else(cup_scene):
     assert kept[hull & ~near].mean() <= 0.02
     # the same face without the cup: nothing in front
     distance, hull = departure(clean, drawing, lm)
-    assert trusted(distance, hull) and not in_front(distance, hull).any()
+    assert closeness(distance, hull) < TRUST and not in_front(distance, hull).any()
 
 
 def test_a_drawing_of_someone_else_is_not_trusted(cup_scene):
     """A model used on a person it was not trained on draws its own target: the check stands
     aside rather than keep half the face."""
-    from localswap.convert.occluders import departure, trusted
+    from localswap.convert.occluders import TRUST, closeness, departure
     clean, _, _, _, lm = cup_scene
     other, *_ = _aligned(mb.grace_hopper())
     distance, hull = departure(clean, other, lm)
-    assert not trusted(distance, hull)
+    assert not closeness(distance, hull) < TRUST
 
 
 def test_one_encoding_gives_the_swap_and_the_drawing(tiny_model, cup_scene):  # noqa: F811

@@ -184,20 +184,22 @@ def mask_view(image: np.ndarray, masks: list, hands: list[np.ndarray],
         out[y0:y0 + h, x0:x0 + w] = out[y0:y0 + h, x0:x0 + w] * (1 - a) + green * a
     out = np.clip(out, 0, 255).astype(np.uint8)
     if hands:
-        edge = (hand_mask(hands, (0, 0), image.shape) > 0.5).astype(np.uint8)
-        contours, _ = cv2.findContours(edge, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(out, contours, -1, (255, 150, 0),
-                         max(2, round(min(image.shape[:2]) / 240)), cv2.LINE_AA)
+        _outline(out, hand_mask(hands, (0, 0), image.shape), (255, 150, 0))
     for f in faces:
-        if f.occluder is None:
-            continue
-        back = cv2.warpAffine(np.ascontiguousarray(f.occluder, np.float32), f.mat,
-                              image.shape[1::-1], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-        contours, _ = cv2.findContours((back > 0.5).astype(np.uint8), cv2.RETR_EXTERNAL,
-                                       cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(out, contours, -1, (230, 40, 200),
-                         max(2, round(min(image.shape[:2]) / 240)), cv2.LINE_AA)
+        if f.occluder is not None:
+            _outline(out, cv2.warpAffine(np.ascontiguousarray(f.occluder, np.float32), f.mat,
+                                         image.shape[1::-1],
+                                         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP),
+                     (230, 40, 200))
     return out
+
+
+def _outline(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int]) -> None:
+    """Draw the outline of `mask` (frame pixels, 0..1) on `image` in place."""
+    contours, _ = cv2.findContours((mask > 0.5).astype(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(image, contours, -1, colour, max(2, round(min(image.shape[:2]) / 240)),
+                     cv2.LINE_AA)
 
 
 def check_paths(inp: Path, out: Path, video: bool) -> None:

@@ -58,11 +58,6 @@ def closeness(distance: np.ndarray, hull: np.ndarray) -> float:
     return float(np.percentile(distance[hull], 40)) if hull.sum() >= 64 else float("inf")
 
 
-def trusted(distance: np.ndarray, hull: np.ndarray) -> bool:
-    """Whether one face's drawing is close enough to look for things in front of it."""
-    return closeness(distance, hull) < TRUST
-
-
 def in_front(distance: np.ndarray, hull: np.ndarray) -> np.ndarray:
     """float32 0..1 (crop pixels): the regions in front of the face, filled, grown and
     feathered outwards so every pixel of the thing stays the frame's."""
