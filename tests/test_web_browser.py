@@ -90,7 +90,8 @@ def test_models_panel_quick_swap_rename_and_delete(launched, browser, video_a):
     # Quick swap: a new video with the saved model, no training.
     page.locator("#quick-video input[type=file]").set_input_files(str(video_a))
     try:
-        page.locator("#quick-video").get_by_text(video_a.name).wait_for(timeout=30_000)
+        # the upload's own round trip: 30 s ran out once with the other test worker busy
+        page.locator("#quick-video").get_by_text(video_a.name).wait_for(timeout=90_000)
         # before any render: one swapped frame, and the model knows this person
         page.locator("#quick-fit").get_by_text("renders with no training").wait_for(
             timeout=120_000)
