@@ -23,7 +23,7 @@ def test_job_view_offers_the_clip_of_a_finished_job(video_a, tmp_path):
     from localswap.jobs.snapshot import Snapshots
     from localswap.jobs.store import DONE
     from localswap.ui.context import Context
-    from localswap.ui.job_view import compare_clip
+    from localswap.ui.job_files import compare_clip
     from localswap.workspace import Workspace
     ws = Workspace(tmp_path / "ws")
     shutil.copy(video_a, ws.root / "uploads" / "t.mp4")

@@ -58,7 +58,7 @@ class Estimate:
         when the probe found faces (or nothing was probed)."""
         if not self.faceless:
             return ""
-        from localswap.faces.extract import ExtractSummary
+        from localswap.faces.summary import ExtractSummary
         frames, why = self.faceless
         return (f"A quick look at {plural(frames, 'frame')} across the target video "
                 f"{target_name} found no usable face in them "

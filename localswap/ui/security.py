@@ -144,8 +144,8 @@ OWNER_FNS = frozenset({
     "localswap.ui.preview_panel:listen.<locals>.do_render",
     "localswap.ui.live_panel:render.<locals>.swap_frame",   # streamed input: owner only
     "localswap.ui.live_panel:render.<locals>.record",       # records the webcam, adapts
-    "localswap.ui.job_view:timelapse_video",     # writes the timelapse to outputs/
-    "localswap.ui.job_view:compare_clip",        # writes the before/after clip to outputs/
+    "localswap.ui.job_files:timelapse_video",     # writes the timelapse to outputs/
+    "localswap.ui.job_files:compare_clip",        # writes the before/after clip to outputs/
     "localswap.ui.models_panel:render.<locals>.guarded.<locals>.handler",
     "localswap.ui.models_panel:render.<locals>.ask_delete",   # Delete…: its confirmation
     "localswap.ui.model_export:_exporter.<locals>.export",
