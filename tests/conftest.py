@@ -88,16 +88,3 @@ def faceset_b(tmp_path_factory, video_b) -> Path:
     """Aligned 128 px face crops of Grace Hopper (source B)."""
     return _faceset(tmp_path_factory, video_b, "grace_hopper")
 
-
-# Modules whose tests run 15-80 s each on 2 cores (browser pages, whole jobs, bench
-# sections): started first, so the test workers finish together on short tests instead of
-# one worker running a long job test alone at the end.
-LONG_FIRST = ("test_web_new_user", "test_live", "test_faults", "test_web_job_numbers",
-              "test_bench", "test_web_browser", "test_jobs", "test_clips", "test_web_api",
-              "test_evaluate", "test_fit", "test_swap", "test_identities", "test_cuda_paths")
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: i for i, name in enumerate(LONG_FIRST)}
-    items.sort(key=lambda item: rank.get(item.module.__name__.rpartition(".")[2],
-                                         len(LONG_FIRST)))
