@@ -87,4 +87,3 @@ def faceset_a(tmp_path_factory, video_a) -> Path:
 def faceset_b(tmp_path_factory, video_b) -> Path:
     """Aligned 128 px face crops of Grace Hopper (source B)."""
     return _faceset(tmp_path_factory, video_b, "grace_hopper")
-
