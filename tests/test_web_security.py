@@ -371,10 +371,12 @@ def test_file_routes_serve_only_outputs_on_a_local_app(local):
     check_forbidden(app.url, paths)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def inside_upload_folder(tmp_path_factory):
     """A local app whose workspace lies inside Gradio's upload folder (GRADIO_TEMP_DIR), where
-    Gradio serves every file it did not block: only blocked_paths guard the workspace."""
+    Gradio serves every file it did not block: only blocked_paths guard the workspace.
+    Function scope: the variable must not outlive this test, or a test of this module that
+    runs after it in the same worker (pytest-xdist) sees another upload folder."""
     import os
     temp = tmp_path_factory.mktemp("gradio_temp")
     old = os.environ.get("GRADIO_TEMP_DIR")
