@@ -7,6 +7,7 @@ model against the settings with `asked_otherwise`, as continuing a model does.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,6 +19,24 @@ from localswap.system import cuda_support
 from localswap.train import checkpoint, distributed, planner
 
 IMMUTABLE = ("arch", "resolution", "width")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How a model sees expressions, fixed once it exists, like its architecture."""
+    guided: bool        # it is given the expression map
+    hides: bool         # its encoder's input has the eyes and mouth hidden
+    filled: bool        # its map fills the eye and mouth openings (else lines only)
+
+
+def kind_of(manifest: dict | None, settings: TrainSettings, arch: str) -> Kind:
+    """`manifest`: the model's own, else the starting model's (--init-from), else None for a
+    new model, which takes the settings. A guided model made before hiding (no "guide_hides"
+    key) or before filled maps (no "guide_map") stays as it was."""
+    if manifest:
+        return Kind(bool(manifest.get("guided", False)), bool(manifest.get("guide_hides", False)),
+                    manifest.get("guide_map") == "filled")
+    return Kind(bool(settings.guide) and arch == "localswap", True, True)
 
 
 def asked_otherwise(settings: TrainSettings, fixed: dict) -> tuple[str, object] | None:

@@ -24,25 +24,22 @@ from localswap.faces.faceset import Faceset
 from localswap.train import init_from
 from localswap.train.any_target import people_of
 from localswap.train.manifest import BACKUP_DIR, find_manifest
-from localswap.progress import Progress, duration_text, no_progress
+from localswap.progress import Progress, no_progress
 from localswap.settings import TrainSettings
 from localswap.system.threads import ThreadTuner
 from localswap.train import budget, checkpoint, distributed, schedule, spec
 from localswap.train.augment import AugmentSettings
 from localswap.train.data import FaceData
-from localswap.train.divergence import MAX_HALVINGS, DivergenceGuard
+from localswap.train.divergence import DivergenceGuard
 from localswap.train.models import build_model
-from localswap.train.plateau import fit_decay
-from localswap.train.preview import preview_rows, write_preview
+from localswap.train.recovery import Recovery
+from localswap.train.reporting import Reporting
 from localswap.train.state import TrainResult, TrainState, now
-from localswap.train.step import DTYPES, Step, make_optimizer, restore_optimizer, \
+from localswap.train.step import Step, make_optimizer, restore_optimizer, \
     run_with_oom_retry
 from localswap.workspace import remove_temp_files
 
 PREVIEW_FACES = 6
-NAN_RETRIES = 3         # consecutive non-finite steps before reloading the last checkpoint
-NAN_RELOADS = 3         # reloads before giving up
-OVERFLOWS = 40          # fp16 overflows in a row (scale 2^16 -> 2^-24) before that is "bad"
 
 
 def _cancelled(cancel) -> bool:
@@ -88,9 +85,11 @@ def train(source: str | Path, target: str | Path, model_dir: str | Path,
 
 
 
-class Trainer:
+class Trainer(Recovery, Reporting):
     """One training run. `run()` reads top to bottom: what to train, the data, the model,
-    the loop, the wrap-up. Every rank of a torchrun runs one; only rank 0 (`d.main`) writes."""
+    the loop, the wrap-up. Every rank of a torchrun runs one; only rank 0 (`d.main`) writes.
+    What goes wrong in a step is handled in train.recovery, what is shown after one in
+    train.reporting."""
 
     def __init__(self, source: Path, target: Path, model_dir: Path, settings: TrainSettings,
                  progress: Progress, cancel, d: distributed.Dist, basic: bool = False):
@@ -160,6 +159,8 @@ class Trainer:
         if manifest and not settings.batch:
             plan.batch = int(manifest.get("batch") or plan.batch)   # keep an OOM-halved batch
         self.plan, self.batch = plan, plan.batch
+        self.kind = spec.kind_of(manifest or (self.init.manifest if self.init else None),
+                                 settings, plan.arch)
         if not settings.lr:      # auto: what the model was created with, else by its size
             lr = float((manifest or {}).get("lr") or 0) or schedule.auto_lr(plan.resolution)
             self.settings = dataclasses.replace(settings, lr=lr)
@@ -182,7 +183,7 @@ class Trainer:
             self.device = torch.device("cpu")
         if not d.main:
             distributed.barrier(d, slow=True)
-        filled = self.filled()
+        filled = self.kind.filled
         self.data_a = FaceData(self.target, plan.resolution, self.device, plan.data_on_device,
                                filled)
         self.data_b = FaceData(self.source, plan.resolution, self.device, plan.data_on_device,
@@ -198,7 +199,7 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(settings.seed)
             self.model = build_model(plan.arch, plan.resolution, plan.width,
-                                     guided=self.guided(), hides=self.hides()).to(device)
+                                     guided=self.kind.guided, hides=self.kind.hides).to(device)
         if init is not None:
             init.load_into(self.model)
             self.note(f"starting from {init.path.name} (iteration {init.record['iteration']}); "
@@ -216,31 +217,6 @@ class Trainer:
         self.step = Step(train_model, self.optimizer, self.data_a, self.data_b, device,
                          plan.precision, self.aug, settings.eyes_mouth_weight,
                          settings.clip_grad, settings.color_match == "rct")
-
-    def _fixing_manifest(self) -> dict | None:
-        """The manifest that fixes the model's kind: its own, else the starting model's."""
-        for m in (self.manifest, self.init.manifest if self.init else None):
-            if m:
-                return m
-        return None
-
-    def guided(self) -> bool:
-        """Fixed once a model exists, like its architecture: the model's (or the starting
-        model's) manifest says; a new localswap model takes the setting."""
-        m = self._fixing_manifest()
-        if m:
-            return bool(m.get("guided", False))
-        return bool(self.settings.guide) and self.plan.arch == "localswap"
-
-    def hides(self) -> bool:
-        """A guided model made before hiding existed (no "guide_hides" key) stays as it was."""
-        m = self._fixing_manifest()
-        return bool(m.get("guide_hides", False)) if m else True
-
-    def filled(self) -> bool:
-        """A model made before filled expression maps (no "guide_map" key) keeps its lines."""
-        m = self._fixing_manifest()
-        return m.get("guide_map") == "filled" if m else True
 
     def restore(self, loaded: checkpoint.Loaded) -> int:
         """Weights, optimizer and TrainState from a checkpoint; returns its iteration."""
@@ -277,7 +253,7 @@ class Trainer:
             "width": plan.width, "face_type": self.face_type,
             "learns_mask": self.model.learns_mask, "guided": self.model.guided,
             "guide_hides": self.model.hides,
-            "guide_map": "filled" if self.filled() else "lines",
+            "guide_map": "filled" if self.kind.filled else "lines",
             "expression": {"a": data_a.expression, "b": data_b.expression},
             "iteration": iteration, "elapsed_s": state.elapsed_s + (time.monotonic() - self.t0),
             "loss_history": state.history, "window": state.window,
@@ -379,134 +355,6 @@ class Trainer:
         if self.tuner is not None:
             self.tuner.step_done(time.perf_counter() - started)
         return result
-
-    def on_oom(self, old: int, new: int) -> None:
-        if self.d.on:
-            raise UserError(f"out of GPU memory at batch {old} with {self.d.world} processes: "
-                            f"restart with --batch {new}")
-        self.note(f"out of GPU memory at batch {old}: continuing with batch {new}")
-
-    def counted(self, result) -> bool:
-        """Whether the step made an iteration. An fp16 overflow (GradScaler lowered its scale
-        and skipped the update) is not one; nor is a non-finite loss or gradient, and after a
-        few in a row the last checkpoint is reloaded."""
-        if result.overflow and self.overflows < OVERFLOWS:
-            self.overflows, self.attempt = self.overflows + 1, self.attempt + 1
-            return False
-        if not result.applied:
-            self.bad, self.attempt = self.bad + 1, self.attempt + 1
-            self.note(f"iteration {self.it + 1}: loss not finite (A {result.loss_a}, B "
-                      f"{result.loss_b}); step skipped")
-            if self.bad >= NAN_RETRIES:
-                self.reloads += 1
-                if self.reloads > NAN_RELOADS:
-                    raise UserError("training diverged: the loss keeps becoming NaN/inf; lower "
-                                    "--lr, set --clip-grad 1 or use --precision fp32")
-                self.it = self.restore(checkpoint.load(self.model_dir))
-                self.note(f"reloaded the last checkpoint (iteration {self.it}) after "
-                          f"{self.bad} bad steps")
-                self.bad, self.overflows = 0, 0
-                self.restart_clock()
-            return False
-        self.bad, self.attempt, self.overflows = 0, 0, 0
-        self.it += 1
-        self.la, self.lb = result.loss_a, result.loss_b
-        self.state.add(self.la, self.lb)
-        self.times.append((time.monotonic(), self.it))
-        while len(self.times) > 50 and self.times[-1][0] - self.times[0][0] > 60:
-            self.times.popleft()
-        return True
-
-    def write_a_preview(self, iteration: int) -> str:
-        rows = preview_rows(self.model, self.preview_a, self.preview_b,
-                            DTYPES[self.plan.precision])
-        return str(write_preview(self.model_dir, iteration, rows))
-
-    def report_and_save(self) -> None:
-        """Rank 0 after an iteration: history point and plateau fit every K iterations; a
-        preview then too, and at least every `preview_seconds` (a slow model shows its first
-        one within half a minute); autosave every N iterations and every M minutes; progress."""
-        settings, it = self.settings, self.it
-        if it % settings.preview_every == 0:
-            self.state.history_point(it)
-            if self.rolled_back(self.state.history[-1]):
-                return
-            h = self.state.history
-            self.fit = fit_decay([p[0] for p in h], [p[1] + p[2] for p in h])
-        if it % settings.preview_every == 0 or (
-                settings.preview_seconds
-                and time.monotonic() - self.last_preview >= settings.preview_seconds):
-            self.preview_path = self.write_a_preview(it)
-            self.last_preview = time.monotonic()
-        minutes = (time.monotonic() - self.last_save) / 60
-        if it % settings.save_every == 0 or (settings.save_minutes
-                                             and minutes >= settings.save_minutes):
-            self.save(it)
-            self.last_save = time.monotonic()
-        (t_old, i_old), (t_new, i_new) = self.times[0], self.times[-1]
-        it_s = (i_new - i_old) / (t_new - t_old) if t_new > t_old else 0.0
-        eta = (settings.iterations - it) / it_s if it_s else None
-        if settings.max_minutes:        # a time budget ends the run first when it is shorter
-            left = max(0.0, settings.max_minutes * 60 - (time.monotonic() - self.t0))
-            eta = left if eta is None else min(eta, left)
-        fit = self.fit
-        message = f"loss A {self.la:.4f} B {self.lb:.4f}"
-        if not self.total and eta is not None:     # the bar shows no ETA without a total
-            message += f", {duration_text(eta)} left"
-        self.progress(it, self.total, message,
-                      event="step", iteration=it, loss_a=self.la, loss_b=self.lb,
-                      it_s=round(it_s, 3), eg_s=round(it_s * 2 * self.batch * self.d.world, 2),
-                      eta=round(eta, 2) if eta is not None else None,
-                      fraction=self.done_share(it), run_from=self.start_it,
-                      batch=self.batch, preview=self.preview_path,
-                      cpu_threads=self.tuner.current if self.tuner is not None else None,
-                      plateau=fit.describe() if fit else None,
-                      plateau_remaining=fit.remaining if fit else None)
-
-    def done_share(self, it: int) -> float | None:
-        """The run's share done when a time budget may end it (the bar of a time-only run
-        stayed at 0%; Basic's 20-minute limit can end it before its iterations): the
-        schedule's progress, iterations or minutes, whichever is further."""
-        if not self.settings.max_minutes:
-            return None
-        # This run's share: a continued model counts from where it resumed, not from 0.
-        left = self.settings.iterations - self.start_it
-        f = (it - self.start_it) / left if left > 0 else 0.0
-        f = max(f, (time.monotonic() - self.t0) / (self.settings.max_minutes * 60))
-        return round(min(1.0, max(0.0, f)), 4)
-
-    def rolled_back(self, point: list) -> bool:
-        """Finite divergence (train.divergence): back to the last good state in memory, at half
-        the learning rate. Not under DDP, where only rank 0 keeps the history."""
-        guard, losses = self.guard, point[1:3]
-        if self.d.on:
-            return False
-        if not guard.diverged(losses):
-            guard.keep(self.it, self.model, self.optimizer)
-            return False
-        if guard.halvings >= MAX_HALVINGS:
-            raise UserError(f"training diverged again at learning rate {self.settings.lr:.2g} "
-                            f"(loss A {losses[0]:.3f} B {losses[1]:.3f}, best "
-                            f"{guard.best[0]:.3f} / {guard.best[1]:.3f}): lower --lr further "
-                            "or set --clip-grad 1")
-        it, model_state, optimizer_state = guard.snapshot
-        self.model.load_state_dict(model_state)
-        restore_optimizer(self.optimizer, optimizer_state)
-        lr = self.settings.lr / 2
-        self.note(f"training diverged at iteration {self.it} (loss A {losses[0]:.3f} B "
-                  f"{losses[1]:.3f} against bests of {guard.best[0]:.3f} / {guard.best[1]:.3f}):"
-                  f" back to iteration {it}, learning rate halved to {lr:.2g}")
-        self.settings = dataclasses.replace(self.settings, lr=lr)
-        self.state.history = [h for h in self.state.history if h[0] <= it]
-        self.state.window, self.it = [0.0, 0.0, 0], it
-        guard.forget_best()
-        self.restart_clock()
-        return True
-
-    def restart_clock(self) -> None:
-        """After going back to an earlier iteration the it/s window starts again there."""
-        self.times.clear()
-        self.times.append((time.monotonic(), self.it))
 
     # -- 5. wrap up: a last checkpoint and preview, and (DDP) proof that the ranks agree -------
     def finish(self) -> TrainResult:
