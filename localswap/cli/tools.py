@@ -1,5 +1,5 @@
 """The CLI's tool commands: `models`, `gpu`, `doctor`, `bench`, `evaluate` and
-`download-weights` (the pipeline's own commands are in cli.py, which registers these).
+`download-weights` (the pipeline's own commands are in cli/__init__.py, which lists these).
 
 Each command is a pair: `_args_NAME(parser)` declares its flags, `cmd_NAME(args) -> int` runs it.
 """
@@ -273,7 +273,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-# name -> (help, declare flags, run); cli.COMMANDS lists them among the pipeline's commands
+# name -> (help, declare flags, run); cli/__init__.py's COMMANDS list them among its own
 TOOLS = {
     "gpu": ("show the GPU probe and the training plan for it", _args_gpu, cmd_gpu),
     "doctor": ("check that this machine's GPU works: every CUDA path, in under 5 minutes",

@@ -1,7 +1,8 @@
 """`python -m localswap COMMAND`: the same stage functions the UI's job runner calls.
 
 Each command is a pair: `_args_NAME(parser)` declares its flags, `cmd_NAME(args) -> int` runs it.
-The pipeline's commands are here, the tools (models, gpu, doctor, bench, evaluate) in cli_tools.
+The pipeline's commands are here; the tools (models, gpu, doctor, bench, evaluate) are in
+cli/tools.py.
 A UserError becomes one line on stderr and exit code 2.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 from localswap import __version__
-from localswap.cli_tools import BENCH_SECTIONS, TOOLS, workspace_flag  # noqa: F401
+from localswap.cli.tools import BENCH_SECTIONS, TOOLS, workspace_flag  # noqa: F401
 from localswap.errors import UserError
 from localswap.settings import ExtractSettings
 
