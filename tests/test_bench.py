@@ -5,6 +5,9 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
+
+from localswap import media
 
 TRAIN_KEYS = {"batch", "precision", "width", "params", "model_step_s", "full_step_s",
               "full_over_model", "augment_s", "augment_share", "augment_faces_per_s", "eg_per_s",
@@ -163,7 +166,7 @@ def test_corpus_section_matrix_on_real_clips(tmp_path, video_a, video_b, video_n
     with one_torch_thread():
         res = suite.run(only=["corpus"], device="cpu", out_dir=tmp_path, progress=lambda _: None,
                         corpus={"clip_paths": given, "pairs": [("hopper", "astronaut")],
-                                "minutes": 0.05})
+                                "minutes": 0.05, "also_convert": {"color": "none"}})
     assert "machine" not in res                  # corpus alone needs no machine section
     out = res["corpus"]
     rows = {r["clip"]: r for r in out["clips"]}
@@ -181,3 +184,11 @@ def test_corpus_section_matrix_on_real_clips(tmp_path, video_a, video_b, video_n
     table = corpus.matrix(out)
     assert "| astronaut |" in table and "| hopper -> astronaut | ok |" in table
     assert "failures: 0" in table
+    # --also-convert: the same model rendered again with a convert setting changed, judged
+    again = pair["also"]
+    assert again["convert"] == again["evaluate"] == "ok" and 0 <= again["closer_to_source"] <= 1
+    first, second = (np.array([f for _, _, f in media.read_frames(
+        tmp_path / "corpus" / f"hopper-on-astronaut{s}.mp4")]) for s in ("", "-also"))
+    assert len(first) == len(second) == 48
+    assert np.abs(first.astype(int) - second.astype(int)).mean() > 1   # no colour matching
+    assert "| the same model, color=none | ok |" in table

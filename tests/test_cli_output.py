@@ -142,3 +142,16 @@ def test_bench_only_with_an_unknown_section_fails_and_names_the_known_ones(capsy
         suite.run(only=["machine", "corpuss"], progress=lambda _: None)
     assert str(refused.value).startswith("unknown bench section corpuss: the sections are ")
     assert all(name in str(refused.value) for name in suite.SECTIONS)
+
+
+def test_bench_also_convert_refuses_a_setting_it_does_not_know_before_running(capsys):
+    """`bench --also-convert` takes convert settings by name, typed and checked as `convert`
+    checks them: a wrong one is one sentence and exit code 2, before any section runs."""
+    for given, said in ((["mouth=7"], "mouth must be at most 1.0, not 7.0"),
+                        (["nope=1"], "--also-convert nope=1: give SETTING=VALUE, a convert "
+                                     "setting ("),
+                        (["erode=three"],
+                         "--also-convert erode=three: 'three' is not a whole number")):
+        assert cli.main(["bench", "--only", "corpus", "--also-convert", *given]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and said in err and err.count("\n") == 1, err

@@ -184,11 +184,15 @@ def _median_width(faceset: Path) -> int:
 
 
 def swap_row(source: str, target: str, work: Path, out_dir: Path, minutes: float,
-             device: str, given: dict | None = None) -> dict:
+             device: str, given: dict | None = None, also: dict | None = None) -> dict:
     """Swap as `swap --max-minutes N` does (N 0: Basic; the CLI's pipeline, a workspace of
-    its own), then evaluate the render and keep a contact sheet."""
-    from localswap.bench.quality import contact_sheet, meets_bar
-    from localswap.evaluate import evaluate
+    its own), then evaluate the render and keep a contact sheet. `also`: convert settings
+    to render the target a second time with, from the same model, judged the same way
+    (row["also"]): a convert default weighed on the whole corpus at the cost of one run."""
+    import dataclasses
+
+    from localswap.bench.quality import contact_sheet
+    from localswap.convert.render import convert
     from localswap.settings import ConvertSettings, ExtractSettings, TrainSettings
     from localswap.swap.pipeline import swap
     from localswap.workspace import Workspace
@@ -213,21 +217,37 @@ def swap_row(source: str, target: str, work: Path, out_dir: Path, minutes: float
     if job is not None:
         trained = job.results.get("train")
         row["iterations"] = getattr(trained, "iteration", None)
-        report, judged = _outcome(lambda: evaluate([src], tgt, out, max_frames=120))
-        row["evaluate"] = judged
-        if report is not None:
-            scores = report.to_dict()
-            row.update({k: scores.get(k) for k in BAR})
-            row["missing_faces"] = scores.get("missing_faces")
-            row["detail"] = scores.get("detail")
-            row["red"] = [scores.get(k) for k in ("red_lips", "red_eyes", "red_cheeks",
-                                                  "red_face")]
-            row["meets_bar"] = meets_bar(scores)
-            row["sentence"] = scores.get("sentence")
+        row.update(_judged(src, tgt, out))
         _, sheet = _outcome(lambda: contact_sheet(tgt, out, out_dir / f"{label}-sheet.png"))
         row["sheet"] = sheet
+        if also:
+            again = out_dir / f"{label}-also.mp4"
+            settings = dataclasses.replace(ConvertSettings(device=device), **also)
+            _, rendered = _outcome(lambda: convert(tgt, job.model_dir, again, settings,
+                                                   knows_person=True))
+            row["also"] = {"convert": rendered, **(_judged(src, tgt, again)
+                                                   if rendered == "ok" else {})}
+            _outcome(lambda: contact_sheet(tgt, again, out_dir / f"{label}-also-sheet.png"))
     shutil.rmtree(ws_dir, ignore_errors=True)
     row["wall_s"] = round(time.perf_counter() - t, 1)
+    return row
+
+
+def _judged(src: Path, tgt: Path, out: Path) -> dict:
+    """`evaluate`'s figures of a render, as the corpus rows keep them."""
+    from localswap.bench.quality import meets_bar
+    from localswap.evaluate import evaluate
+    report, judged = _outcome(lambda: evaluate([src], tgt, out, max_frames=120))
+    row: dict = {"evaluate": judged}
+    if report is not None:
+        scores = report.to_dict()
+        row.update({k: scores.get(k) for k in BAR})
+        row["missing_faces"] = scores.get("missing_faces")
+        row["detail"] = scores.get("detail")
+        row["red"] = [scores.get(k) for k in ("red_lips", "red_eyes", "red_cheeks",
+                                              "red_face")]
+        row["meets_bar"] = meets_bar(scores)
+        row["sentence"] = scores.get("sentence")
     return row
 
 
@@ -251,11 +271,17 @@ def section_corpus(ctx: dict) -> dict:
     if quick or tiny:
         return result
     minutes = float(ctx.get("minutes", 2.0))
-    pairs = [swap_row(s, t, work, out_dir, minutes, ctx["device"].type, given)
+    pairs = [swap_row(s, t, work, out_dir, minutes, ctx["device"].type, given,
+                      ctx.get("also_convert"))
              for s, t in ctx.get("pairs") or PAIRS]
     result["pairs"] = pairs
+    if ctx.get("also_convert"):
+        result["also_label"] = " ".join(f"{k}={v}" for k, v in ctx["also_convert"].items())
     result["failures"] += [f"{r['pair']}: {r.get('swap')}" for r in pairs
                            if r.get("swap") != "ok" or r.get("evaluate") != "ok"]
+    result["failures"] += [f"{r['pair']} (again): {r['also'].get('convert')}" for r in pairs
+                           if r.get("also") and (r["also"].get("convert") != "ok"
+                                                 or r["also"].get("evaluate") != "ok")]
     return result
 
 
@@ -295,6 +321,14 @@ def matrix(result: dict) -> str:
                 r.get("detail"), "/".join(_cell(v) for v in r.get("red") or ()) or "-",
                 "met" if r.get("meets_bar") else "not met",
                 r.get("wall_s"))) + " |")
+            a = r.get("also")
+            if a:
+                lines.append("| " + " | ".join(_cell(v) for v in (
+                    "the same model, " + result.get("also_label", "also"), a.get("convert"),
+                    "", a.get("closer_to_source"), a.get("distance_to_source"),
+                    a.get("eye_correlation"), a.get("mouth_correlation"), a.get("stability"),
+                    a.get("detail"), "/".join(_cell(v) for v in a.get("red") or ()) or "-",
+                    "met" if a.get("meets_bar") else "not met", "")) + " |")
     lines.append(f"\nfailures: {len(result.get('failures', []))}"
                  + "".join(f"\n- {f}" for f in result.get("failures", [])))
     return "\n".join(lines)

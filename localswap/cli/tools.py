@@ -182,6 +182,10 @@ def _args_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pairs", nargs="+", metavar="SOURCE:TARGET",
                    help="corpus section: swap these pairs of corpus clips instead (and extract "
                    "no clip but those --clips names)")
+    p.add_argument("--also-convert", nargs="+", metavar="SETTING=VALUE",
+                   help="corpus section: render each pair's target a second time from the "
+                   "same model with these convert settings (e.g. mouth=1), judged the same "
+                   "way: a convert default weighed on the whole corpus in one run")
     p.add_argument("--pair", default="tune",
                    choices=("tune", "tune2", "check", "check2", "check3", "check4"),
                    help="quality section: the pair of videos (tune = the recipe was chosen on "
@@ -224,6 +228,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                             f"({', '.join(CLIPS)})")
         corpus["pairs"] = pairs
         corpus.setdefault("clips", [])      # the pairs alone, unless --clips names some
+    if args.also_convert:
+        corpus["also_convert"] = _convert_settings(args.also_convert)
     results = bench.run(quick=args.quick, device=args.device, only=args.only, tiny=args.tiny,
                         out_dir=out_dir, pair=args.pair, recipe=args.recipe, corpus=corpus)
     print(bench.table(results))
@@ -235,6 +241,35 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json_file:
         bench.write_json(results, args.json_file)
     return 0
+
+
+def _convert_settings(given: list[str]) -> dict:
+    """["mouth=1", "color=lct"] -> {"mouth": 1.0, "color": "lct"}, typed as ConvertSettings'
+    defaults are, and checked against its ranges and choices."""
+    import dataclasses
+
+    from localswap.settings import ConvertSettings
+    defaults = ConvertSettings()
+    types = {f.name: f.type for f in dataclasses.fields(ConvertSettings)}
+    fields = set(types)
+    out = {}
+    for item in given:
+        key, _, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if key not in fields or not value:
+            raise UserError(f"--also-convert {item}: give SETTING=VALUE, a convert setting "
+                            f"({', '.join(sorted(fields))})")
+        default = getattr(defaults, key)
+        kind = type(default)
+        if default is None:          # unset means automatic: the annotation gives the type
+            kind = int if str(types[key]).startswith("int") else float
+        try:
+            out[key] = kind(value) if kind is not bool else value.lower() in ("1", "true", "on")
+        except ValueError:
+            what = "whole number" if kind is int else "number"
+            raise UserError(f"--also-convert {item}: {value!r} is not a {what}") from None
+    dataclasses.replace(defaults, **out).validate()     # out of range: one sentence, now
+    return out
 
 
 def _corpus_pairs() -> list:
