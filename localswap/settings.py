@@ -93,13 +93,22 @@ class SettingsBase:
                 continue
             if f.metadata.get("choices"):
                 kwargs["choices"] = f.metadata["choices"]
-            if isinstance(default, (int, float)) and not isinstance(default, bool):
-                kwargs["type"] = type(default)
-            elif f.type in ("int | None", "Optional[int]"):
-                kwargs["type"] = int
-            elif f.type in ("float | None", "Optional[float]"):
-                kwargs["type"] = float
+            if cls.value_type(f) in (int, float):
+                kwargs["type"] = cls.value_type(f)
             parser.add_argument(flag, **kwargs)
+
+    @staticmethod
+    def value_type(f: dataclasses.Field) -> type:
+        """What a setting's text becomes: its default's type, or for a default of None
+        (automatic) the annotation's."""
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if default is not None:
+            return type(default)
+        if f.type in ("int | None", "Optional[int]"):
+            return int
+        if f.type in ("float | None", "Optional[float]"):
+            return float
+        return str
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, **overrides: Any):

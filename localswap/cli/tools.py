@@ -250,8 +250,7 @@ def _convert_settings(given: list[str]) -> dict:
 
     from localswap.settings import ConvertSettings
     defaults = ConvertSettings()
-    types = {f.name: f.type for f in dataclasses.fields(ConvertSettings)}
-    fields = set(types)
+    fields = {f.name: f for f in dataclasses.fields(ConvertSettings)}
     out = {}
     for item in given:
         key, _, value = item.partition("=")
@@ -259,10 +258,7 @@ def _convert_settings(given: list[str]) -> dict:
         if key not in fields or not value:
             raise UserError(f"--also-convert {item}: give SETTING=VALUE, a convert setting "
                             f"({', '.join(sorted(fields))})")
-        default = getattr(defaults, key)
-        kind = type(default)
-        if default is None:          # unset means automatic: the annotation gives the type
-            kind = int if str(types[key]).startswith("int") else float
+        kind = ConvertSettings.value_type(fields[key])      # as the `convert` flag's
         try:
             out[key] = kind(value) if kind is not bool else value.lower() in ("1", "true", "on")
         except ValueError:
