@@ -293,6 +293,15 @@ def _cell(v) -> str:
     return str(v).replace("|", "/")
 
 
+def _judged_row(name: str, outcome, iterations, r: dict, wall) -> str:
+    """One pair's line of the matrix: what ran, then `_judged`'s figures of the render."""
+    return "| " + " | ".join(_cell(v) for v in (
+        name, outcome, iterations, r.get("closer_to_source"), r.get("distance_to_source"),
+        r.get("eye_correlation"), r.get("mouth_correlation"), r.get("stability"),
+        r.get("detail"), "/".join(_cell(v) for v in r.get("red") or ()) or "-",
+        "met" if r.get("meets_bar") else "not met", wall)) + " |"
+
+
 def matrix(result: dict) -> str:
     """The corpus as markdown tables: one row per clip, one per pair."""
     lines = ["| clip | size, fps, s | frames | with a face | face px | as target | "
@@ -314,21 +323,11 @@ def matrix(result: dict) -> str:
                   "mouth | stability | detail | redder lips/eyes/cheeks/face | bar | wall s |",
                   "|" + "---|" * 12]
         for r in result["pairs"]:
-            lines.append("| " + " | ".join(_cell(v) for v in (
-                r["pair"].replace("-on-", " -> "), r.get("swap"), r.get("iterations"),
-                r.get("closer_to_source"), r.get("distance_to_source"),
-                r.get("eye_correlation"), r.get("mouth_correlation"), r.get("stability"),
-                r.get("detail"), "/".join(_cell(v) for v in r.get("red") or ()) or "-",
-                "met" if r.get("meets_bar") else "not met",
-                r.get("wall_s"))) + " |")
-            a = r.get("also")
-            if a:
-                lines.append("| " + " | ".join(_cell(v) for v in (
-                    "the same model, " + result.get("also_label", "also"), a.get("convert"),
-                    "", a.get("closer_to_source"), a.get("distance_to_source"),
-                    a.get("eye_correlation"), a.get("mouth_correlation"), a.get("stability"),
-                    a.get("detail"), "/".join(_cell(v) for v in a.get("red") or ()) or "-",
-                    "met" if a.get("meets_bar") else "not met", "")) + " |")
+            lines.append(_judged_row(r["pair"].replace("-on-", " -> "), r.get("swap"),
+                                     r.get("iterations"), r, r.get("wall_s")))
+            if r.get("also"):
+                lines.append(_judged_row("the same model, " + result.get("also_label", "also"),
+                                         r["also"].get("convert"), "", r["also"], ""))
     lines.append(f"\nfailures: {len(result.get('failures', []))}"
                  + "".join(f"\n- {f}" for f in result.get("failures", [])))
     return "\n".join(lines)
