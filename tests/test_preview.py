@@ -118,7 +118,8 @@ def test_quick_swap_preview_in_the_browser(server, video_a):
         page.get_by_role("tab", name="Models").click()
         page.locator("#model-details").get_by_text("tiny_model").wait_for(timeout=30_000)
         page.locator("#quick-video input[type=file]").set_input_files(str(video_a))
-        page.locator("#quick-video").get_by_text(video_a.name).wait_for(timeout=30_000)
+        # the upload's own round trip: 30 s ran out in CI with the other workers busy
+        page.locator("#quick-video").get_by_text(video_a.name).wait_for(timeout=90_000)
         page.locator("text=Try before you render >> visible=true").first.click()
         page.locator("#quick-preview-show").click()
         swapped = page.locator("#quick-preview-swapped img")
