@@ -160,6 +160,31 @@ def test_the_targets_own_open_mouth_stays_inside_the_parted_lips(astronaut_face)
     assert masks.mouth_interior(shut, frame.shape[:2]) is None
 
 
+def test_the_targets_mouth_is_kept_as_far_as_the_models_opens_less(astronaut_face):
+    """convert.mouth: a model face with the lips shut over her parted ones keeps all of her
+    open mouth; one that opens wider than hers keeps none; the same opening keeps half; a
+    face that cannot be read keeps it all. Model faces are her own photo with the mouth
+    warped shut or open (tests/expressions.py)."""
+    from expressions import expression_warp
+    from localswap.convert import mouth
+    frame, lm, mat, crop = astronaut_face
+    lmc = transform_points(lm, mat)
+    shut, wide = expression_warp(crop, lmc, 1.0, 0.3), expression_warp(crop, lmc, 1.0, 2.0)
+    assert mouth.opening(shut) < 0.5 * mouth.opening(crop) < mouth.opening(wide) / 3
+    assert mouth.keep_share(crop, shut, lmc) == 1.0
+    assert mouth.keep_share(crop, wide, lmc) == 0.0
+    assert mouth.keep_share(crop, crop, lmc) == pytest.approx(0.5, abs=0.01)
+    assert mouth.opening(np.full_like(crop, 128)) is None
+    assert mouth.keep_share(crop, np.full_like(crop, 128), lmc) == 1.0
+    # in the paste: where the lips part, the blend mask opens for the shut model face only
+    core = masks.mouth_interior(lm, frame.shape[:2]) > 0.99
+    def alpha(face, keep):
+        x0, y0, a = paste(frame.copy(), crop, face, None, lm, mat, Look(color="none", mouth=keep))
+        return a[core[y0:y0 + a.shape[0], x0:x0 + a.shape[1]]]
+    assert alpha(shut, 0.0).min() > 0.9 and alpha(shut, 1.0).max() < 0.02
+    assert np.array_equal(alpha(wide, 1.0), alpha(wide, 0.0))
+
+
 def test_paste_learned_mask_limits_the_swap(astronaut_face):
     frame, lm, mat, crop = astronaut_face
     learned = np.zeros((128, 128), np.float32)

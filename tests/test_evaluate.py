@@ -20,6 +20,7 @@ from localswap.evaluate import Judge, Report
 from localswap.evaluate.face_measures import correlation, eye_opening, mouth_opening
 from localswap.faces.detect import make_backend
 from localswap.faces.landmarks import face_hull
+from expressions import expression_warp
 
 FPS, FRAMES, SIZE = 24, 48, (320, 240)
 MAX_FRAMES, SOURCE_FACES = 24, 12
@@ -31,21 +32,6 @@ def _landmarks(rgb):
         return backend.detect(rgb)[0].landmarks
     finally:
         backend.close()
-
-
-def _expression(img, lm, eye, mouth):
-    """Narrow both eyes by `eye` (< 1) and stretch the mouth by `mouth` (> 1), locally."""
-    h, w = img.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    dy = np.zeros((h, w), np.float32)
-    for pts, scale, reach in ((lm[36:42], eye, (0.8, 0.7)), (lm[42:48], eye, (0.8, 0.7)),
-                              (lm[60:68], mouth, (0.5, 0.45))):
-        c = pts.mean(0)
-        size = np.linalg.norm(pts[0] - pts[len(pts) // 2]) * (1 if len(pts) == 6 else 1.6)
-        g = np.exp(-(((xx - c[0]) / (reach[0] * size)) ** 2
-                     + ((yy - c[1]) / (reach[1] * size)) ** 2))
-        dy += g * (yy - c[1]) * (1 / scale - 1)
-    return cv2.remap(img, xx, yy + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
 def _paste(dst, dst_lm, src, src_lm):
@@ -119,9 +105,9 @@ def clips(tmp_path_factory):
         t = i / (FRAMES - 1)
         eye = 1 - 0.55 * np.sin(np.pi * 2.5 * t) ** 2          # narrowing, 2.5 times
         mouth = 1 + 0.9 * np.sin(np.pi * 1.5 * t + 0.7) ** 2   # opening, at another rhythm
-        target = _move(_expression(photo, lm, eye, mouth), t)
+        target = _move(expression_warp(photo, lm, eye, mouth), t)
         frames["target"].append(target)
-        frames["swap"].append(_move(_expression(swapped_photo, lm, eye, mouth), t))
+        frames["swap"].append(_move(expression_warp(swapped_photo, lm, eye, mouth), t))
         frames["noface"].append(target if i < FRAMES // 2 else coffee)
     backend = make_backend("mediapipe")
     try:
@@ -265,8 +251,8 @@ def test_measures_open_and_close(clips):
     try:
         photo = mb.astronaut()
         lm = backend.detect(photo)[0].landmarks
-        narrowed = backend.detect(_expression(photo, lm, 0.45, 1.0))[0].landmarks
-        opened = backend.detect(_expression(photo, lm, 1.0, 1.9))[0].landmarks
+        narrowed = backend.detect(expression_warp(photo, lm, 0.45, 1.0))[0].landmarks
+        opened = backend.detect(expression_warp(photo, lm, 1.0, 1.9))[0].landmarks
     finally:
         backend.close()
     assert eye_opening(narrowed) < 0.8 * eye_opening(lm)

@@ -19,6 +19,7 @@ import numpy as np
 from localswap.convert import color, mask as masks
 from localswap.convert.detail import DetailBank, upscaled_warp
 from localswap.convert.glasses import keep_mask
+from localswap.convert.mouth import keep_share
 from localswap.convert.occlusion import hand_mask
 from localswap.faces.align import invert, transform_points
 from localswap.faces.landmarks import face_hull, face_width
@@ -70,6 +71,7 @@ def paste(frame: np.ndarray, crop: np.ndarray, swapped: np.ndarray,
     """
     size = crop.shape[0]
     lm_crop = transform_points(landmarks, mat)
+    model_face = swapped
     if look.color != "none":
         stats = masks.hull_mask(lm_crop, size, size)
         if hands:       # a hand's colours are not the face's
@@ -105,12 +107,14 @@ def paste(frame: np.ndarray, crop: np.ndarray, swapped: np.ndarray,
                                 flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     alpha = masks.refine(masks.combine(look.mask, hull, warped), erode, blur)
     if look.mouth > 0:
-        # A small model draws teeth and tongue as a pale blur (check4's open mouths); the
-        # target's own, inside its parted lips, are sharp and in place. Off by default: the
-        # mouth score fell on the small-faced check pair (docs/benchmarks.md, session 11).
+        # A small model draws teeth and tongue as a pale blur or keeps its lips shut; the
+        # target's own, inside its parted lips, are sharp and in place: kept as far as the
+        # model's mouth opens less than the target's (convert.mouth).
         inside = masks.mouth_interior(landmarks - np.float32([x0, y0]), (h, w))
         if inside is not None:
-            alpha = alpha * (1.0 - look.mouth * inside)
+            share = look.mouth * keep_share(crop, model_face, lm_crop)
+            if share > 0:
+                alpha = alpha * (1.0 - share * inside)
     if hands:
         alpha = alpha * (1.0 - hand_mask(hands, (x0, y0), (h, w)))
     if glasses:
