@@ -209,10 +209,10 @@ class ConvertSettings(SettingsBase):
                            "source's own sharp pictures, which a small model cannot draw. "
                            "0 turns it off; lower it if the face looks grainy.", low=0.0,
                            high=1.5, label="Source detail")
-    mouth: float = option(0.0, "When the mouth opens, keep the video's own teeth and tongue "
+    mouth: float = option(1.0, "When the mouth opens, keep the video's own teeth and tongue "
                           "inside the lips (the lips stay swapped), as far as the swapped "
-                          "mouth opens less than the video's. Try it when the open mouth "
-                          "looks smeared or stays shut; 0 is off.", low=0.0, high=1.0,
+                          "mouth opens less than the video's; 0 always shows the model's "
+                          "mouth.", low=0.0, high=1.0,
                           label="Target's open mouth (teeth)")
     occlusion: str = option("hands", "Keep what passes in front of the face in front of the new "
                             "face: hands, or auto (hands and anything else over the face, such "

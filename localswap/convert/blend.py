@@ -33,7 +33,7 @@ class Look:
     erode: int | None = None    # px; None = auto from the face width
     blur: int | None = None
     detail: float = 1.0         # strength of the source's fine detail (0 = off)
-    mouth: float = 0.0          # how much of the target's mouth shows where the lips part
+    mouth: float = 1.0          # how much of the target's mouth shows where the lips part
 
     @classmethod
     def of(cls, s) -> "Look":

@@ -31,8 +31,9 @@ class LiveSwap:
         self.s = (settings or ConvertSettings(faces="largest")).validate()
         self.swapper = open_swapper(model_dir, device, self.s.precision)
         if settings is None and self.swapper.device.type == "cpu":
-            # by default no source detail on a CPU: it costs 10-20 ms of a ~30 ms frame
-            self.s = replace(self.s, detail=0.0)
+            # by default no source detail on a CPU: it costs 10-20 ms of a ~30 ms frame; nor
+            # the open-mouth check, which reads two faces (~8 ms) whenever the lips part
+            self.s = replace(self.s, detail=0.0, mouth=0.0)
         self.backend = make_backend(self.s.detector, video=True,
                                     min_confidence=self.s.min_confidence, device="cpu")
         self.look = Look.of(self.s)
