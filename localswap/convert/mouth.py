@@ -18,7 +18,7 @@ import threading
 import cv2
 import numpy as np
 
-from localswap.faces.landmarks import face_width, lip_gap
+from localswap.faces.landmarks import mouth_opening
 
 READ_SIZE = 192          # px the crops are read at (a 64 px model's face is too small)
 PAD = 0.3                # border on each side: the face finder wants a margin round a face
@@ -44,11 +44,7 @@ def opening(crop: np.ndarray) -> float | None:
             from localswap.faces.detect import make_backend
             _reader.append(make_backend("mediapipe", max_faces=1))
         found = _reader[0].detect(big)
-    if not found:
-        return None
-    lm = np.asarray(found[0].landmarks)
-    width = face_width(lm)
-    return lip_gap(lm) / width if width > 0 else None
+    return mouth_opening(found[0].landmarks) if found else None
 
 
 def keep_share(target: np.ndarray, swapped: np.ndarray, lm_crop: np.ndarray) -> float:
@@ -57,8 +53,7 @@ def keep_share(target: np.ndarray, swapped: np.ndarray, lm_crop: np.ndarray) -> 
     it when the model's face cannot be read: the target's own mouth is the safe one."""
     mine = opening(target)
     if mine is None:
-        width = face_width(lm_crop)
-        mine = lip_gap(lm_crop) / width if width > 0 else 0.0
+        mine = mouth_opening(lm_crop)
     model = opening(swapped)
     if model is None or mine <= 0:
         return 1.0

@@ -6,22 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 
-# eye_opening is a face measure too; it lives beside eye_ratio, which training also uses
+# eye_opening and mouth_opening are face measures too; they live beside eye_ratio and
+# lip_gap, which training and the render (convert.mouth) also use
 from localswap.faces.landmarks import (  # noqa: F401
-    estimate_pose, eye_opening, face_width, lip_gap)
+    estimate_pose, eye_opening, face_width, lip_gap, mouth_opening)
 
 # Below these standard deviations a series is flat (a still face, or a face the detector
 # could not read): a correlation with it would be noise, so none is reported.
 FLAT_EYE = 0.004      # eye aspect ratio; a blink moves it by ~0.2, landmark jitter by ~0.01
 FLAT_MOUTH = 0.002    # inner-lip gap / face width; talking moves it by ~0.1
-
-
-def mouth_opening(landmarks: np.ndarray) -> float:
-    """Inner-lip gap (mean of the three inner pairs) over the jaw's width, so it does not
-    change with the face's size in the frame."""
-    pts = np.asarray(landmarks, np.float64)
-    width = face_width(pts)
-    return lip_gap(pts) / width if width > 0 else 0.0
 
 
 def pose(landmarks: np.ndarray, width: int, height: int) -> np.ndarray:

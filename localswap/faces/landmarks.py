@@ -184,6 +184,14 @@ def lip_gap(lm: np.ndarray) -> float:
     return float(np.linalg.norm(lm[[61, 62, 63]] - lm[[67, 66, 65]], axis=1).mean())
 
 
+def mouth_opening(landmarks: np.ndarray) -> float:
+    """Inner-lip gap (mean of the three inner pairs) over the jaw's width, so it does not
+    change with the face's size in the frame."""
+    pts = np.asarray(landmarks, np.float64)
+    width = face_width(pts)
+    return lip_gap(pts) / width if width > 0 else 0.0
+
+
 def eye_gap(lm: np.ndarray) -> float:
     """How far the eyelids part, both eyes (68-point landmarks), in the landmarks' pixels."""
     return float(np.linalg.norm(lm[[37, 38, 43, 44]] - lm[[41, 40, 47, 46]], axis=1).mean())
